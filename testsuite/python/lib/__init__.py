@@ -1,0 +1,1 @@
+"""Helpers of the azrdma cluster test harness (see ../README.md)."""

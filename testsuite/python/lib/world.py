@@ -1,0 +1,557 @@
+"""The test world: controller host, munged, slurmctld, the Azure emulator.
+
+One World is brought up per pytest session (conftest.py). Everything it
+creates is named with its prefix and lives under its run dir, so that
+stop() can remove all of it and prove that nothing is left behind.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import pwd
+import ssl
+import subprocess
+import tempfile
+import threading
+import uuid
+
+from . import netns
+from .slurm import (DEBIAN_PLUGINDIR, Domain, node_flags, parse_oneliner,
+                    slurm_conf)
+from .wait import wait_for
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(HERE))
+HOOKS = os.path.join(HERE, "hooks")
+
+CLIENT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+ARM_PORT = 8443
+IMDS_PORT = 8080
+SLURM_USER = "slurm"
+
+# Fabric domains of the test cluster: nodes f1n1..f1n4 share availability set
+# <prefix>-fab1, f2n1..f2n2 share <prefix>-fab2.
+DOMAINS = (("fab1", ["f1n1", "f1n2", "f1n3", "f1n4"], "Standard_HB120rs_v3"),
+           ("fab2", ["f2n1", "f2n2"], "Standard_HB120rs_v3"))
+
+# Timings of the power-save cycle, short so that the suite is fast.
+SUSPEND_TIME = 10
+SUSPEND_TIMEOUT = 5
+RESUME_TIMEOUT = 60
+
+
+class World:
+    """A running test world; see WORLD.md for what it is made of."""
+
+    def __init__(self, prefix=None, rundir=None, plugindir=None,
+                 emulator=None):
+        self.prefix = prefix or os.environ.get("AZT_PREFIX", "azt")
+        if len(self.prefix) > 5:
+            raise ValueError(f"AZT_PREFIX {self.prefix!r}: at most 5 characters")
+        self.rundir = os.path.abspath(
+            rundir or os.environ.get("AZT_RUNDIR")
+            or tempfile.mkdtemp(prefix=f"{self.prefix}-run-"))
+        self.plugindir = plugindir or os.environ.get("AZRDMA_PLUGINDIR")
+        self.emulator_bin = emulator or os.environ.get(
+            "AZT_EMULATOR", os.path.join(REPO, "testsuite/emulator/azure-emulator"))
+        self.world_id = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
+        self.ctl = None
+        self.procs = {}
+        self.ns_inodes = set()
+        self.conf_overrides = {}
+        self.domains = [Domain(name, nodes, f"{self.prefix}-{name}", size)
+                        for name, nodes, size in DOMAINS]
+        self._ssl = None
+
+    # -- paths ------------------------------------------------------------
+
+    def path(self, *parts):
+        return os.path.join(self.rundir, *parts)
+
+    @property
+    def slurm_conf_path(self):
+        return self.path("etc", "slurm.conf")
+
+    @property
+    def hooks_conf_path(self):
+        return self.path("etc", "azt-hooks.json")
+
+    @property
+    def munge_socket(self):
+        return self.path("munge", "munge.socket.2")
+
+    @property
+    def emulator_dir(self):
+        return self.path("emulator")
+
+    @property
+    def has_emulator(self):
+        return "emulator" in self.procs
+
+    # -- bring up / tear down ----------------------------------------------
+
+    def start(self):
+        """Bring the world up; on any failure tear down what was started."""
+        stale = netns.prefix_netns(self.prefix) + netns.prefix_links(self.prefix)
+        if stale:
+            raise RuntimeError(
+                f"prefix {self.prefix!r} is in use ({', '.join(stale)}); "
+                f"another run, or a crashed one: see README.md, or set AZT_PREFIX")
+        try:
+            self._make_dirs()
+            self.ctl = netns.create_controller(self.prefix, self.path("ns"))
+            self.ns_inodes.add(netns.ns_inode(self.ctl.net))
+            self._start_munged()
+            self._write_hooks_conf()
+            self.write_slurm_conf()
+            if os.access(self.emulator_bin, os.X_OK):
+                self._start_emulator()
+            self._start_slurmctld()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        """Tear everything down; return what could not be removed."""
+        emu = self.procs.pop("emulator", None)
+        if emu:
+            # --shutdown-vms: deallocates the VMs, which kills their slurmd.
+            _terminate(emu, 60)
+        for name in ("slurmctld", "munged"):
+            proc = self.procs.pop(name, None)
+            if proc:
+                _terminate(proc, 15)
+        for name in netns.prefix_netns(self.prefix):
+            self.ns_inodes.add(netns.ns_inode(netns.netns_path(name)))
+        self.ns_inodes |= netns.destroy_world(self.prefix, self.rundir,
+                                              self.world_id)
+        self.ns_inodes.discard(None)
+        return self.leftovers()
+
+    def leftovers(self):
+        return netns.leftovers(self.prefix, self.rundir, self.world_id,
+                               self.ns_inodes)
+
+    def _make_dirs(self):
+        slurm = pwd.getpwnam(SLURM_USER)
+        for d in ("etc", "munge", "ns", "emulator", "vms", "jobs", "bin", "mpi"):
+            os.makedirs(self.path(d), exist_ok=True)
+        for d in ("logs", "ctld", "ctld/state"):
+            os.makedirs(self.path(d), exist_ok=True)
+            os.chown(self.path(d), slurm.pw_uid, slurm.pw_gid)
+        for d in ("", "etc", "munge", "logs", "vms", "bin", "mpi"):
+            os.chmod(self.path(d), 0o755)
+        os.chmod(self.path("jobs"), 0o1777)
+        # The boot hook's default slurm.conf (WORLD.md passes no argument).
+        wrapper = self.path("bin", "vm-boot")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\n# generated: the boot hook of this test world\n"
+                    f"AZT_SLURM_CONF='{self.slurm_conf_path}' exec "
+                    f"'{os.path.join(HOOKS, 'vm-boot')}' \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+
+    def _env(self, extra=None):
+        env = {"PATH": CLIENT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
+               "SLURM_CONF": self.slurm_conf_path,
+               "AZT_WORLD_ID": self.world_id}
+        env.update(extra or {})
+        return env
+
+    def _spawn(self, name, cmd, stdout=None):
+        """Start a daemon of the controller host, logging to logs/<name>.*"""
+        err = open(self.path("logs", f"{name}.stderr"), "ab")
+        out = stdout or open(self.path("logs", f"{name}.stdout"), "ab")
+        proc = self.ctl.popen(cmd, stdout=out, stderr=err, env=self._env(),
+                              start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def _start_munged(self):
+        key = self.path("munge", "munge.key")
+        with open(key, "wb") as f:
+            f.write(os.urandom(1024))
+        os.chmod(key, 0o400)
+        proc = self._spawn("munged", [
+            "/usr/sbin/munged", "--foreground", f"--socket={self.munge_socket}",
+            f"--key-file={key}", f"--pid-file={self.path('munge', 'munged.pid')}",
+            f"--seed-file={self.path('munge', 'munged.seed')}",
+            f"--log-file={self.path('logs', 'munged.log')}",
+            f"--origin={netns.CLUSTER_ADDR.split('/')[0]}"])
+
+        def _up():
+            _check_alive(proc, "munged")
+            return self.ctl.run(["/usr/bin/munge", "-n", "-S", self.munge_socket],
+                                check=False).returncode == 0
+        wait_for(_up, 20, "munged to answer")
+
+    def _start_slurmctld(self):
+        slurm = pwd.getpwnam(SLURM_USER)
+        log = self.path("logs", "slurmctld.log")
+        if not os.path.exists(log):
+            open(log, "a").close()
+            os.chown(log, slurm.pw_uid, slurm.pw_gid)
+        proc = self._spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-i",
+                                         "-f", self.slurm_conf_path])
+
+        def _up():
+            _check_alive(proc, "slurmctld")
+            res = self.run_ctl("scontrol", "ping", check=False, timeout=10)
+            return "is UP" in res.stdout
+        wait_for(_up, 30, "slurmctld to answer scontrol ping")
+
+    def _start_emulator(self):
+        hook = self.path("bin", "vm-boot")
+        ready = threading.Event()
+        out_log = open(self.path("logs", "emulator.stdout"), "ab")
+        proc = self._spawn("emulator", [
+            self.emulator_bin, "--listen", f"127.0.0.1:{ARM_PORT}",
+            "--imds-listen", f"127.0.0.1:{IMDS_PORT}",
+            "--state-dir", self.emulator_dir,
+            "--netns-prefix", self.prefix,
+            "--cluster-bridge", f"{self.prefix}br0",
+            "--cluster-cidr", "10.123.0.0/16",
+            "--boot-hook", hook, "--shutdown-vms"], stdout=subprocess.PIPE)
+
+        def _pump():
+            for line in proc.stdout:
+                out_log.write(line)
+                out_log.flush()
+                if line.strip() == b"ready":
+                    ready.set()
+        threading.Thread(target=_pump, name="emulator-stdout", daemon=True).start()
+
+        def _ready():
+            _check_alive(proc, "azure-emulator")
+            return ready.is_set()
+        wait_for(_ready, 30, "the emulator's ready line")
+
+    # -- configuration -------------------------------------------------------
+
+    def slurm_params(self):
+        """The slurm.conf parameters (before the overrides of a test module)."""
+        plugindir = DEBIAN_PLUGINDIR
+        if self.plugindir:
+            plugindir += ":" + os.path.abspath(self.plugindir)
+        return {
+            "ClusterName": f"{self.prefix}cluster",
+            "SlurmctldHost": f"{self.prefix}ctl(10.123.0.1)",
+            "SlurmUser": SLURM_USER,
+            "SlurmdUser": "root",
+            "AuthType": "auth/munge",
+            "AuthInfo": f"socket={self.munge_socket}",
+            "CredType": "cred/munge",
+            "PluginDir": plugindir,
+            "StateSaveLocation": self.path("ctld", "state"),
+            "SlurmctldPidFile": self.path("ctld", "slurmctld.pid"),
+            "SlurmctldLogFile": self.path("logs", "slurmctld.log"),
+            "SlurmctldDebug": "debug",
+            # %n: per node. vms/<node> is a symlink to the VM's AZ_VM_DIR,
+            # made by the boot hook; the log stays when the VM goes away.
+            "SlurmdSpoolDir": self.path("vms", "%n", "spool"),
+            "SlurmdPidFile": self.path("vms", "%n", "slurmd.pid"),
+            "SlurmdLogFile": self.path("logs", "slurmd-%n.log"),
+            "SlurmdDebug": "debug",
+            "SlurmdParameters": "config_overrides",
+            "ProctrackType": "proctrack/linuxproc",
+            "TaskPlugin": "task/none",
+            "MpiDefault": "none",
+            "JobCompType": "jobcomp/none",
+            "JobAcctGatherType": "jobacct_gather/none",
+            "AccountingStorageType": "accounting_storage/none",
+            "SwitchType": "switch/none",
+            "SelectType": "select/cons_tres",
+            "SelectTypeParameters": "CR_CPU",
+            "SchedulerType": "sched/builtin",
+            "SchedulerParameters": "sched_interval=1,defer_batch=0",
+            "ReturnToService": "2",
+            "PrivateData": "cloud",
+            "TreeWidth": "65533",
+            "CommunicationParameters": "NoAddrCache",
+            "SlurmctldParameters": "idle_on_node_suspend,cloud_reg_addrs,"
+                                   "power_save_interval=1,power_save_min_interval=0",
+            "ResumeProgram": os.path.join(HOOKS, "test-resume"),
+            "SuspendProgram": os.path.join(HOOKS, "test-suspend"),
+            "ResumeFailProgram": os.path.join(HOOKS, "test-suspend"),
+            "SuspendTime": str(SUSPEND_TIME),
+            "SuspendTimeout": str(SUSPEND_TIMEOUT),
+            "ResumeTimeout": str(RESUME_TIMEOUT),
+            "ResumeRate": "0",
+            "SuspendRate": "0",
+            "BatchStartTimeout": "30",
+            "MessageTimeout": "10",
+            "SlurmdTimeout": "60",
+            "InactiveLimit": "0",
+            "KillWait": "2",
+            "MinJobAge": "600",
+            "Waittime": "0",
+            "MailProg": "/bin/true",
+        }
+
+    def write_slurm_conf(self):
+        params = self.slurm_params()
+        for key, value in self.conf_overrides.items():
+            params.pop(key, None)  # an override also moves to the end
+            params[key] = value
+        every = ",".join(d.hostlist for d in self.domains)
+        partitions = [(d.name, d.hostlist,
+                       {"Default": "YES" if i == 0 else "NO", "MaxTime": "30",
+                        "State": "UP"})
+                      for i, d in enumerate(self.domains)]
+        partitions.append(("all", every, {"MaxTime": "30", "State": "UP"}))
+        text = slurm_conf(params, self.domains, partitions)
+        tmp = self.slurm_conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.slurm_conf_path)
+
+    def _write_hooks_conf(self):
+        """Settings of the test power-save and boot hooks (see README.md)."""
+        conf = {
+            "world_id": self.world_id,
+            "prefix": self.prefix,
+            "rundir": self.rundir,
+            "logs": self.path("logs"),
+            "vms": self.path("vms"),
+            "arm": f"https://127.0.0.1:{ARM_PORT}",
+            "imds": f"http://127.0.0.1:{IMDS_PORT}",
+            "ca": os.path.join(self.emulator_dir, "ca.pem"),
+            "subscription": "00000000-0000-0000-0000-000000000000",
+            "resource_group": f"{self.prefix}-rg",
+            "location": "eastus",
+            "image": "almalinux:almalinux-hpc:8_7-hpc-gen2:latest",
+            "domains": {d.name: {"nodes": d.nodes,
+                                 "availability_set": d.availability_set,
+                                 "vm_size": d.vm_size}
+                        for d in self.domains},
+        }
+        with open(self.hooks_conf_path, "w") as f:
+            json.dump(conf, f, indent=1)
+        os.chmod(self.hooks_conf_path, 0o644)
+
+    def hooks_conf(self):
+        with open(self.hooks_conf_path) as f:
+            return json.load(f)
+
+    @contextlib.contextmanager
+    def slurm_conf_changed(self, overrides, restart=False):
+        """Run a block with slurm.conf lines added or replaced, then restore.
+
+        overrides: {key: value}, value None removes the key. restart=True
+        restarts slurmctld (for parameters `scontrol reconfigure` cannot
+        change), otherwise the cluster is reconfigured.
+        """
+        saved = dict(self.conf_overrides)
+        self.conf_overrides.update(overrides)
+        apply = self.restart_slurmctld if restart else self.reconfigure
+        self.write_slurm_conf()
+        apply()
+        try:
+            yield self
+        finally:
+            self.conf_overrides = saved
+            self.write_slurm_conf()
+            apply()
+
+    def reconfigure(self):
+        self.run_ctl("scontrol", "reconfigure")
+
+    def restart_slurmctld(self):
+        proc = self.procs.pop("slurmctld")
+        _terminate(proc, 30)
+        self._start_slurmctld()
+
+    # -- commands ----------------------------------------------------------
+
+    def run_ctl(self, *cmd, check=True, timeout=60, env=None, input=None):
+        """Run a client command (sbatch, srun, scontrol, ...) on the controller host."""
+        return self.ctl.run(list(cmd), check=check, timeout=timeout,
+                            env=self._env(env), input=input)
+
+    def scontrol(self, *args):
+        return self.run_ctl("scontrol", *args).stdout
+
+    def munge_env(self):
+        """Environment and options for munge(1)/unmunge(1) of this world."""
+        return {"MUNGE_SOCKET": self.munge_socket}
+
+    # -- nodes -------------------------------------------------------------
+
+    def nodes(self):
+        """{node name: scontrol fields} of every node."""
+        out = self.scontrol("show", "node", "-o")
+        recs = (parse_oneliner(line) for line in out.splitlines() if line.strip())
+        return {r["NodeName"]: r for r in recs if "NodeName" in r}
+
+    def node(self, name):
+        out = self.scontrol("show", "node", "-o", name)
+        return parse_oneliner(out.splitlines()[0])
+
+    def node_flags(self, name):
+        return node_flags(self.node(name)["State"])
+
+    def wait_nodes(self, names, predicate, timeout, what):
+        """Wait until predicate(flags) holds for every node in names."""
+        def _all():
+            nodes = self.nodes()
+            return all(predicate(node_flags(nodes[n]["State"])) for n in names)
+        return wait_for(_all, timeout, f"{','.join(names)}: {what}", interval=0.5)
+
+    def wait_powered_down(self, names, timeout=None):
+        timeout = timeout or SUSPEND_TIME + SUSPEND_TIMEOUT + 30
+        return self.wait_nodes(
+            names, lambda f: {"IDLE", "POWERED_DOWN"} <= f and "POWERING_DOWN" not in f,
+            timeout, "powered down (idle~)")
+
+    def wait_up(self, names, timeout=RESUME_TIMEOUT):
+        """Wait until the nodes are powered up and responding."""
+        return self.wait_nodes(
+            names, lambda f: not f & {"POWERED_DOWN", "POWERING_UP", "POWERING_DOWN",
+                                      "NOT_RESPONDING", "DOWN"},
+            timeout, "up and responding")
+
+    # -- jobs --------------------------------------------------------------
+
+    def submit(self, *args, wrap=None, env=None):
+        """sbatch; output to jobs/<id>.out unless args say otherwise. Returns the id."""
+        cmd = ["sbatch", "--parsable"]
+        if not any(a.startswith(("-o", "--output")) for a in args):
+            cmd.append(f"--output={self.path('jobs', '%j.out')}")
+        cmd += list(args)
+        if wrap is not None:
+            cmd += ["--wrap", wrap]
+        out = self.run_ctl(*cmd, env=env).stdout.strip()
+        return int(out.split(";")[0])
+
+    def job(self, job_id):
+        out = self.scontrol("show", "job", "-o", str(job_id))
+        return parse_oneliner(out.splitlines()[0])
+
+    def wait_job(self, job_id, timeout=120, states=("COMPLETED",)):
+        """Wait until the job has ended; assert it ended in one of `states`."""
+        ended = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
+                 "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+
+        def _done():
+            job = self.job(job_id)
+            return job if job["JobState"] in ended else None
+        job = wait_for(_done, timeout, f"job {job_id} to end", interval=0.5)
+        assert job["JobState"] in states, (
+            f"job {job_id} ended {job['JobState']} ({job.get('Reason')}), "
+            f"expected {states}; output:\n{self.job_output(job_id)}")
+        return job
+
+    def wait_job_running(self, job_id, timeout=90):
+        return wait_for(lambda: self.job(job_id)["JobState"] == "RUNNING",
+                        timeout, f"job {job_id} to run", interval=0.5)
+
+    def job_output(self, job_id):
+        try:
+            with open(self.path("jobs", f"{job_id}.out")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # -- emulator and VM hosts -----------------------------------------------
+
+    def _ssl_context(self):
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context(
+                cafile=os.path.join(self.emulator_dir, "ca.pem"))
+        return self._ssl
+
+    def https(self, method, path, body=None, headers=None, timeout=30):
+        """HTTPS request to the emulator (ca.pem verified); returns (status, headers, bytes)."""
+        ctl = self.ctl
+
+        class _Conn(http.client.HTTPSConnection):
+            def connect(self):
+                sock = ctl.connect(self.host, self.port, self.timeout)
+                self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+        conn = _Conn("127.0.0.1", ARM_PORT, context=self._ssl_context(),
+                     timeout=timeout)
+        data = None if body is None else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        hdrs.update(headers or {})
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def emulator_admin(self, method, path, body=None):
+        """Call the admin API (`/_emulator/<path>`); returns the decoded JSON."""
+        if not path.startswith("/"):
+            path = "/" + path
+        if not path.startswith("/_emulator/"):
+            path = "/_emulator" + path
+        status, _, data = self.https(method, path, body)
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: HTTP {status}: {data[:500]!r}")
+        return json.loads(data) if data.strip() else None
+
+    def vms(self):
+        """{vm name: record} from the emulator's admin API."""
+        return {vm["name"]: vm for vm in self.emulator_admin("GET", "vms")}
+
+    def vm_host(self, vm):
+        """The host of a running VM, to run commands in (see WORLD.md)."""
+        rec = self.vms()[vm]
+        ns = os.path.join(self.emulator_dir, "ns", vm)
+        return netns.Host(vm, netns.netns_path(rec.get("netns") or f"{self.prefix}-{vm}"),
+                          uts=os.path.join(ns, "uts"),
+                          time_ns=os.path.join(ns, "time"))
+
+    # -- logs --------------------------------------------------------------
+
+    def log_files(self):
+        logs = self.path("logs")
+        try:
+            names = sorted(os.listdir(logs))
+        except FileNotFoundError:
+            return []
+        return [os.path.join(logs, n) for n in names]
+
+    def log_tails(self, lines=40):
+        """[(title, text)]: the last lines of every log of the world."""
+        tails = []
+        for path in self.log_files():
+            text = _tail(path, lines)
+            if text.strip():
+                tails.append((os.path.relpath(path, self.rundir), text))
+        return tails
+
+
+def _tail(path, lines):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 200 * lines))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _check_alive(proc, what):
+    if proc.poll() is not None:
+        raise RuntimeError(f"{what} exited with status {proc.returncode}")
+
+
+def _terminate(proc, timeout):
+    """SIGTERM the nsenter'd daemon's process group; SIGKILL if it hangs."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, 15)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+
