@@ -1,0 +1,74 @@
+/*
+ * hostlist.c - hostlist expressions through libslurm.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <slurm/slurm.h>
+
+#include "hostlist.h"
+
+enum az_rc hostlist_expand(const char *expr, char ***names, size_t *count,
+			   char *err, size_t errlen)
+{
+	hostlist_t hl;
+	char **out = NULL;
+	size_t n = 0;
+	char *host;
+	int total;
+
+	*names = NULL;
+	*count = 0;
+	if (!expr || !*expr)
+		return az_err(AZ_EINVAL, err, errlen, "empty hostlist");
+	hl = slurm_hostlist_create(expr);
+	if (!hl)
+		return az_err(AZ_EINVAL, err, errlen,
+			      "'%s' is not a valid hostlist expression "
+			      "(e.g. hb[000-015],hb-x)", expr);
+	total = slurm_hostlist_count(hl);
+	if (total <= 0) {
+		slurm_hostlist_destroy(hl);
+		return az_err(AZ_EINVAL, err, errlen,
+			      "'%s' names no hosts", expr);
+	}
+	out = calloc((size_t)total, sizeof(*out));
+	if (!out) {
+		slurm_hostlist_destroy(hl);
+		return AZ_ENOMEM;
+	}
+	while ((host = slurm_hostlist_shift(hl))) {
+		/* slurm_hostlist_shift() results are malloc()ed: ours now. */
+		if (n < (size_t)total)
+			out[n++] = host;
+		else
+			free(host);
+	}
+	slurm_hostlist_destroy(hl);
+	*names = out;
+	*count = n;
+	return AZ_OK;
+}
+
+void hostnames_free(char **names, size_t count)
+{
+	if (!names)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+char *hostlist_compress(char *const *names, size_t count)
+{
+	hostlist_t hl = slurm_hostlist_create(NULL);
+	char *s;
+
+	if (!hl)
+		return NULL;
+	for (size_t i = 0; i < count; i++)
+		slurm_hostlist_push_host(hl, names[i]);
+	s = slurm_hostlist_ranged_string_malloc(hl);
+	slurm_hostlist_destroy(hl);
+	return s;
+}
