@@ -1,12 +1,30 @@
 /*
  * hostlist.c - hostlist expressions through libslurm.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <slurm/slurm.h>
 
 #include "hostlist.h"
+
+/*
+ * libslurm reads an unbalanced "hb[1-" as the host "hb]" rather than
+ * refusing it, so brackets are checked here first.
+ */
+static bool _balanced(const char *expr)
+{
+	int depth = 0;
+
+	for (const char *p = expr; *p; p++) {
+		if (*p == '[' && ++depth > 1)
+			return false;
+		if (*p == ']' && --depth < 0)
+			return false;
+	}
+	return depth == 0;
+}
 
 enum az_rc hostlist_expand(const char *expr, char ***names, size_t *count,
 			   char *err, size_t errlen)
@@ -21,7 +39,7 @@ enum az_rc hostlist_expand(const char *expr, char ***names, size_t *count,
 	*count = 0;
 	if (!expr || !*expr)
 		return az_err(AZ_EINVAL, err, errlen, "empty hostlist");
-	hl = slurm_hostlist_create(expr);
+	hl = _balanced(expr) ? slurm_hostlist_create(expr) : NULL;
 	if (!hl)
 		return az_err(AZ_EINVAL, err, errlen,
 			      "'%s' is not a valid hostlist expression "
