@@ -372,9 +372,9 @@ class World:
     def scontrol(self, *args):
         return self.run_ctl("scontrol", *args).stdout
 
-    def munge_env(self):
-        """Environment and options for munge(1)/unmunge(1) of this world."""
-        return {"MUNGE_SOCKET": self.munge_socket}
+    def hostnames(self, expr):
+        """Expand a Slurm hostlist expression ("f1n[1-2]" -> ["f1n1", "f1n2"])."""
+        return self.scontrol("show", "hostnames", expr).split()
 
     # -- nodes -------------------------------------------------------------
 
@@ -496,6 +496,24 @@ class World:
     def vms(self):
         """{vm name: record} from the emulator's admin API."""
         return {vm["name"]: vm for vm in self.emulator_admin("GET", "vms")}
+
+    def vm_power(self, vm):
+        """The VM's power state without the "PowerState/" prefix; None if no VM."""
+        rec = self.vms().get(vm)
+        return rec and rec["powerState"].split("/")[-1].lower()
+
+    def vm_host_exists(self, vm):
+        return os.path.exists(netns.netns_path(f"{self.prefix}-{vm}"))
+
+    def vm_can_connect(self, vm, addr, port=6818, timeout=3):
+        """Whether a TCP connection from inside VM host `vm` to addr:port succeeds."""
+        probe = ("import socket, sys\n"
+                 "socket.create_connection((sys.argv[1], int(sys.argv[2])), "
+                 "float(sys.argv[3])).close()\n")
+        res = self.vm_host(vm).run(["/usr/bin/python3", "-c", probe, addr, str(port),
+                                    str(timeout)], check=False, timeout=timeout + 30,
+                                   env=self._env())
+        return res.returncode == 0
 
     def vm_host(self, vm):
         """The host of a running VM, to run commands in (see WORLD.md)."""
