@@ -5,6 +5,7 @@ A host is a set of namespace files entered with nsenter(1). Never with
 """
 
 import ctypes
+import json
 import os
 import re
 import signal
@@ -183,8 +184,8 @@ def world_processes(rundir, world_id, ns_inodes=()):
     count.
     """
     mine = _ancestors()
-    marker = f"AZT_WORLD_ID={world_id}".encode()
-    rundir_b = rundir.rstrip("/").encode() + b"/"
+    marker = world_id and f"AZT_WORLD_ID={world_id}".encode()
+    rundir_b = rundir and rundir.rstrip("/").encode() + b"/"
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in mine:
@@ -196,9 +197,9 @@ def world_processes(rundir, world_id, ns_inodes=()):
         why = None
         if ns_inodes and ns_inode(f"/proc/{pid}/ns/net") in ns_inodes:
             why = "in a world netns"
-        elif marker in _read(f"/proc/{pid}/environ").split(b"\0"):
+        elif marker and marker in _read(f"/proc/{pid}/environ").split(b"\0"):
             why = "AZT_WORLD_ID"
-        elif rundir_b in cmdline:
+        elif rundir_b and rundir_b in cmdline:
             why = "run dir on command line"
         if why:
             args = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
@@ -261,13 +262,34 @@ def destroy_world(prefix, rundir, world_id):
         if not procs:
             break
         kill_processes(procs)
-    for point in mounts_under(rundir):
+    for point in mounts_under(rundir) if rundir else ():
         sh(["umount", "-l", point], check=False)
     for name in names:
         sh([IP, "netns", "del", name], check=False)
     for link in prefix_links(prefix):
         sh([IP, "link", "del", link], check=False)
     return inodes
+
+
+def stale_worlds(prefix):
+    """{run dir: world id} of worlds of `prefix` that still have mounts.
+
+    A run dir is recognised by its etc/azt-hooks.json, which names the prefix.
+    """
+    found = {}
+    for line in _read("/proc/self/mountinfo").decode().splitlines():
+        path = line.split()[4].encode().decode("unicode_escape")
+        while path not in ("/", ""):
+            path = os.path.dirname(path)
+            try:
+                with open(os.path.join(path, "etc", "azt-hooks.json")) as f:
+                    conf = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if conf.get("prefix") == prefix:
+                found[path] = conf.get("world_id")
+            break
+    return found
 
 
 def leftovers(prefix, rundir, world_id, ns_inodes=()):

@@ -97,7 +97,7 @@ class World:
         if stale:
             raise RuntimeError(
                 f"prefix {self.prefix!r} is in use ({', '.join(stale)}); "
-                f"another run, or a crashed one: see README.md, or set AZT_PREFIX")
+                f"another run, or a killed one: cleanup.py removes its leftovers; or set AZT_PREFIX")
         try:
             self._make_dirs()
             self.ctl = netns.create_controller(self.prefix, self.path("ns"))
