@@ -251,6 +251,8 @@ class World:
             "SlurmdSpoolDir": self.path("vms", "%n", "spool"),
             "SlurmdPidFile": self.path("vms", "%n", "slurmd.pid"),
             "SlurmdLogFile": self.path("logs", "slurmd-%n.log"),
+            # Each VM has a /tmp of its own (PMIx puts per-step dirs there).
+            "TmpFS": self.path("vms", "%n", "tmp"),
             "SlurmdDebug": "debug",
             "SlurmdParameters": "config_overrides",
             "ProctrackType": "proctrack/linuxproc",
