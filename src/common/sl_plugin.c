@@ -1,0 +1,65 @@
+/*
+ * sl_plugin.c - plugin-side Slurm glue: logging and config loading.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sl_plugin.h"
+
+static char _prefix[64] = "azrdma";
+
+static void _slurm_sink(enum log_level level, const char *msg)
+{
+	switch (level) {
+	case LOG_LVL_ERROR:
+		slurm_error("%s: %s", _prefix, msg);
+		break;
+	case LOG_LVL_WARN:
+	case LOG_LVL_INFO:
+		slurm_info("%s: %s", _prefix, msg);
+		break;
+	case LOG_LVL_VERBOSE:
+		slurm_verbose("%s: %s", _prefix, msg);
+		break;
+	case LOG_LVL_DEBUG:
+		slurm_debug("%s: %s", _prefix, msg);
+		break;
+	default:
+		slurm_debug2("%s: %s", _prefix, msg);
+		break;
+	}
+}
+
+void sl_plugin_log_init(const char *prefix)
+{
+	snprintf(_prefix, sizeof(_prefix), "%s", prefix);
+	log_set_sink(_slurm_sink);
+	/* Slurm filters by its own DebugFlags/levels; pass everything on. */
+	log_set_level(LOG_LVL_DEBUG2);
+}
+
+struct azrdma_conf *sl_plugin_conf_load(void)
+{
+	struct conf_diags diags = {0};
+	struct azrdma_conf *conf = NULL;
+	char err[AZ_ERRLEN];
+	char *path = conf_default_path();
+
+	if (!path) {
+		log_error("out of memory");
+		return NULL;
+	}
+	conf_load(path, 0, &conf, &diags, err, sizeof(err));
+	for (size_t i = 0; i < diags.count; i++)
+		log_msg(diags.items[i].is_error ? LOG_LVL_ERROR : LOG_LVL_WARN,
+			"%s", diags.items[i].message);
+	if (!conf)
+		log_error("%s is unusable; run 'azrdma-config check' for "
+			  "every problem and its fix",
+			  path);
+	conf_diags_free(&diags);
+	free(path);
+	return conf;
+}

@@ -1,0 +1,626 @@
+/*
+ * azrdma-config - the administrator's tool for azrdma.conf.
+ *
+ *   azrdma-config [-f azrdma.conf] [-s slurm.conf] [-v] check
+ *   azrdma-config [-f azrdma.conf] slurm-conf
+ *   azrdma-config [-f azrdma.conf] show [sizes]
+ *   azrdma-config [-f azrdma.conf] [-v] azure
+ *
+ * check validates azrdma.conf and its consistency with slurm.conf and
+ * prints each problem with its fix (exit 1 on errors); slurm-conf prints
+ * the slurm.conf lines azrdma.conf implies; show lists domains, sizes and
+ * images; azure proves access: a token, then the resource group's VMs and
+ * availability sets.  See azrdma-config(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "arm.h"
+#include "conf.h"
+#include "conf_lex.h"
+#include "hostlist.h"
+#include "log.h"
+#include "slurm_conf_read.h"
+
+#ifndef SBINDIR
+#define SBINDIR "/usr/sbin"
+#endif
+
+/* Memory Azure's guests see is a little below the size's nominal memory;
+ * RealMemory is set this much lower so registration is never refused. */
+#define MEMORY_MARGIN_PERCENT 5
+/* A new VM: create (about 3 minutes) plus boot and cloud-init to slurmd. */
+#define EXPECTED_BOOT_SECONDS 600
+
+struct options {
+	const char *conf_path;
+	const char *slurm_conf_path;
+	int verbose;
+};
+
+static void _usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: azrdma-config [-f azrdma.conf] [-s slurm.conf] [-v] "
+		"COMMAND\n"
+		"Commands:\n"
+		"  check        validate azrdma.conf and its consistency with "
+		"slurm.conf\n"
+		"  slurm-conf   print the slurm.conf lines azrdma.conf implies\n"
+		"  show [sizes] list domains, images and VM sizes\n"
+		"  azure        get a token and list the resource group's VMs "
+		"and\n"
+		"               availability sets, proving access\n"
+		"Defaults: azrdma.conf from $AZRDMA_CONF or beside $SLURM_CONF "
+		"(/etc/slurm),\n"
+		"slurm.conf from $SLURM_CONF or /etc/slurm/slurm.conf.\n");
+}
+
+/* Print diagnostics; returns the number of errors. */
+static size_t _print_diags(const struct conf_diags *d)
+{
+	for (size_t i = 0; i < d->count; i++)
+		printf("%s: %s\n", d->items[i].is_error ? "error" : "warning",
+		       d->items[i].message);
+	return d->errors;
+}
+
+static struct azrdma_conf *_load(const struct options *o, unsigned flags,
+				 bool print_diags)
+{
+	struct conf_diags diags = {0};
+	struct azrdma_conf *conf = NULL;
+	char err[AZ_ERRLEN];
+
+	conf_load(o->conf_path, flags, &conf, &diags, err, sizeof(err));
+	if (print_diags || !conf)
+		_print_diags(&diags);
+	if (!conf)
+		fprintf(stderr, "azrdma-config: %s is not usable (%zu %s)\n",
+			o->conf_path, diags.errors,
+			diags.errors == 1 ? "error" : "errors");
+	conf_diags_free(&diags);
+	return conf;
+}
+
+/* ---- check: slurm.conf consistency ------------------------------------ */
+
+struct check {
+	const struct slurm_conf *sc;
+	const char *sc_path;
+	struct conf_diags diags;
+};
+
+static bool _list_has(const char *list, const char *item)
+{
+	char *copy, *tok, *save = NULL;
+	bool found = false;
+
+	if (!list || !(copy = strdup(list)))
+		return false;
+	for (tok = strtok_r(copy, ",", &save); tok && !found;
+	     tok = strtok_r(NULL, ",", &save)) {
+		const char *slash = strchr(tok, '/');
+
+		found = !strcasecmp(tok, item)
+			|| (slash && !strcasecmp(slash + 1, item));
+	}
+	free(copy);
+	return found;
+}
+
+static int _line_of(const struct slurm_conf *sc, const char *key,
+		    const char **file)
+{
+	const struct slurm_conf_line *where = NULL;
+
+	*file = sc->files[0].path;
+	if (!slurm_conf_get(sc, key, &where) || !where)
+		return 0;
+	*file = where->file;
+	return where->lineno;
+}
+
+static void _check_program(struct check *ck, const char *key,
+			   const char *program)
+{
+	const char *file;
+	const char *v = slurm_conf_get(ck->sc, key, NULL);
+	int line = _line_of(ck->sc, key, &file);
+	struct stat st;
+
+	if (!v) {
+		conf_diag_add(&ck->diags, true, ck->sc_path, 0,
+			      "%s is not set; add %s=%s/%s", key, key, SBINDIR,
+			      program);
+		return;
+	}
+	if (v[0] != '/') {
+		conf_diag_add(&ck->diags, true, file, line,
+			      "%s=%s: slurmctld needs an absolute path, e.g. "
+			      "%s/%s",
+			      key, v, SBINDIR, program);
+		return;
+	}
+	if (!strstr(v, program))
+		conf_diag_add(&ck->diags, false, file, line,
+			      "%s=%s is not %s; azrdma's nodes are powered by "
+			      "%s/%s",
+			      key, v, program, SBINDIR, program);
+	if (stat(v, &st) < 0) {
+		conf_diag_add(&ck->diags, true, file, line,
+			      "%s=%s: %s; install azrdma there or fix the path",
+			      key, v, strerror(errno));
+		return;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		conf_diag_add(&ck->diags, true, file, line,
+			      "%s=%s is group- or world-writable, so slurmctld "
+			      "disables power save; run chmod go-w %s",
+			      key, v, v);
+}
+
+/* Is node a State=CLOUD node in slurm.conf?  Sets *line to its line. */
+static bool _cloud_node(const struct slurm_conf *sc, const char *node,
+			bool *defined, const struct slurm_conf_line **line)
+{
+	*defined = false;
+	for (size_t i = 0; i < sc->node_count; i++) {
+		const struct slurm_conf_line *l = &sc->nodes[i];
+		const char *names = slurm_conf_line_get(l, "NodeName");
+		const char *state = slurm_conf_line_get(l, "State");
+		char **list = NULL;
+		size_t n = 0;
+		bool hit = false;
+
+		if (!names || !strcasecmp(names, "DEFAULT"))
+			continue;
+		if (hostlist_expand(names, &list, &n, NULL, 0) != AZ_OK)
+			continue;
+		for (size_t j = 0; j < n && !hit; j++)
+			hit = !strcmp(list[j], node);
+		hostnames_free(list, n);
+		if (!hit)
+			continue;
+		*defined = true;
+		*line = l;
+		return state && !strcasecmp(state, "CLOUD");
+	}
+	return false;
+}
+
+static void _check_nodes(struct check *ck, const struct azrdma_conf *conf)
+{
+	for (size_t i = 0; i < conf->domain_count; i++) {
+		const struct conf_domain *d = &conf->domains[i];
+		size_t missing = 0, not_cloud = 0;
+		const char *first_missing = NULL, *first_not_cloud = NULL;
+		const struct slurm_conf_line *where = NULL;
+
+		for (size_t j = 0; j < d->node_count; j++) {
+			bool defined;
+
+			if (_cloud_node(ck->sc, d->node_names[j], &defined,
+					&where))
+				continue;
+			if (!defined) {
+				if (!missing++)
+					first_missing = d->node_names[j];
+			} else if (!not_cloud++) {
+				first_not_cloud = d->node_names[j];
+			}
+		}
+		if (missing)
+			conf_diag_add(&ck->diags, true, conf->path, d->line,
+				      "Domain=%s: %zu of its nodes (e.g. %s) "
+				      "are not in %s; add the NodeName lines "
+				      "'azrdma-config slurm-conf' prints",
+				      d->name, missing, first_missing,
+				      ck->sc_path);
+		if (not_cloud)
+			conf_diag_add(&ck->diags, true, conf->path, d->line,
+				      "Domain=%s: %zu of its nodes (e.g. %s) "
+				      "are not State=CLOUD in slurm.conf; add "
+				      "State=CLOUD to their NodeName line so "
+				      "power save provisions them",
+				      d->name, not_cloud, first_not_cloud);
+	}
+}
+
+static size_t _total_nodes(const struct azrdma_conf *conf)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < conf->domain_count; i++)
+		n += conf->domains[i].node_count;
+	return n;
+}
+
+static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
+{
+	const struct slurm_conf *sc = ck->sc;
+	const char *file, *v;
+	int line;
+
+	_check_program(ck, "ResumeProgram", "azrdma-resume");
+	_check_program(ck, "SuspendProgram", "azrdma-suspend");
+	_check_program(ck, "ResumeFailProgram", "azrdma-resume-fail");
+
+	v = slurm_conf_get(sc, "SuspendTime", NULL);
+	line = _line_of(sc, "SuspendTime", &file);
+	if (!v || !strcasecmp(v, "INFINITE") || !strcmp(v, "-1"))
+		conf_diag_add(&ck->diags, true, file, line,
+			      "SuspendTime is %s, so power save is off and no "
+			      "VM is ever deallocated; set e.g. SuspendTime=600",
+			      v ? v : "not set");
+
+	v = slurm_conf_get(sc, "PrivateData", NULL);
+	line = _line_of(sc, "PrivateData", &file);
+	if (!_list_has(v, "cloud"))
+		conf_diag_add(&ck->diags, true, file, line,
+			      "PrivateData does not include cloud, so powered-"
+			      "down nodes are hidden from azrdma's programs; "
+			      "add PrivateData=cloud");
+
+	v = slurm_conf_get(sc, "TreeWidth", NULL);
+	line = _line_of(sc, "TreeWidth", &file);
+	if (!v || strtoul(v, NULL, 10) < _total_nodes(conf))
+		conf_diag_add(&ck->diags, true, file, line,
+			      "TreeWidth is %s but cloud nodes do not know "
+			      "each other's addresses, so slurmd must not "
+			      "forward; set TreeWidth=65533",
+			      v ? v : "not set (default 50)");
+
+	v = slurm_conf_get(sc, "ResumeTimeout", NULL);
+	line = _line_of(sc, "ResumeTimeout", &file);
+	if (!v || strtoul(v, NULL, 10) < EXPECTED_BOOT_SECONDS)
+		conf_diag_add(&ck->diags, false, file, line,
+			      "ResumeTimeout is %s s, shorter than the %d s a "
+			      "new Azure VM takes to be created and boot to "
+			      "slurmd; set ResumeTimeout=%d or more",
+			      v ? v : "60 (default)", EXPECTED_BOOT_SECONDS,
+			      EXPECTED_BOOT_SECONDS);
+
+	v = slurm_conf_get(sc, "JobSubmitPlugins", NULL);
+	line = _line_of(sc, "JobSubmitPlugins", &file);
+	if (!_list_has(v, "azrdma"))
+		conf_diag_add(&ck->diags, false, file, line,
+			      "JobSubmitPlugins does not include azrdma, so "
+			      "nothing keeps an MPI job inside one fabric; add "
+			      "JobSubmitPlugins=azrdma");
+
+	v = slurm_conf_get(sc, "SlurmctldParameters", NULL);
+	line = _line_of(sc, "SlurmctldParameters", &file);
+	if (!_list_has(v, "idle_on_node_suspend"))
+		conf_diag_add(&ck->diags, false, file, line,
+			      "SlurmctldParameters lacks idle_on_node_suspend, "
+			      "so a node that failed to resume stays down "
+			      "after its VM is deallocated; add it");
+
+	v = slurm_conf_get(sc, "CommunicationParameters", NULL);
+	line = _line_of(sc, "CommunicationParameters", &file);
+	if (!_list_has(v, "NoAddrCache"))
+		conf_diag_add(&ck->diags, false, file, line,
+			      "CommunicationParameters lacks NoAddrCache; a "
+			      "node that comes back with a new address may be "
+			      "unreachable; add CommunicationParameters="
+			      "NoAddrCache");
+}
+
+static char *_default_slurm_conf(void)
+{
+	const char *env = getenv("SLURM_CONF");
+
+	return strdup(env && *env ? env : "/etc/slurm/slurm.conf");
+}
+
+static int _cmd_check(const struct options *o)
+{
+	struct check ck = {0};
+	struct conf_diags conf_diags = {0};
+	struct azrdma_conf *conf = NULL;
+	struct slurm_conf *sc = NULL;
+	char *sc_path = o->slurm_conf_path ? strdup(o->slurm_conf_path)
+					   : _default_slurm_conf();
+	char err[AZ_ERRLEN];
+	size_t errors;
+
+	conf_load(o->conf_path, CONF_CHECK_FILES, &conf, &conf_diags, err,
+		  sizeof(err));
+	errors = _print_diags(&conf_diags);
+	conf_diags_free(&conf_diags);
+
+	if (slurm_conf_read(sc_path, &sc, &ck.diags, err, sizeof(err))
+	    != AZ_OK) {
+		printf("error: %s\n", err);
+		errors++;
+	} else if (conf) {
+		ck.sc = sc;
+		ck.sc_path = sc_path;
+		_check_globals(&ck, conf);
+		_check_nodes(&ck, conf);
+	}
+	errors += _print_diags(&ck.diags);
+	if (!errors)
+		printf("%s: OK (%zu domains, %zu nodes, %zu images)\n",
+		       o->conf_path, conf->domain_count, _total_nodes(conf),
+		       conf->image_count);
+	conf_diags_free(&ck.diags);
+	slurm_conf_free(sc);
+	conf_free(conf);
+	free(sc_path);
+	return errors ? 1 : 0;
+}
+
+/* ---- slurm-conf ------------------------------------------------------- */
+
+static int _cmd_slurm_conf(const struct options *o)
+{
+	struct azrdma_conf *conf = _load(o, 0, false);
+	size_t total;
+	char **all = NULL;
+	char *all_list;
+
+	if (!conf)
+		return 1;
+	total = _total_nodes(conf);
+	printf("# slurm.conf lines for azrdma, from %s\n", conf->path);
+	printf("ResumeProgram=%s/azrdma-resume\n", SBINDIR);
+	printf("SuspendProgram=%s/azrdma-suspend\n", SBINDIR);
+	printf("ResumeFailProgram=%s/azrdma-resume-fail\n", SBINDIR);
+	printf("ResumeTimeout=%d\nSuspendTime=600\nSuspendTimeout=300\n",
+	       EXPECTED_BOOT_SECONDS + 300);
+	printf("PrivateData=cloud\nTreeWidth=65533\n");
+	printf("SlurmctldParameters=idle_on_node_suspend,cloud_reg_addrs\n");
+	printf("CommunicationParameters=NoAddrCache\n");
+	printf("JobSubmitPlugins=azrdma\n\n");
+
+	all = calloc(total ? total : 1, sizeof(*all));
+	total = 0;
+	for (size_t i = 0; i < conf->domain_count; i++) {
+		const struct conf_domain *d = &conf->domains[i];
+		const struct vm_size *s = d->size;
+		unsigned memory = s->memory_mb
+				  - s->memory_mb * MEMORY_MARGIN_PERCENT / 100;
+
+		printf("# Domain %s: %s, %s RDMA, availability set %s\n",
+		       d->name, s->name, rdma_kind_name(s->rdma),
+		       d->availability_set);
+		printf("NodeName=%s CPUs=%u RealMemory=%u State=CLOUD "
+		       "Feature=azure,%s,%s,rdma,%s\n",
+		       d->nodes, s->vcpus, memory, d->name, s->feature,
+		       rdma_kind_name(s->rdma));
+		for (size_t j = 0; all && j < d->node_count; j++)
+			all[total++] = d->node_names[j];
+	}
+	all_list = all ? hostlist_compress(all, total) : NULL;
+	if (!all_list) {
+		fprintf(stderr, "azrdma-config: out of memory\n");
+		free(all);
+		conf_free(conf);
+		return 1;
+	}
+	printf("\n");
+	if (!conf->rdma_partition_count)
+		printf("PartitionName=hpc Nodes=%s Default=YES MaxTime=INFINITE "
+		       "State=UP\n",
+		       all_list);
+	for (size_t i = 0; i < conf->rdma_partition_count; i++)
+		printf("PartitionName=%s Nodes=%s%s MaxTime=INFINITE State=UP\n",
+		       conf->rdma_partitions[i], all_list,
+		       i == 0 ? " Default=YES" : "");
+	free(all_list);
+	free(all);
+	conf_free(conf);
+	return 0;
+}
+
+/* ---- show --------------------------------------------------------------- */
+
+static void _show_sizes(const struct catalog *cat)
+{
+	printf("%-24s %5s %8s %4s %5s %8s %9s %6s %s\n", "SIZE", "VCPUS",
+	       "MEM_GB", "RDMA", "GBPS", "LAT_US", "BW_MBS", "MAX", "RETIRED");
+	for (size_t i = 0; i < cat->count; i++) {
+		const struct vm_size *s = &cat->sizes[i];
+		char retired[12] = "-";
+
+		if (s->retired_year)
+			snprintf(retired, sizeof(retired), "%u", s->retired_year);
+		printf("%-24s %5u %8u %4s %5u %8.1f %9.0f %6u %s\n", s->name,
+		       s->vcpus, s->memory_mb / 1024, rdma_kind_name(s->rdma),
+		       s->ib_rate_gbps, s->max_latency_us, s->min_bandwidth_mbs,
+		       s->max_per_domain, retired);
+	}
+}
+
+static int _cmd_show(const struct options *o, const char *what)
+{
+	struct azrdma_conf *conf = _load(o, 0, false);
+
+	if (!conf)
+		return 1;
+	if (what && !strcmp(what, "sizes")) {
+		_show_sizes(conf->catalog);
+		conf_free(conf);
+		return 0;
+	}
+	printf("Subscription %s, resource group %s, %s (%s, %s)\n",
+	       conf->subscription_id, conf->resource_group, conf->location,
+	       conf_cloud_name(conf->cloud), conf_auth_name(conf->auth));
+	printf("\n%-12s %-20s %-24s %-4s %-24s %s\n", "DOMAIN", "NODES",
+	       "VM_SIZE", "RDMA", "AVAILABILITY_SET", "IMAGE");
+	for (size_t i = 0; i < conf->domain_count; i++) {
+		const struct conf_domain *d = &conf->domains[i];
+		const struct conf_image *img = conf_domain_image(conf, d);
+
+		printf("%-12s %-20s %-24s %-4s %-24s %s%s%s\n", d->name,
+		       d->nodes, d->size->name, rdma_kind_name(d->size->rdma),
+		       d->availability_set, img ? img->name : "-",
+		       d->proximity_placement_group ? " ppg=" : "",
+		       d->proximity_placement_group
+			       ? d->proximity_placement_group
+			       : "");
+	}
+	printf("\n%-12s %-8s %-16s %s\n", "IMAGE", "DEFAULT", "MPI", "SOURCE");
+	for (size_t i = 0; i < conf->image_count; i++) {
+		const struct conf_image *img = &conf->images[i];
+
+		printf("%-12s %-8s %-16s %s\n", img->name,
+		       img->is_default ? "yes" : "no", img->mpi ? img->mpi : "-",
+		       img->urn ? img->urn : img->id);
+	}
+	conf_free(conf);
+	return 0;
+}
+
+/* ---- azure -------------------------------------------------------------- */
+
+static void _print_names(const char *title, struct arm_result *res,
+			 bool power)
+{
+	json_object *value = NULL;
+	size_t n;
+
+	if (!res->body || !json_object_object_get_ex(res->body, "value", &value)
+	    || !json_object_is_type(value, json_type_array)) {
+		printf("%s: (no list in the response)\n", title);
+		return;
+	}
+	n = json_object_array_length(value);
+	printf("%s: %zu\n", title, n);
+	for (size_t i = 0; i < n; i++) {
+		json_object *item = json_object_array_get_idx(value, i);
+		json_object *name = NULL;
+		const char *state = power ? arm_provisioning_state(item) : NULL;
+
+		json_object_object_get_ex(item, "name", &name);
+		printf("  %s%s%s\n", name ? json_object_get_string(name) : "?",
+		       state ? "  " : "", state ? state : "");
+	}
+}
+
+static int _cmd_azure(const struct options *o)
+{
+	struct azrdma_conf *conf = _load(o, CONF_CHECK_FILES, false);
+	struct arm_client *client = NULL;
+	struct arm_result *res = NULL;
+	struct arm_request list = {0};
+	char err[AZ_ERRLEN];
+	char *path = NULL;
+	int status = 1;
+
+	if (!conf)
+		return 1;
+	if (arm_client_new(conf, NULL, &client, err, sizeof(err)) != AZ_OK) {
+		fprintf(stderr, "azrdma-config: %s\n", err);
+		goto out;
+	}
+	if (arm_client_check_auth(client, err, sizeof(err)) != AZ_OK) {
+		fprintf(stderr,
+			"azrdma-config: cannot get a token (%s): %s\n",
+			conf_auth_name(conf->auth), err);
+		goto out;
+	}
+	printf("token: OK (%s, %s)\n", conf_auth_name(conf->auth),
+	       conf->arm_endpoint);
+	if (arm_vm_list(client, &res) != AZ_OK) {
+		fprintf(stderr, "azrdma-config: listing VMs of %s: %s\n",
+			conf->resource_group, res ? res->err : "failed");
+		goto out;
+	}
+	_print_names("virtual machines", res, true);
+	arm_result_free(res);
+	res = NULL;
+
+	if (asprintf(&path,
+		     "/subscriptions/%s/resourceGroups/%s/providers/"
+		     "Microsoft.Compute/availabilitySets",
+		     conf->subscription_id, conf->resource_group)
+	    < 0) {
+		path = NULL;
+		goto out;
+	}
+	list.method = ARM_GET;
+	list.path = path;
+	list.api = ARM_API_COMPUTE;
+	list.flags = ARM_REQ_PAGED;
+	if (arm_call_sync(client, &list, &res) != AZ_OK) {
+		fprintf(stderr,
+			"azrdma-config: listing availability sets: %s\n",
+			res ? res->err : "failed");
+		goto out;
+	}
+	_print_names("availability sets", res, false);
+	status = 0;
+out:
+	arm_result_free(res);
+	free(path);
+	arm_client_free(client);
+	conf_free(conf);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	char *default_conf = NULL;
+	const char *cmd;
+	int c, rc;
+
+	while ((c = getopt(argc, argv, "f:s:vh")) != -1) {
+		switch (c) {
+		case 'f':
+			o.conf_path = optarg;
+			break;
+		case 's':
+			o.slurm_conf_path = optarg;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
+		case 'h':
+			_usage(stdout);
+			return 0;
+		default:
+			_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		_usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind];
+	log_open("azrdma-config", "-", NULL, 0);
+	log_set_level((enum log_level)(LOG_LVL_WARN + o.verbose));
+	log_level_from_env();
+	if (!o.conf_path) {
+		default_conf = conf_default_path();
+		o.conf_path = default_conf;
+	}
+	if (!strcmp(cmd, "check")) {
+		rc = _cmd_check(&o);
+	} else if (!strcmp(cmd, "slurm-conf")) {
+		rc = _cmd_slurm_conf(&o);
+	} else if (!strcmp(cmd, "show")) {
+		rc = _cmd_show(&o, optind + 1 < argc ? argv[optind + 1] : NULL);
+	} else if (!strcmp(cmd, "azure")) {
+		rc = _cmd_azure(&o);
+	} else {
+		fprintf(stderr, "azrdma-config: unknown command '%s'\n", cmd);
+		_usage(stderr);
+		rc = 2;
+	}
+	free(default_conf);
+	log_close();
+	return rc;
+}

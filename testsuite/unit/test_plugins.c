@@ -1,0 +1,125 @@
+/*
+ * test_plugins.c - the built plugin modules load as Slurm would load them:
+ * right names, plugin_version equal to the headers' SLURM_VERSION_NUMBER,
+ * every symbol the 22.05 plugin type requires, and an init() that accepts
+ * a valid azrdma.conf and refuses a broken one.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slurm/slurm.h>
+
+#include "testutil.h"
+
+static void *_open(const char *type)
+{
+	char path[1024];
+	void *h;
+
+	snprintf(path, sizeof(path), "%s/src/plugins/%s/azrdma/.libs/%s_azrdma.so",
+		 TEST_BUILD_DIR, type, type);
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	ck_assert_msg(h != NULL, "dlopen %s: %s", path, dlerror());
+	return h;
+}
+
+static void _check_metadata(void *h, const char *type)
+{
+	const uint32_t *version = dlsym(h, "plugin_version");
+	const char *ptype = dlsym(h, "plugin_type");
+
+	ck_assert_ptr_nonnull(dlsym(h, "plugin_name"));
+	ck_assert_ptr_nonnull(ptype);
+	ck_assert_str_eq(ptype, type);
+	ck_assert_ptr_nonnull(version);
+	ck_assert_uint_eq(*version, SLURM_VERSION_NUMBER);
+}
+
+static void _use_conf(const char *fixture)
+{
+	setenv("AZRDMA_CONF", tu_fixture(fixture, "plugin.conf"), 1);
+}
+
+START_TEST(job_submit_module_has_metadata_and_symbols)
+{
+	void *h = _open("job_submit");
+	int (*init)(void) = (int (*)(void))dlsym(h, "init");
+	int (*fini)(void) = (int (*)(void))dlsym(h, "fini");
+
+	_check_metadata(h, "job_submit/azrdma");
+	ck_assert_ptr_nonnull(dlsym(h, "job_submit"));
+	ck_assert_ptr_nonnull(dlsym(h, "job_modify"));
+	_use_conf("conf/valid-hbv3.conf");
+	ck_assert_int_eq(init(), SLURM_SUCCESS);
+	ck_assert_int_eq(fini(), SLURM_SUCCESS);
+	dlclose(h);
+}
+END_TEST
+
+START_TEST(node_features_module_exports_all_22_05_symbols)
+{
+	static const char *const syms[] = {
+		"node_features_p_boot_time", "node_features_p_changeable_feature",
+		"node_features_p_get_node", "node_features_p_job_valid",
+		"node_features_p_job_xlate", "node_features_p_get_node_bitmap",
+		"node_features_p_overlap", "node_features_p_node_power",
+		"node_features_p_node_set", "node_features_p_node_state",
+		"node_features_p_node_update",
+		"node_features_p_node_update_valid",
+		"node_features_p_node_xlate", "node_features_p_node_xlate2",
+		"node_features_p_step_config", "node_features_p_reboot_weight",
+		"node_features_p_reconfig", "node_features_p_user_update",
+		"node_features_p_get_config", NULL};
+	void *h = _open("node_features");
+
+	_check_metadata(h, "node_features/azrdma");
+	for (size_t i = 0; syms[i]; i++)
+		ck_assert_msg(dlsym(h, syms[i]) != NULL, "missing %s", syms[i]);
+	dlclose(h);
+}
+END_TEST
+
+START_TEST(plugin_init_refuses_a_broken_azrdma_conf)
+{
+	void *h = _open("job_submit");
+	int (*init)(void) = (int (*)(void))dlsym(h, "init");
+
+	setenv("AZRDMA_CONF",
+	       tu_write("broken.conf", "Cloud=Moon\n", 0644), 1);
+	ck_assert_int_eq(init(), SLURM_ERROR);
+	dlclose(h);
+}
+END_TEST
+
+START_TEST(spank_module_is_a_spank_plugin)
+{
+	void *h = _open("spank");
+	const char *name = dlsym(h, "plugin_name");
+	const uint32_t *version = dlsym(h, "plugin_version");
+
+	ck_assert_ptr_nonnull(name);
+	ck_assert_str_eq(name, "azrdma");
+	ck_assert_ptr_nonnull(version);
+	/* spank plugins must match major.minor only; ours match exactly. */
+	ck_assert_uint_eq(*version, SLURM_VERSION_NUMBER);
+	ck_assert_ptr_nonnull(dlsym(h, "slurm_spank_init"));
+	dlclose(h);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("plugins");
+	TCase *tc = tcase_create("plugins");
+
+	tcase_add_test(tc, job_submit_module_has_metadata_and_symbols);
+	tcase_add_test(tc, node_features_module_exports_all_22_05_symbols);
+	tcase_add_test(tc, plugin_init_refuses_a_broken_azrdma_conf);
+	tcase_add_test(tc, spank_module_is_a_spank_plugin);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
