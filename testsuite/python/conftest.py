@@ -43,11 +43,9 @@ def world():
 
 @pytest.fixture(scope="session")
 def cloud(world):
-    """The world with the emulator, VMs booting as hosts; fast emulator timings."""
+    """The world with the emulator, whose VMs boot as hosts (default fast timings)."""
     if not world.has_emulator:
         pytest.skip(f"no emulator at {world.emulator_bin}")
-    world.emulator_admin("POST", "timing", {"latency": 0, "create": 1, "start": 1,
-                                            "deallocate": 1, "delete": 1})
     return world
 
 

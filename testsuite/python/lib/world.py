@@ -114,14 +114,13 @@ class World:
 
     def stop(self):
         """Tear everything down; return what could not be removed."""
-        emu = self.procs.pop("emulator", None)
-        if emu:
-            # --shutdown-vms: deallocates the VMs, which kills their slurmd.
-            _terminate(emu, 60)
-        for name in ("slurmctld", "munged"):
+        # slurmctld first, so that no power-save program starts any more;
+        # the emulator's --shutdown-vms then takes every VM host (and its
+        # slurmd) down.
+        for name, grace in (("slurmctld", 15), ("emulator", 60), ("munged", 15)):
             proc = self.procs.pop(name, None)
             if proc:
-                _terminate(proc, 15)
+                _terminate(proc, grace)
         for name in netns.prefix_netns(self.prefix):
             self.ns_inodes.add(netns.ns_inode(netns.netns_path(name)))
         self.ns_inodes |= netns.destroy_world(self.prefix, self.rundir,
