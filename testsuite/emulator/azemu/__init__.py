@@ -1,0 +1,18 @@
+"""azemu: a local, faithful Azure (ARM, AAD token endpoint, IMDS) for the azrdma test world.
+
+The package is split by concern:
+  config    command line, scenario file, defaults
+  tls       CA and server certificate via the openssl CLI
+  state     the persistent JSON world and its lock
+  httpserv  HTTPS/HTTP servers and the request/response types
+  arm       ARM front door: routing, auth, api-version, throttling, faults, request log
+  auth      token issuing (IMDS, AAD v2.0) and validation
+  throttle  ARM and Compute (CRP) token buckets
+  faults    injected failures
+  ops       long-running operations and their scheduler
+  catalog   VM sizes
+  compute   virtual machines, availability sets, proximity placement groups, SKUs
+  network   network interfaces and address pools
+  host      VMs booted as network-namespace hosts
+  admin     the /_emulator/ API
+"""
