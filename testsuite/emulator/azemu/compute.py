@@ -916,11 +916,10 @@ class Compute:
         body = ctx.body_json()
         location = ctx.location_of(body, AVSET_TYPE)
         props = body.get("properties") or {}
-        sku = ((body.get("sku") or {}).get("name") or "Classic")
-        if sku.lower() not in ("aligned", "classic"):
+        sku = (body.get("sku") or {}).get("name")
+        if sku is not None and str(sku).lower() not in ("aligned", "classic"):
             raise errors.invalid_parameter(f"The value '{sku}' of parameter 'sku.name' is invalid.",
                                            target="sku.name")
-        sku = sku.capitalize()
         fds = int(props.get("platformFaultDomainCount", 2))
         uds = int(props.get("platformUpdateDomainCount", 5))
         if not 1 <= fds <= 3:
@@ -932,6 +931,8 @@ class Compute:
                 if k in ("proximityPlacementGroup", "scheduledEventsPolicy")}
         with self.world.store.lock:
             s = self.data["availabilitySets"].get(key)
+            # Without a sku a new set is Classic; an existing one keeps its own.
+            sku = str(sku).capitalize() if sku else (s["sku"] if s else "Classic")
             if s is not None:
                 if s["location"] != location:
                     raise errors.invalid_resource_location(p["name"], p["rg"], s["location"], location)

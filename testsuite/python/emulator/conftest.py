@@ -96,6 +96,7 @@ class Emulator:
                "--imds-listen", f"127.0.0.1:{self.imds_port}", "--state-dir", self.state_dir,
                "--client-secret", f"{CLIENT_ID}={CLIENT_SECRET}"]
         if self.scenario is not None:
+            os.makedirs(self.state_dir, exist_ok=True)
             path = os.path.join(self.state_dir, "scenario.json")
             with open(path, "w") as f:
                 json.dump(self.scenario, f)
