@@ -803,6 +803,7 @@ class Compute:
             vm["host"] = host  # recorded first, so a crash mid-boot is cleaned up later
             info = {"name": vm["name"], "size": vm["vmSize"], "image": vm["image"],
                     "privateIp": self.world.network.primary_ip(vm["nicKeys"]),
+                    "mac": self.world.network.primary_mac(vm["nicKeys"]),
                     "rdmaIp": vm["rdmaIp"] if size.rdma else None,
                     "customData": base64.b64decode(vm["customData"]) if vm["customData"] else b""}
             self.world.store.save()

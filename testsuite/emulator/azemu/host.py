@@ -55,6 +55,11 @@ def _mountpoints():
     return points
 
 
+def _rdma_mac(ip):
+    """A locally administered MAC made from the (unique) RDMA address."""
+    return "02:00:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
+
+
 def _ns_id(path):
     st = os.stat(path)
     return st.st_dev, st.st_ino
@@ -113,7 +118,8 @@ class HostManager:
     def boot(self, host, vm):
         """Create the host described by `host` (see record()) and run the boot hook.
 
-        `vm` carries name, size, image, privateIp, rdmaIp, customData (bytes).
+        `vm` carries name, size, image, privateIp, mac (of the cluster NIC), rdmaIp,
+        customData (bytes).
         Returns the hook's exit status (None on timeout). On a set-up failure
         everything made so far is removed and HostError is raised.
         """
@@ -133,7 +139,10 @@ class HostManager:
             self.teardown(host)
         plen = self.cidr.prefixlen
         _ip("netns", "add", ns)
-        _ip("link", "add", host["clusterVeth"], "type", "veth", "peer", "name", "eth0", "netns", ns)
+        # Stable MAC addresses (the NIC's, and one derived from the RDMA address), so a
+        # re-created host is reachable at once through its neighbours' ARP caches.
+        _ip("link", "add", host["clusterVeth"], "type", "veth", "peer", "name", "eth0",
+            "address", vm["mac"], "netns", ns)
         _ip("link", "set", "dev", host["clusterVeth"], "master", self.bridge, "up")
         _ip("-n", ns, "link", "set", "dev", "lo", "up")
         _ip("-n", ns, "addr", "add", f"{vm['privateIp']}/{plen}", "dev", "eth0")
@@ -146,7 +155,7 @@ class HostManager:
                     _ip("link", "add", fb, "type", "bridge")
                     _ip("link", "set", "dev", fb, "up")
                 _ip("link", "add", host["rdmaVeth"], "type", "veth", "peer", "name",
-                    host["rdmaIf"], "netns", ns)
+                    host["rdmaIf"], "address", _rdma_mac(vm["rdmaIp"]), "netns", ns)
                 _ip("link", "set", "dev", host["rdmaVeth"], "master", fb, "up")
             _ip("-n", ns, "addr", "add", f"{vm['rdmaIp']}/{RDMA_PREFIXLEN}", "dev", host["rdmaIf"])
             _ip("-n", ns, "link", "set", "dev", host["rdmaIf"], "up")

@@ -58,6 +58,13 @@ class Network:
                 return nic["ipConfigurations"][0]["privateIPAddress"]
         return None
 
+    def primary_mac(self, nic_keys):
+        """The primary NIC's MAC in the colon form `ip` takes."""
+        nic = self.data["nics"].get(nic_keys[0]) if nic_keys else None
+        if nic is None or not nic.get("macAddress"):
+            return "02:" + ":".join(f"{b:02x}" for b in os.urandom(5))
+        return nic["macAddress"].replace("-", ":").lower()
+
     def attach(self, nic_key, vm_key):
         nic = self.data["nics"][nic_key]
         nic["vm"] = vm_key
