@@ -1065,7 +1065,8 @@ static int _key_line(struct parse *ps, const char *name)
 static void _require(struct parse *ps, const char *value, const char *key,
 		     const char *example)
 {
-	if (!value)
+	/* A key set to a bad value was reported where it was set. */
+	if (!value && !_key_line(ps, key))
 		_err(ps, ps->last_lineno,
 		     "missing required key %s; add a line %s=%s", key, key,
 		     example);
