@@ -5,6 +5,7 @@ client's cached token stays valid across an emulator restart, as a real one woul
 import datetime
 import secrets
 import time
+import uuid
 
 from . import errors
 from .httpserv import json_response
@@ -17,6 +18,8 @@ ARM_AUDIENCES = (
     "https://management.chinacloudapi.cn", "https://management.core.chinacloudapi.cn",
 )
 SYSTEM_IDENTITY = "system-assigned"
+# The client id IMDS reports for the VM's system-assigned identity.
+SYSTEM_CLIENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "azemu:system-assigned-identity"))
 # Expired tokens are forgotten after a day so the state file does not grow forever.
 TOKEN_RETENTION = 86400
 
@@ -113,7 +116,8 @@ class TokenService:
         return json_response(200, {
             "access_token": token, "refresh_token": "", "expires_in": str(lifetime),
             "expires_on": str(t + lifetime), "not_before": str(t), "resource": resource,
-            "token_type": "Bearer", "client_id": client if client != SYSTEM_IDENTITY else guid(),
+            "token_type": "Bearer",
+            "client_id": client if client != SYSTEM_IDENTITY else SYSTEM_CLIENT_ID,
         })
 
     # --- AAD v2.0 client credentials -------------------------------------------------

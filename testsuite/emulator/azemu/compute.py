@@ -461,6 +461,14 @@ class Compute:
                 raise errors.resize_not_in_cluster(size.name)
             self._check_quota(vm["sub"], vm["location"], size, exclude=key)
 
+        retry_create = vm["provisioningState"] == "Failed" and not vm["allocated"] \
+            and vm.get("failedKind") == "vm.create" and active is None
+        failure = None
+        if retry_create:
+            # Re-sending the PUT of a VM whose creation failed retries the allocation
+            # (which may refuse synchronously, before anything changed).
+            failure = self._allocate(key, vm, size)
+
         vm["tags"] = body.get("tags") if body.get("tags") is not None else vm["tags"]
         vm["vmSize"] = size.name
         spec = vm["spec"]
@@ -471,11 +479,7 @@ class Compute:
                 spec[k] = v
         vm["etag"] += 1
 
-        retry_create = vm["provisioningState"] == "Failed" and not vm["allocated"] \
-            and vm.get("failedKind") == "vm.create" and active is None
         if retry_create:
-            # Re-sending the PUT of a VM whose creation failed retries the allocation.
-            failure = self._allocate(key, vm, size)
             op = self._start_op(ctx, key, vm, "vm.create", self.cfg.timing["create"], failure)
             vm["provisioningState"], vm["powerState"] = "Creating", "starting"
         elif active is not None:
@@ -779,13 +783,18 @@ class Compute:
             if cur is None:
                 return
             op, key, vm = cur
-            self._release(key, vm)
-            for nic_key, ref in zip(vm["nicKeys"], vm["nicRefs"]):
-                self.world.network.detach(nic_key, delete=ref.get("deleteOption") == "Delete")
-            self.world.network.release_rdma_ip(vm.get("rdmaIp"))
-            del self.data["vms"][key]
+            self._forget(key, vm)
             ops.finish(op, ops.SUCCEEDED)
             self.world.store.save()
+
+    def _forget(self, key, vm):
+        """Remove a deleted VM: its allocation, NIC attachments (deleting the NICs marked
+        deleteOption Delete) and RDMA address."""
+        self._release(key, vm)
+        for nic_key, ref in zip(vm["nicKeys"], vm["nicRefs"]):
+            self.world.network.detach(nic_key, delete=ref.get("deleteOption") == "Delete")
+        self.world.network.release_rdma_ip(vm.get("rdmaIp"))
+        del self.data["vms"][key]
 
     # --- hosts (caller holds the VM's host lock, not the store lock) -----------------
 
@@ -867,11 +876,17 @@ class Compute:
         for t in threads:
             t.join()
         with self.world.store.lock:
-            for key, vm in self.data["vms"].items():
+            for key, vm in list(self.data["vms"].items()):
+                active = self._op(vm)
+                if active is not None and active["kind"] == "vm.delete" \
+                        and active["status"] == ops.IN_PROGRESS:
+                    ops.finish(active, ops.SUCCEEDED)  # the host is gone: finish the delete
+                    self._forget(key, vm)
+                    continue
                 self._preempt(vm)
                 if vm["powerState"] != "deallocated" or vm["allocated"]:
                     vm["powerState"] = "deallocated"
-                    if vm["provisioningState"] not in ("Failed",):
+                    if vm["provisioningState"] != "Failed":
                         vm["provisioningState"] = "Succeeded"
                     self._release(key, vm)
             self.world.store.save()

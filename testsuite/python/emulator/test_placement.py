@@ -214,3 +214,28 @@ def test_proximity_placement_group_life_cycle(emu, rg):
     assert r.json["properties"]["virtualMachines"] == []
     assert emu.arm("DELETE", path).status == 200
     assert emu.arm("GET", path).status == 404
+
+
+def test_scenario_sets_capacity_and_quota(make_emulator, rg):
+    emu = make_emulator({"capacity": {"availabilitySets": {"tiny": 1}, "perSet": 5},
+                         "quota": {"families": {"standardHCSFamily": 44}}})
+    emu.put_avset(rg, "tiny")
+    assert emu.create_vm(rg, "t1", avset="tiny", size="Standard_D2s_v5").final["status"] == "Succeeded"
+    assert emu.create_vm(rg, "t2", avset="tiny", size="Standard_D2s_v5").final["error"]["code"] \
+        == "AllocationFailed"
+    assert emu.create_vm(rg, "h1", size="Standard_HC44rs").final["status"] == "Succeeded"
+    emu.put_nic(rg, "h2-nic")
+    r = emu.arm("PUT", emu.vm_path(rg, "h2"), emu.vm_body(rg, "h2", size="Standard_HC44-16rs"))
+    assert r.status == 409  # constrained-core sizes are charged their parent's 44 cores
+    # A reset goes back to the scenario's values.
+    emu.admin("POST", "capacity", {"availabilitySet": "tiny", "remaining": 9})
+    emu.admin("POST", "reset")
+    assert emu.admin("GET", "capacity")["availabilitySets"] == {"tiny": 1}
+
+
+def test_set_holds_at_most_per_set_vms(make_emulator, rg):
+    emu = make_emulator({"capacity": {"perSet": 2}})
+    emu.put_avset(rg, "s")
+    results = [emu.create_vm(rg, f"p{i}", avset="s", size="Standard_D2s_v5").final["status"]
+               for i in range(3)]
+    assert results == ["Succeeded", "Succeeded", "Failed"]

@@ -171,3 +171,10 @@ def test_list_subscription_vms_is_high_cost(emu):
     r = emu.arm("GET", f"/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines")
     assert r.header("x-ms-ratelimit-remaining-resource").startswith(
         "Microsoft.Compute/HighCostGetSubscriptionMaximum;")
+
+
+def test_realistic_timings(make_emulator):
+    emu = make_emulator(args=["--realistic", "--timing", "delete=5"])
+    timing = emu.admin("GET", "timing")
+    assert (timing["create"], timing["start"], timing["deallocate"], timing["delete"]) == (60, 45, 30, 5)
+    assert timing["latency"] > 0

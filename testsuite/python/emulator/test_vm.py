@@ -254,3 +254,47 @@ def test_custom_data_is_not_returned_but_kept(emu, rg):
     r = emu.arm("GET", emu.vm_path(rg, "vm1"))
     assert "customData" not in r.json["properties"]["osProfile"]
     assert base64.b64encode(data.encode()).decode()  # sanity of the fixture
+
+
+def test_patch_changes_tags(emu, rg):
+    emu.create_vm(rg, "vm1")
+    r = emu.arm("PATCH", emu.vm_path(rg, "vm1"), {"tags": {"k": "v"}})
+    assert r.status == 200, r
+    assert r.json["tags"] == {"k": "v"}
+    assert emu.wait_op(r)["status"] == "Succeeded"
+    assert emu.arm("GET", emu.vm_path(rg, "vm1")).json["tags"] == {"k": "v"}
+
+
+def test_resize_within_the_cluster_and_across_when_deallocated(emu, rg):
+    emu.create_vm(rg, "vm1")
+    small = emu.vm_body(rg, "vm1", size="Standard_HB120-16rs_v3")
+    assert emu.wait_op(emu.arm("PUT", emu.vm_path(rg, "vm1"), small))["status"] == "Succeeded"
+    other = emu.vm_body(rg, "vm1", size="Standard_HX176rs")
+    r = emu.arm("PUT", emu.vm_path(rg, "vm1"), other)
+    assert r.status == 409 and r.error["message"].startswith(
+        "Unable to resize the VM because the requested size Standard_HX176rs is not available")
+    emu.vm_action(rg, "vm1", "deallocate")
+    assert emu.wait_op(emu.arm("PUT", emu.vm_path(rg, "vm1"), other))["status"] == "Succeeded"
+    emu.vm_action(rg, "vm1", "start")
+    assert emu.vms()["vm1"]["vmSize"] == "Standard_HX176rs"
+
+
+def test_power_off_of_a_deallocated_vm_is_refused(emu, rg):
+    emu.create_vm(rg, "vm1", size="Standard_D2s_v5")
+    emu.vm_action(rg, "vm1", "deallocate")
+    r = emu.arm("POST", emu.vm_path(rg, "vm1") + "/powerOff")
+    assert r.status == 409 and r.error["code"] == "OperationNotAllowed"
+
+
+def test_repeated_start_joins_the_running_operation(emu, rg):
+    emu.create_vm(rg, "vm1", size="Standard_D2s_v5")
+    emu.vm_action(rg, "vm1", "deallocate")
+    emu.admin("POST", "timing", {"start": 1.0})
+    first = emu.vm_action(rg, "vm1", "start", wait=False)
+    second = emu.vm_action(rg, "vm1", "start", wait=False)
+    assert first.header("Azure-AsyncOperation") == second.header("Azure-AsyncOperation")
+    busy = emu.arm("POST", emu.vm_path(rg, "vm1") + "/restart")
+    assert busy.status == 409
+    assert emu.wait_op(second)["status"] == "Succeeded"
+    emu.admin("POST", "timing", {"start": 0.2})
+    assert emu.vm_action(rg, "vm1", "restart").final["status"] == "Succeeded"
