@@ -44,11 +44,11 @@ enum arm_method {
 
 /* Which api-version a call carries. */
 enum arm_api {
-	ARM_API_COMPUTE = 0,	/* ComputeApiVersion of azrdma.conf */
-	ARM_API_NETWORK,	/* NetworkApiVersion of azrdma.conf */
-	ARM_API_SKUS,		/* ARM_SKUS_API_VERSION */
-	ARM_API_CUSTOM,		/* arm_request.api_version */
-	ARM_API_IN_URL,		/* the path already has it (a nextLink) */
+	ARM_API_COMPUTE = 0, /* ComputeApiVersion of azrdma.conf */
+	ARM_API_NETWORK,     /* NetworkApiVersion of azrdma.conf */
+	ARM_API_SKUS,        /* ARM_SKUS_API_VERSION */
+	ARM_API_CUSTOM,      /* arm_request.api_version */
+	ARM_API_IN_URL,      /* the path already has it (a nextLink) */
 };
 
 /* arm_request.flags */
@@ -73,9 +73,9 @@ struct arm_request {
 	 */
 	const char *path;
 	enum arm_api api;
-	const char *api_version;	/* ARM_API_CUSTOM only */
-	const char *query;	/* more query, encoded, no '?': "$expand=.." */
-	json_object *body;	/* request body or NULL */
+	const char *api_version; /* ARM_API_CUSTOM only */
+	const char *query;       /* more query, encoded, no '?': "$expand=.." */
+	json_object *body;       /* request body or NULL */
 	unsigned flags;
 };
 
@@ -86,10 +86,10 @@ struct arm_request {
  * the real cause (AllocationFailed, OverconstrainedAllocationRequest).
  */
 struct arm_error {
-	char *code;		/* the code to act on; NULL if none */
-	char *message;		/* its message; NULL if none */
-	char *top_code;		/* the envelope's own code */
-	char **details;		/* codes of the top-level details[] */
+	char *code;     /* the code to act on; NULL if none */
+	char *message;  /* its message; NULL if none */
+	char *top_code; /* the envelope's own code */
+	char **details; /* codes of the top-level details[] */
 	size_t detail_count;
 };
 
@@ -99,7 +99,7 @@ void arm_error_free(struct arm_error *e);
 /* The final result of one call. */
 struct arm_result {
 	enum az_rc rc;
-	long status;		/* HTTP status of the last response, 0: none */
+	long status; /* HTTP status of the last response, 0: none */
 	/*
 	 * The final body: the resource (after an LRO, its final GET), the
 	 * merged list, or NULL (empty body).  Belongs to the result; a
@@ -107,9 +107,9 @@ struct arm_result {
 	 * or takes it over by setting body to NULL.
 	 */
 	json_object *body;
-	struct arm_error error;	/* on AZ_EARM, AZ_ENOTFOUND, AZ_ETHROTTLED.. */
-	char *request_id;	/* x-ms-request-id of the first response */
-	char err[AZ_ERRLEN];	/* one line on failure: "<code>: <message>" */
+	struct arm_error error; /* on AZ_EARM, AZ_ENOTFOUND, AZ_ETHROTTLED.. */
+	char *request_id;       /* x-ms-request-id of the first response */
+	char err[AZ_ERRLEN];    /* one line on failure: "<code>: <message>" */
 };
 
 /* Free r and everything in it. */
@@ -122,28 +122,28 @@ void arm_result_free(struct arm_result *r);
  * arm_client_run() or the synchronous functions.
  */
 typedef void (*arm_done_fn)(struct arm_client *c, struct arm_result *res,
-			    void *arg);
+                            void *arg);
 
 /*
  * Timing and limits.  Programs keep the defaults; tests shorten them.
  */
 struct arm_tuning {
-	unsigned poll_interval_ms;	/* LRO poll without Retry-After */
-	unsigned lro_timeout_ms;	/* an LRO that runs longer fails */
-	unsigned backoff_base_ms;	/* first retry delay (before jitter) */
-	unsigned backoff_cap_ms;	/* no retry delay is longer (but
-					 * Retry-After wins) */
-	unsigned retry_budget_ms;	/* total time one step may retry */
-	unsigned max_attempts;		/* tries of one step, first included */
+	unsigned poll_interval_ms; /* LRO poll without Retry-After */
+	unsigned lro_timeout_ms;   /* an LRO that runs longer fails */
+	unsigned backoff_base_ms;  /* first retry delay (before jitter) */
+	unsigned backoff_cap_ms;   /* no retry delay is longer (but
+	                            * Retry-After wins) */
+	unsigned retry_budget_ms;  /* total time one step may retry */
+	unsigned max_attempts;     /* tries of one step, first included */
 	unsigned connect_timeout_ms;
-	unsigned transfer_timeout_ms;	/* one HTTP exchange */
+	unsigned transfer_timeout_ms; /* one HTTP exchange */
 	/* Below these remaining counts, requests of that class are spaced. */
 	unsigned low_water_reads;
 	unsigned low_water_writes;
 	unsigned low_water_deletes;
-	unsigned low_water_resource;	/* x-ms-ratelimit-remaining-resource */
-	unsigned max_spacing_ms;	/* spacing when nothing is left */
-	unsigned token_margin_s;	/* refresh this long before expiry */
+	unsigned low_water_resource; /* x-ms-ratelimit-remaining-resource */
+	unsigned max_spacing_ms;     /* spacing when nothing is left */
+	unsigned token_margin_s;     /* refresh this long before expiry */
 	/* Random numbers in [0, 1) for jitter; NULL: the client's own. */
 	double (*random)(void *arg);
 	void *random_arg;
@@ -158,8 +158,8 @@ void arm_tuning_default(struct arm_tuning *t);
  * *out with arm_client_free().
  */
 enum az_rc arm_client_new(const struct azrdma_conf *conf,
-			  const struct arm_tuning *tuning,
-			  struct arm_client **out, char *err, size_t errlen);
+                          const struct arm_tuning *tuning,
+                          struct arm_client **out, char *err, size_t errlen);
 
 /*
  * Free c.  Calls still unfinished are dropped without their callbacks; run
@@ -173,7 +173,7 @@ void arm_client_free(struct arm_client *c);
  * runs.
  */
 enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
-		      arm_done_fn done, void *arg, char *err, size_t errlen);
+                      arm_done_fn done, void *arg, char *err, size_t errlen);
 
 /*
  * Drive every submitted call, and every call their callbacks submit, until
@@ -181,7 +181,7 @@ enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
  * unfinished call completes with AZ_ETIMEOUT and this returns AZ_ETIMEOUT.
  */
 enum az_rc arm_client_run(struct arm_client *c, long timeout_ms, char *err,
-			  size_t errlen);
+                          size_t errlen);
 
 /* Calls submitted and not yet completed. */
 size_t arm_client_pending(const struct arm_client *c);
@@ -192,14 +192,14 @@ size_t arm_client_pending(const struct arm_client *c);
  * the caller frees with arm_result_free().
  */
 enum az_rc arm_call_sync(struct arm_client *c, const struct arm_request *req,
-			 struct arm_result **res);
+                         struct arm_result **res);
 
 /*
  * Get a token now (from the cache or the token endpoint), to check that
  * azrdma can authenticate.  The token itself is never handed out.
  */
 enum az_rc arm_client_check_auth(struct arm_client *c, char *err,
-				 size_t errlen);
+                                 size_t errlen);
 
 const char *arm_client_subscription(const struct arm_client *c);
 const char *arm_client_resource_group(const struct arm_client *c);
@@ -225,7 +225,7 @@ char *arm_ppg_path(const struct arm_client *c, const char *name);
 
 /* arm_vm_get flags */
 enum {
-	ARM_VM_INSTANCE_VIEW = 1u << 0,	/* $expand=instanceView */
+	ARM_VM_INSTANCE_VIEW = 1u << 0, /* $expand=instanceView */
 };
 
 /*
@@ -236,70 +236,70 @@ enum {
  * call; done runs once as with arm_submit().
  */
 enum az_rc arm_vm_create(struct arm_client *c, const char *name,
-			 json_object *body, struct arm_result **res);
+                         json_object *body, struct arm_result **res);
 enum az_rc arm_vm_create_async(struct arm_client *c, const char *name,
-			       json_object *body, arm_done_fn done, void *arg,
-			       char *err, size_t errlen);
+                               json_object *body, arm_done_fn done, void *arg,
+                               char *err, size_t errlen);
 enum az_rc arm_vm_get(struct arm_client *c, const char *name, unsigned flags,
-		      struct arm_result **res);
+                      struct arm_result **res);
 enum az_rc arm_vm_get_async(struct arm_client *c, const char *name,
-			    unsigned flags, arm_done_fn done, void *arg,
-			    char *err, size_t errlen);
+                            unsigned flags, arm_done_fn done, void *arg,
+                            char *err, size_t errlen);
 enum az_rc arm_vm_start(struct arm_client *c, const char *name,
-			struct arm_result **res);
+                        struct arm_result **res);
 enum az_rc arm_vm_start_async(struct arm_client *c, const char *name,
-			      arm_done_fn done, void *arg, char *err,
-			      size_t errlen);
+                              arm_done_fn done, void *arg, char *err,
+                              size_t errlen);
 enum az_rc arm_vm_deallocate(struct arm_client *c, const char *name,
-			     struct arm_result **res);
+                             struct arm_result **res);
 enum az_rc arm_vm_deallocate_async(struct arm_client *c, const char *name,
-				   arm_done_fn done, void *arg, char *err,
-				   size_t errlen);
+                                   arm_done_fn done, void *arg, char *err,
+                                   size_t errlen);
 enum az_rc arm_vm_power_off(struct arm_client *c, const char *name,
-			    bool skip_shutdown, struct arm_result **res);
+                            bool skip_shutdown, struct arm_result **res);
 enum az_rc arm_vm_power_off_async(struct arm_client *c, const char *name,
-				  bool skip_shutdown, arm_done_fn done,
-				  void *arg, char *err, size_t errlen);
+                                  bool skip_shutdown, arm_done_fn done,
+                                  void *arg, char *err, size_t errlen);
 /* forceDeletion is always sent, true or false (see the 2024-11-01 note). */
 enum az_rc arm_vm_delete(struct arm_client *c, const char *name, bool force,
-			 struct arm_result **res);
+                         struct arm_result **res);
 enum az_rc arm_vm_delete_async(struct arm_client *c, const char *name,
-			       bool force, arm_done_fn done, void *arg,
-			       char *err, size_t errlen);
+                               bool force, arm_done_fn done, void *arg,
+                               char *err, size_t errlen);
 /* Every VM of the resource group: body {"value": [...]}. */
 enum az_rc arm_vm_list(struct arm_client *c, struct arm_result **res);
 
 enum az_rc arm_nic_create(struct arm_client *c, const char *name,
-			  json_object *body, struct arm_result **res);
+                          json_object *body, struct arm_result **res);
 enum az_rc arm_nic_create_async(struct arm_client *c, const char *name,
-				json_object *body, arm_done_fn done,
-				void *arg, char *err, size_t errlen);
+                                json_object *body, arm_done_fn done, void *arg,
+                                char *err, size_t errlen);
 enum az_rc arm_nic_get(struct arm_client *c, const char *name,
-		       struct arm_result **res);
+                       struct arm_result **res);
 enum az_rc arm_nic_get_async(struct arm_client *c, const char *name,
-			     arm_done_fn done, void *arg, char *err,
-			     size_t errlen);
+                             arm_done_fn done, void *arg, char *err,
+                             size_t errlen);
 enum az_rc arm_nic_delete(struct arm_client *c, const char *name,
-			  struct arm_result **res);
+                          struct arm_result **res);
 enum az_rc arm_nic_delete_async(struct arm_client *c, const char *name,
-				arm_done_fn done, void *arg, char *err,
-				size_t errlen);
+                                arm_done_fn done, void *arg, char *err,
+                                size_t errlen);
 
 enum az_rc arm_avset_put(struct arm_client *c, const char *name,
-			 json_object *body, struct arm_result **res);
+                         json_object *body, struct arm_result **res);
 enum az_rc arm_avset_get(struct arm_client *c, const char *name,
-			 struct arm_result **res);
+                         struct arm_result **res);
 enum az_rc arm_avset_delete(struct arm_client *c, const char *name,
-			    struct arm_result **res);
+                            struct arm_result **res);
 enum az_rc arm_ppg_put(struct arm_client *c, const char *name,
-		       json_object *body, struct arm_result **res);
+                       json_object *body, struct arm_result **res);
 enum az_rc arm_ppg_get(struct arm_client *c, const char *name,
-		       struct arm_result **res);
+                       struct arm_result **res);
 enum az_rc arm_ppg_delete(struct arm_client *c, const char *name,
-			  struct arm_result **res);
+                          struct arm_result **res);
 /* Compute resource SKUs of location (NULL: the client's Location). */
 enum az_rc arm_skus_list(struct arm_client *c, const char *location,
-			 struct arm_result **res);
+                         struct arm_result **res);
 
 /*
  * Readers of ARM bodies; the strings returned belong to the json object.

@@ -45,27 +45,26 @@ static uint64_t _fnv1a(const char *s)
 }
 
 enum az_rc arm_auth_init(struct arm_client *c, const struct azrdma_conf *conf,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	struct az_buf b = {0};
 	enum az_rc rc;
 
 	if (c->auth == AUTH_SERVICE_PRINCIPAL)
 		rc = buf_printf(&b, "ServicePrincipal|%s|%s|%s|%s",
-				c->authority_host, c->tenant_id, c->client_id,
-				c->audience);
+		                c->authority_host, c->tenant_id, c->client_id,
+		                c->audience);
 	else
-		rc = buf_printf(&b, "ManagedIdentity|%s|%s|%s",
-				c->imds_endpoint,
-				c->client_id ? c->client_id : "system",
-				c->audience);
+		rc = buf_printf(
+		        &b, "ManagedIdentity|%s|%s|%s", c->imds_endpoint,
+		        c->client_id ? c->client_id : "system", c->audience);
 	if (rc != AZ_OK)
 		goto nomem;
 	c->identity = buf_steal(&b);
 	if (!conf->state_dir)
 		return AZ_OK;
 	if (buf_printf(&b, "%s/token-%016" PRIx64 ".json", conf->state_dir,
-		       _fnv1a(c->identity))
+	               _fnv1a(c->identity))
 	    != AZ_OK)
 		goto nomem;
 	c->cache_path = buf_steal(&b);
@@ -120,7 +119,7 @@ static void _load_cache(struct arm_client *c, time_t now)
 		return;
 	}
 	if (fs_read_file(c->cache_path, _MAX_CACHE_SIZE, &text, &len, err,
-			 sizeof(err))
+	                 sizeof(err))
 	    != AZ_OK)
 		return;
 	obj = arm_json_parse(text, len);
@@ -134,7 +133,7 @@ static void _load_cache(struct arm_client *c, time_t now)
 	c->token_obtained = 0;
 	c->token_gen++;
 	log_debug("arm: token from cache %s, valid for %lds", c->cache_path,
-		  (long)(tok.expires_on - now));
+	          (long)(tok.expires_on - now));
 out:
 	json_object_put(obj);
 	arm_free_secret(text);
@@ -168,19 +167,19 @@ static enum az_rc _put_escaped(struct az_buf *b, const char *s)
 
 /* The client secret: first line of ClientSecretFile, which must be
  * private. */
-static enum az_rc _read_secret(struct arm_client *c, char **secret,
-			       char *err, size_t errlen)
+static enum az_rc _read_secret(struct arm_client *c, char **secret, char *err,
+                               size_t errlen)
 {
 	enum az_rc rc;
 	size_t len;
 	char *s;
 
 	rc = fs_check_secret(c->client_secret_file, "ClientSecretFile", err,
-			     errlen);
+	                     errlen);
 	if (rc != AZ_OK)
 		return rc;
 	rc = fs_read_file(c->client_secret_file, _MAX_SECRET_SIZE, &s, &len,
-			  err, errlen);
+	                  err, errlen);
 	if (rc != AZ_OK)
 		return rc;
 	len = strcspn(s, "\r\n");
@@ -190,15 +189,15 @@ static enum az_rc _read_secret(struct arm_client *c, char **secret,
 	if (!len) {
 		arm_free_secret(s);
 		return az_err(AZ_ECONFIG, err, errlen,
-			      "ClientSecretFile %s is empty",
-			      c->client_secret_file);
+		              "ClientSecretFile %s is empty",
+		              c->client_secret_file);
 	}
 	*secret = s;
 	return AZ_OK;
 }
 
 enum az_rc arm_auth_request(struct arm_client *c, char **url, char **body,
-			    enum arm_peer *peer, char *err, size_t errlen)
+                            enum arm_peer *peer, char *err, size_t errlen)
 {
 	struct az_buf u = {0}, f = {0};
 	char *secret = NULL, *scope = NULL;
@@ -207,17 +206,19 @@ enum az_rc arm_auth_request(struct arm_client *c, char **url, char **body,
 	*url = *body = NULL;
 	if (c->auth == AUTH_MANAGED_IDENTITY) {
 		*peer = ARM_PEER_IMDS;
-		if (buf_printf(&u, "%s/metadata/identity/oauth2/token"
-				   "?api-version=" ARM_IMDS_API_VERSION
-				   "&resource=",
-			       c->imds_endpoint) != AZ_OK
+		if (buf_printf(&u,
+		               "%s/metadata/identity/oauth2/token"
+		               "?api-version=" ARM_IMDS_API_VERSION
+		               "&resource=",
+		               c->imds_endpoint)
+		            != AZ_OK
 		    || buf_printf(&f, "%s/", c->audience) != AZ_OK
 		    || _put_escaped(&u, f.data) != AZ_OK)
 			goto out;
 		/* A user-assigned identity is named by its client id. */
-		if (c->client_id && (buf_puts(&u, "&client_id=") != AZ_OK
-				     || _put_escaped(&u, c->client_id)
-						!= AZ_OK))
+		if (c->client_id
+		    && (buf_puts(&u, "&client_id=") != AZ_OK
+		        || _put_escaped(&u, c->client_id) != AZ_OK))
 			goto out;
 		*url = buf_steal(&u);
 		rc = AZ_OK;
@@ -261,8 +262,9 @@ out:
  * written into the JSON cache by hand. */
 static bool _token_chars_ok(const char *t)
 {
-	return t[strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			   "0123456789-_.~+/=")]
+	return t[strspn(t,
+	                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                "0123456789-_.~+/=")]
 	       == '\0';
 }
 
@@ -277,20 +279,19 @@ static void _save_cache(struct arm_client *c)
 	id = json_object_new_string(c->identity);
 	if (!id)
 		return;
-	if (buf_printf(&b,
-		       "{\"identity\": %s, \"expires_on\": %lld, "
-		       "\"access_token\": \"%s\"}\n",
-		       json_object_to_json_string_ext(id,
-						      JSON_C_TO_STRING_PLAIN),
-		       (long long)c->token.expires_on,
-		       c->token.access_token)
+	if (buf_printf(
+	            &b,
+	            "{\"identity\": %s, \"expires_on\": %lld, "
+	            "\"access_token\": \"%s\"}\n",
+	            json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN),
+	            (long long)c->token.expires_on, c->token.access_token)
 	    != AZ_OK)
 		goto out;
 	/* The state directory is azrdma's own; nobody else reads it. */
 	if (fs_mkdir_p(c->state_dir, 0700, err, sizeof(err)) != AZ_OK
 	    || fs_write_atomic(c->cache_path, b.data, b.len, 0600, err,
-			       sizeof(err))
-		       != AZ_OK)
+	                       sizeof(err))
+	               != AZ_OK)
 		log_warn("arm: cannot cache the token: %s", err);
 out:
 	json_object_put(id);
@@ -300,7 +301,7 @@ out:
 }
 
 enum az_rc arm_auth_accept(struct arm_client *c, const char *text, size_t len,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	time_t now = time(NULL);
 	struct arm_token tok;
@@ -315,9 +316,9 @@ enum az_rc arm_auth_accept(struct arm_client *c, const char *text, size_t len,
 	c->token_gen++;
 	c->cache_tried = true;
 	log_debug("arm: new token for %s, valid for %lds",
-		  c->auth == AUTH_SERVICE_PRINCIPAL ? "the service principal"
-						    : "the managed identity",
-		  (long)(tok.expires_on - now));
+	          c->auth == AUTH_SERVICE_PRINCIPAL ? "the service principal"
+	                                            : "the managed identity",
+	          (long)(tok.expires_on - now));
 	_save_cache(c);
 	return AZ_OK;
 }
@@ -331,5 +332,5 @@ void arm_auth_drop(struct arm_client *c, unsigned gen)
 	c->cache_tried = true;
 	if (c->cache_path && unlink(c->cache_path) < 0 && errno != ENOENT)
 		log_warn("arm: cannot remove the token cache %s: %s",
-			 c->cache_path, strerror(errno));
+		         c->cache_path, strerror(errno));
 }

@@ -41,19 +41,19 @@ enum _kind {
 };
 
 enum _state {
-	_S_WAIT = 0,	/* until due_ms */
-	_S_TOKEN,	/* until a token arrives */
-	_S_ACTIVE,	/* exchange on the multi handle */
+	_S_WAIT = 0, /* until due_ms */
+	_S_TOKEN,    /* until a token arrives */
+	_S_ACTIVE,   /* exchange on the multi handle */
 };
 
 enum _stage {
-	_ST_INITIAL = 0,	/* the call itself */
-	_ST_POLL_ASYNC,		/* GET Azure-AsyncOperation */
-	_ST_POLL_LOCATION,	/* GET Location: 202 again, or the result */
-	_ST_POLL_RESOURCE,	/* GET the resource until provisioningState
-				 * is terminal (201 without poll headers) */
-	_ST_FINAL_GET,		/* GET the resource after Succeeded */
-	_ST_PAGE,		/* GET nextLink */
+	_ST_INITIAL = 0,   /* the call itself */
+	_ST_POLL_ASYNC,    /* GET Azure-AsyncOperation */
+	_ST_POLL_LOCATION, /* GET Location: 202 again, or the result */
+	_ST_POLL_RESOURCE, /* GET the resource until provisioningState
+	                    * is terminal (201 without poll headers) */
+	_ST_FINAL_GET,     /* GET the resource after Succeeded */
+	_ST_PAGE,          /* GET nextLink */
 };
 
 struct arm_op {
@@ -61,10 +61,10 @@ struct arm_op {
 	enum _kind kind;
 	enum _state state;
 	enum _stage stage;
-	enum arm_method method;	/* of the call */
-	char *url;		/* of the call, with api-version */
-	char *body;		/* request body; the token form holds the
-				 * client secret */
+	enum arm_method method; /* of the call */
+	char *url;              /* of the call, with api-version */
+	char *body;             /* request body; the token form holds the
+	                         * client secret */
 	unsigned flags;
 	arm_done_fn done;
 	void *arg;
@@ -75,18 +75,18 @@ struct arm_op {
 	char *step_url;
 	enum arm_rl_class rl_class;
 	char *rl_key;
-	unsigned attempt;	/* retries so far */
+	unsigned attempt; /* retries so far */
 	int64_t step_start_ms;
 	int64_t due_ms;
-	bool held;		/* the governor held it (logged once) */
+	bool held; /* the governor held it (logged once) */
 	bool auth_retried;
-	unsigned token_gen;	/* of the token it was sent with */
+	unsigned token_gen; /* of the token it was sent with */
 
 	/* long-running operation and paging */
 	char *async_url;
 	char *location_url;
 	int64_t lro_deadline_ms;
-	json_object *items;	/* value[] of the pages so far */
+	json_object *items; /* value[] of the pages so far */
 
 	/* the exchange in flight */
 	CURL *easy;
@@ -104,8 +104,8 @@ struct arm_op {
 };
 
 static const char *const _method_names[] = {
-	[ARM_GET] = "GET",     [ARM_PUT] = "PUT",	[ARM_POST] = "POST",
-	[ARM_PATCH] = "PATCH", [ARM_DELETE] = "DELETE",
+        [ARM_GET] = "GET",     [ARM_PUT] = "PUT",       [ARM_POST] = "POST",
+        [ARM_PATCH] = "PATCH", [ARM_DELETE] = "DELETE",
 };
 
 static int64_t _now_ms(void)
@@ -135,7 +135,7 @@ void arm_tuning_default(struct arm_tuning *t)
 	t->lro_timeout_ms = 30 * 60 * 1000;
 	t->backoff_base_ms = 1000;
 	t->backoff_cap_ms = 30000;
-	t->retry_budget_ms = 120000;	/* IMDS may be updating for 70 s */
+	t->retry_budget_ms = 120000; /* IMDS may be updating for 70 s */
 	t->max_attempts = 10;
 	t->connect_timeout_ms = 10000;
 	t->transfer_timeout_ms = 60000;
@@ -292,7 +292,7 @@ static void _op_free(struct arm_client *c, struct arm_op *op)
 static bool _same_origin(const struct arm_client *c, const char *url)
 {
 	static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST,
-					  CURLUPART_PORT};
+	                                  CURLUPART_PORT};
 	CURLU *a = curl_url(), *b = curl_url();
 	bool same = false;
 
@@ -305,9 +305,9 @@ static bool _same_origin(const struct arm_client *c, const char *url)
 		char *pa = NULL, *pb = NULL;
 
 		if (curl_url_get(a, parts[i], &pa, CURLU_DEFAULT_PORT)
-			    != CURLUE_OK
+		            != CURLUE_OK
 		    || curl_url_get(b, parts[i], &pb, CURLU_DEFAULT_PORT)
-			       != CURLUE_OK
+		               != CURLUE_OK
 		    || strcasecmp(pa, pb))
 			same = false;
 		curl_free(pa);
@@ -333,7 +333,7 @@ static int _path_len(const char *url, const char **start)
 }
 
 static const char *_api_version(const struct arm_client *c,
-				const struct arm_request *req)
+                                const struct arm_request *req)
 {
 	switch (req->api) {
 	case ARM_API_COMPUTE:
@@ -350,33 +350,33 @@ static const char *_api_version(const struct arm_client *c,
 }
 
 static enum az_rc _build_url(const struct arm_client *c,
-			     const struct arm_request *req, char **url,
-			     char *err, size_t errlen)
+                             const struct arm_request *req, char **url,
+                             char *err, size_t errlen)
 {
 	bool absolute = !strncasecmp(req->path, "https://", 8)
-			|| !strncasecmp(req->path, "http://", 7);
+	                || !strncasecmp(req->path, "http://", 7);
 	const char *ver = _api_version(c, req);
 	struct az_buf b = {0};
 	char sep;
 
 	if (!absolute && req->path[0] != '/')
 		return az_err(AZ_EINVAL, err, errlen,
-			      "ARM path '%s' does not start with '/'",
-			      req->path);
+		              "ARM path '%s' does not start with '/'",
+		              req->path);
 	if (absolute && !_same_origin(c, req->path))
 		return az_err(AZ_EINVAL, err, errlen,
-			      "URL is not on ArmEndpoint %s",
-			      c->arm_endpoint);
+		              "URL is not on ArmEndpoint %s", c->arm_endpoint);
 	if (req->api == ARM_API_CUSTOM && (!ver || !*ver))
 		return az_err(AZ_EINVAL, err, errlen,
-			      "ARM_API_CUSTOM without an api_version");
+		              "ARM_API_CUSTOM without an api_version");
 	sep = strchr(req->path, '?') ? '&' : '?';
 	if ((!absolute && buf_puts(&b, c->arm_endpoint) != AZ_OK)
 	    || buf_puts(&b, req->path) != AZ_OK
 	    || (ver && buf_printf(&b, "%capi-version=%s", sep, ver) != AZ_OK)
 	    || (req->query && *req->query
-		&& buf_printf(&b, "%c%s", ver || sep == '&' ? '&' : '?',
-			      req->query) != AZ_OK)) {
+	        && buf_printf(&b, "%c%s", ver || sep == '&' ? '&' : '?',
+	                      req->query)
+	                   != AZ_OK)) {
 		buf_free(&b);
 		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
 	}
@@ -412,8 +412,9 @@ static char *_header_value(const char *line, size_t len, const char *name)
 		v++;
 		vlen--;
 	}
-	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'
-			|| v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+	while (vlen
+	       && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'
+	           || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
 		vlen--;
 	return strndup(v, vlen);
 }
@@ -440,10 +441,10 @@ static size_t _on_header(char *line, size_t size, size_t n, void *arg)
 		return n;
 	}
 	_take_header(&op->hdr_async,
-		     _header_value(line, n, "Azure-AsyncOperation"));
+	             _header_value(line, n, "Azure-AsyncOperation"));
 	_take_header(&op->hdr_location, _header_value(line, n, "Location"));
 	_take_header(&op->hdr_request_id,
-		     _header_value(line, n, "x-ms-request-id"));
+	             _header_value(line, n, "x-ms-request-id"));
 	arm_throttle_header(&op->ti, line, n, time(NULL));
 	return n;
 }
@@ -473,15 +474,15 @@ static enum az_rc _build_headers(struct arm_client *c, struct arm_op *op)
 		if (op->peer == ARM_PEER_IMDS)
 			return _add_header(&op->headers, "Metadata: true");
 		return _add_header(&op->headers,
-				   "Content-Type: "
-				   "application/x-www-form-urlencoded");
+		                   "Content-Type: "
+		                   "application/x-www-form-urlencoded");
 	}
 	if (op->step_method != ARM_GET && op->step_method != ARM_DELETE
 	    && _add_header(&op->headers, "Content-Type: application/json")
-		       != AZ_OK)
+	               != AZ_OK)
 		return AZ_ENOMEM;
 	rc = buf_printf(&auth, "Authorization: Bearer %s",
-			c->token.access_token);
+	                c->token.access_token);
 	if (rc == AZ_OK)
 		rc = _add_header(&op->headers, auth.data);
 	if (auth.data)
@@ -495,8 +496,8 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 {
 	/* Only the IMDS token request may go over plain HTTP (the link-local
 	 * endpoint speaks nothing else). */
-	const char *protocols = op->peer == ARM_PEER_IMDS ? "http,https"
-							  : "https";
+	const char *protocols =
+	        op->peer == ARM_PEER_IMDS ? "http,https" : "https";
 	/* Only the call itself has a body; polls and pages are GETs. */
 	const char *body = op->stage == _ST_INITIAL && op->body ? op->body : "";
 	CURL *e;
@@ -518,18 +519,18 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)c->tuning.connect_timeout_ms);
+	                 (long)c->tuning.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-			 (long)c->tuning.transfer_timeout_ms);
+	                 (long)c->tuning.transfer_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
 #else
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS,
-			 op->peer == ARM_PEER_IMDS
-				 ? (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)
-				 : (long)CURLPROTO_HTTPS);
+	                 op->peer == ARM_PEER_IMDS
+	                         ? (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)
+	                         : (long)CURLPROTO_HTTPS);
 	(void)protocols;
 #endif
 	/* Peer and host verification stay on (curl's default), always. */
@@ -552,7 +553,7 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 		if (op->step_method != ARM_POST)
 			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-					 _method_names[op->step_method]);
+			                 _method_names[op->step_method]);
 		break;
 	}
 	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
@@ -570,10 +571,10 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 
 /* Complete a call: its callback runs, then the op is gone. */
 static void _finish(struct arm_client *c, struct arm_op *op, enum az_rc rc,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void _finish(struct arm_client *c, struct arm_op *op, enum az_rc rc,
-		    const char *fmt, ...)
+                    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -593,18 +594,18 @@ static void _finish(struct arm_client *c, struct arm_op *op, enum az_rc rc,
 
 /* Finish with the ARM error in op->res.error. */
 static void _finish_error(struct arm_client *c, struct arm_op *op,
-			  enum az_rc rc)
+                          enum az_rc rc)
 {
 	const char *p;
 	int n = _path_len(op->step_url, &p);
 
 	if (op->res.error.code)
 		_finish(c, op, rc, "%s: %s", op->res.error.code,
-			op->res.error.message ? op->res.error.message
-					      : "(no message)");
+		        op->res.error.message ? op->res.error.message
+		                              : "(no message)");
 	else
 		_finish(c, op, rc, "%s %.*s: HTTP %ld",
-			_method_names[op->step_method], n, p, op->res.status);
+		        _method_names[op->step_method], n, p, op->res.status);
 }
 
 /*
@@ -612,7 +613,7 @@ static void _finish_error(struct arm_client *c, struct arm_op *op,
  * waiting for a token, or fail them all with c->token_err.
  */
 static void _token_finished(struct arm_client *c, struct arm_op *op,
-			    enum az_rc rc)
+                            enum az_rc rc)
 {
 	struct arm_op *w;
 
@@ -622,16 +623,15 @@ static void _token_finished(struct arm_client *c, struct arm_op *op,
 		_op_free(c, op);
 	}
 	c->token_op = NULL;
-	for (w = c->head; w; w = w->next) {
-		if (w->state != _S_TOKEN)
-			continue;
-		if (rc != AZ_OK)
-			break;
-		w->state = _S_WAIT;
-		w->due_ms = 0;
-	}
-	if (rc == AZ_OK)
+	if (rc == AZ_OK) {
+		for (w = c->head; w; w = w->next) {
+			if (w->state != _S_TOKEN)
+				continue;
+			w->state = _S_WAIT;
+			w->due_ms = 0;
+		}
 		return;
+	}
 	/* Search afresh each time: callbacks may submit more calls. */
 	for (;;) {
 		for (w = c->head; w && w->state != _S_TOKEN; w = w->next)
@@ -645,8 +645,8 @@ static void _token_finished(struct arm_client *c, struct arm_op *op,
 /* ---- stepping ------------------------------------------------------- */
 
 static enum az_rc _set_step(struct arm_client *c, struct arm_op *op,
-			    enum _stage stage, enum arm_method method,
-			    const char *url, long delay_ms)
+                            enum _stage stage, enum arm_method method,
+                            const char *url, long delay_ms)
 {
 	char *u = strdup(url);
 	char *key = arm_throttle_key(method, url);
@@ -674,29 +674,29 @@ static enum az_rc _set_step(struct arm_client *c, struct arm_op *op,
 
 /* Retry the current step after backoff; false when out of tries or
  * time. */
-static bool _retry(struct arm_client *c, struct arm_op *op,
-		   long retry_after_ms, const char *why)
+static bool _retry(struct arm_client *c, struct arm_op *op, long retry_after_ms,
+                   const char *why)
 {
 	struct arm_backoff b = {c->tuning.backoff_base_ms,
-				c->tuning.backoff_cap_ms, c->tuning.random,
-				c->tuning.random_arg};
+	                        c->tuning.backoff_cap_ms, c->tuning.random,
+	                        c->tuning.random_arg};
 	int64_t now = _now_ms();
 	long d = arm_retry_delay(&b, op->attempt, c->tuning.max_attempts,
-				 (long)(now - op->step_start_ms),
-				 (long)c->tuning.retry_budget_ms,
-				 retry_after_ms);
+	                         (long)(now - op->step_start_ms),
+	                         (long)c->tuning.retry_budget_ms,
+	                         retry_after_ms);
 	const char *p;
 	int n = _path_len(op->step_url, &p);
 
 	if (d < 0) {
 		log_verbose("arm: %s %.*s: %s; giving up after %u tries",
-			    _method_names[op->step_method], n, p, why,
-			    op->attempt + 1);
+		            _method_names[op->step_method], n, p, why,
+		            op->attempt + 1);
 		return false;
 	}
 	log_verbose("arm: %s %.*s: %s; retry %u in %ld ms%s",
-		    _method_names[op->step_method], n, p, why, op->attempt + 1,
-		    d, retry_after_ms >= 0 ? " (Retry-After)" : "");
+	            _method_names[op->step_method], n, p, why, op->attempt + 1,
+	            d, retry_after_ms >= 0 ? " (Retry-After)" : "");
 	op->attempt++;
 	op->state = _S_WAIT;
 	op->due_ms = now + d;
@@ -706,16 +706,15 @@ static bool _retry(struct arm_client *c, struct arm_op *op,
 /* Poll again after Retry-After or the poll interval, within the LRO's
  * time. */
 static void _poll_again(struct arm_client *c, struct arm_op *op,
-			const char *status)
+                        const char *status)
 {
 	long d = op->ti.retry_after_ms >= 0 ? op->ti.retry_after_ms
-					    : (long)c->tuning.poll_interval_ms;
+	                                    : (long)c->tuning.poll_interval_ms;
 	int64_t now = _now_ms();
 
 	if (now + d > op->lro_deadline_ms) {
-		_finish(c, op, AZ_ETIMEOUT,
-			"operation still %s after %u s", status,
-			c->tuning.lro_timeout_ms / 1000);
+		_finish(c, op, AZ_ETIMEOUT, "operation still %s after %u s",
+		        status, c->tuning.lro_timeout_ms / 1000);
 		return;
 	}
 	op->attempt = 0;
@@ -725,13 +724,13 @@ static void _poll_again(struct arm_client *c, struct arm_op *op,
 }
 
 static void _step_or_fail(struct arm_client *c, struct arm_op *op,
-			  enum _stage stage, const char *url, long delay)
+                          enum _stage stage, const char *url, long delay)
 {
 	if (!_same_origin(c, url)) {
 		_finish(c, op, AZ_EPARSE,
-			"ARM sent a URL that is not on ArmEndpoint %s; "
-			"refusing to send the token there",
-			c->arm_endpoint);
+		        "ARM sent a URL that is not on ArmEndpoint %s; "
+		        "refusing to send the token there",
+		        c->arm_endpoint);
 		return;
 	}
 	if (_set_step(c, op, stage, ARM_GET, url, delay) != AZ_OK)
@@ -742,7 +741,7 @@ static void _step_or_fail(struct arm_client *c, struct arm_op *op,
 static void _lro_begin(struct arm_client *c, struct arm_op *op)
 {
 	long d = op->ti.retry_after_ms >= 0 ? op->ti.retry_after_ms
-					    : (long)c->tuning.poll_interval_ms;
+	                                    : (long)c->tuning.poll_interval_ms;
 
 	op->async_url = op->hdr_async;
 	op->location_url = op->hdr_location;
@@ -800,15 +799,15 @@ nomem_put:
 
 /* A 2xx answer to the call itself. */
 static void _initial_done(struct arm_client *c, struct arm_op *op,
-			  json_object *body)
+                          json_object *body)
 {
 	long status = op->res.status;
 	const char *ps;
 
 	if (op->flags & ARM_REQ_NO_LRO)
 		goto done;
-	if ((status == 201 || status == 202) && (op->hdr_async
-						 || op->hdr_location)) {
+	if ((status == 201 || status == 202)
+	    && (op->hdr_async || op->hdr_location)) {
 		json_object_put(body);
 		_lro_begin(c, op);
 		return;
@@ -826,7 +825,7 @@ static void _initial_done(struct arm_client *c, struct arm_op *op,
 		json_object_put(body);
 		op->lro_deadline_ms = _now_ms() + c->tuning.lro_timeout_ms;
 		_step_or_fail(c, op, _ST_POLL_RESOURCE, op->url,
-			      c->tuning.poll_interval_ms);
+		              c->tuning.poll_interval_ms);
 		return;
 	}
 	if ((op->flags & ARM_REQ_PAGED) && op->method == ARM_GET) {
@@ -840,7 +839,7 @@ done:
 
 /* A 2xx answer to an Azure-AsyncOperation poll. */
 static void _async_done(struct arm_client *c, struct arm_op *op,
-			json_object *body)
+                        json_object *body)
 {
 	enum arm_lro_status st;
 	enum az_rc rc;
@@ -848,10 +847,10 @@ static void _async_done(struct arm_client *c, struct arm_op *op,
 	rc = arm_parse_lro_status(body, &st, &op->res.error);
 	if (rc != AZ_OK) {
 		json_object_put(body);
-		_finish(c, op, rc, rc == AZ_ENOMEM
-					   ? "out of memory"
-					   : "operation status without a "
-					     "status");
+		_finish(c, op, rc,
+		        rc == AZ_ENOMEM ? "out of memory"
+		                        : "operation status without a "
+		                          "status");
 		return;
 	}
 	switch (st) {
@@ -888,7 +887,7 @@ static void _async_done(struct arm_client *c, struct arm_op *op,
 
 /* A 2xx answer to a provisioningState poll of the resource. */
 static void _resource_done(struct arm_client *c, struct arm_op *op,
-			   json_object *body)
+                           json_object *body)
 {
 	const char *ps = arm_provisioning_state(body);
 
@@ -917,28 +916,28 @@ static bool _is_auth_error(const char *code)
 
 /* An answer (or a transport failure) to a call's current step. */
 static void _call_step_done(struct arm_client *c, struct arm_op *op,
-			    CURLcode cc, long status)
+                            CURLcode cc, long status)
 {
 	json_object *body;
 	enum az_rc rc;
 
 	if (cc != CURLE_OK) {
-		const char *why = op->errbuf[0] ? op->errbuf
-						: curl_easy_strerror(cc);
+		const char *why =
+		        op->errbuf[0] ? op->errbuf : curl_easy_strerror(cc);
 		const char *p;
 		int n = _path_len(op->step_url, &p);
 
 		if (op->resp_too_big) {
 			_finish(c, op, AZ_EHTTP,
-				"%s %.*s: response larger than %u bytes",
-				_method_names[op->step_method], n, p,
-				_MAX_BODY);
+			        "%s %.*s: response larger than %u bytes",
+			        _method_names[op->step_method], n, p,
+			        _MAX_BODY);
 			return;
 		}
 		if (arm_curl_retryable(cc) && _retry(c, op, -1, why))
 			return;
 		_finish(c, op, AZ_EHTTP, "%s %.*s: %s",
-			_method_names[op->step_method], n, p, why);
+		        _method_names[op->step_method], n, p, why);
 		return;
 	}
 	op->res.status = status;
@@ -969,8 +968,8 @@ static void _call_step_done(struct arm_client *c, struct arm_op *op,
 			return;
 		}
 		snprintf(why, sizeof(why), "HTTP %ld%s%s", status,
-			 op->res.error.code ? " " : "",
-			 op->res.error.code ? op->res.error.code : "");
+		         op->res.error.code ? " " : "",
+		         op->res.error.code ? op->res.error.code : "");
 		if (arm_status_retryable(ARM_PEER_ARM, status)
 		    && _retry(c, op, op->ti.retry_after_ms, why)) {
 			json_object_put(body);
@@ -981,7 +980,7 @@ static void _call_step_done(struct arm_client *c, struct arm_op *op,
 		rc = status == 404   ? AZ_ENOTFOUND
 		     : status == 429 ? AZ_ETHROTTLED
 		     : status == 401 ? AZ_EAUTH
-				     : AZ_EARM;
+		                     : AZ_EARM;
 		_finish_error(c, op, rc);
 		return;
 	}
@@ -1015,7 +1014,7 @@ static void _call_step_done(struct arm_client *c, struct arm_op *op,
 
 /* An answer (or a transport failure) to the token request. */
 static void _token_step_done(struct arm_client *c, struct arm_op *op,
-			     CURLcode cc, long status)
+                             CURLcode cc, long status)
 {
 	const char *who = op->peer == ARM_PEER_IMDS ? "IMDS" : "AAD";
 	struct arm_error e = {0};
@@ -1024,8 +1023,8 @@ static void _token_step_done(struct arm_client *c, struct arm_op *op,
 	int n = _path_len(op->step_url, &p);
 
 	if (cc != CURLE_OK) {
-		const char *what = op->errbuf[0] ? op->errbuf
-						 : curl_easy_strerror(cc);
+		const char *what =
+		        op->errbuf[0] ? op->errbuf : curl_easy_strerror(cc);
 
 		if (arm_curl_retryable(cc) && _retry(c, op, -1, what))
 			return;
@@ -1036,7 +1035,7 @@ static void _token_step_done(struct arm_client *c, struct arm_op *op,
 	}
 	if (status == 200) {
 		if (arm_auth_accept(c, op->resp.data ? op->resp.data : "",
-				    op->resp.len, why, sizeof(why))
+		                    op->resp.len, why, sizeof(why))
 		    == AZ_OK) {
 			_token_finished(c, op, AZ_OK);
 			return;
@@ -1052,8 +1051,8 @@ static void _token_step_done(struct arm_client *c, struct arm_op *op,
 		return;
 	/* AAD's and IMDS's own words: "invalid_client: AADSTS7000215..." */
 	if (arm_parse_error_text(op->resp.data ? op->resp.data : "",
-				 op->resp.len, &e)
-		    == AZ_OK
+	                         op->resp.len, &e)
+	            == AZ_OK
 	    && e.code)
 		az_err(AZ_EAUTH, c->token_err, sizeof(c->token_err),
 		       "no token from %s: HTTP %ld: %s: %.*s", who, status,
@@ -1067,7 +1066,7 @@ static void _token_step_done(struct arm_client *c, struct arm_op *op,
 }
 
 static void _log_exchange(const struct arm_op *op, CURLcode cc, long status,
-			  int64_t now)
+                          int64_t now)
 {
 	const char *p;
 	int n = _path_len(op->step_url, &p);
@@ -1076,16 +1075,16 @@ static void _log_exchange(const struct arm_op *op, CURLcode cc, long status,
 		return;
 	if (cc != CURLE_OK)
 		log_debug("arm: %s%s %.*s -> %s (%lld ms)",
-			  op->kind == _K_TOKEN ? "token " : "",
-			  _method_names[op->step_method], n, p,
-			  op->errbuf[0] ? op->errbuf : curl_easy_strerror(cc),
-			  (long long)(now - op->sent_ms));
+		          op->kind == _K_TOKEN ? "token " : "",
+		          _method_names[op->step_method], n, p,
+		          op->errbuf[0] ? op->errbuf : curl_easy_strerror(cc),
+		          (long long)(now - op->sent_ms));
 	else
 		log_debug("arm: %s%s %.*s -> %ld (request id %s, %lld ms)",
-			  op->kind == _K_TOKEN ? "token " : "",
-			  _method_names[op->step_method], n, p, status,
-			  op->hdr_request_id ? op->hdr_request_id : "-",
-			  (long long)(now - op->sent_ms));
+		          op->kind == _K_TOKEN ? "token " : "",
+		          _method_names[op->step_method], n, p, status,
+		          op->hdr_request_id ? op->hdr_request_id : "-",
+		          (long long)(now - op->sent_ms));
 }
 
 static void _exchange_done(struct arm_client *c, CURL *e, CURLcode cc)
@@ -1111,7 +1110,7 @@ static void _exchange_done(struct arm_client *c, CURL *e, CURLcode cc)
 	 * Out of memory here only costs the governor its memory. */
 	if (cc == CURLE_OK)
 		(void)arm_governor_observe(&c->gov, op->rl_class, op->rl_key,
-					   &op->ti, status, now);
+		                           &op->ti, status, now);
 	_call_step_done(c, op, cc, status);
 }
 
@@ -1125,14 +1124,13 @@ static enum az_rc _start_token(struct arm_client *c)
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return az_err(AZ_ENOMEM, c->token_err, sizeof(c->token_err),
-			      "out of memory");
+		              "out of memory");
 	op->kind = _K_TOKEN;
 	rc = arm_auth_request(c, &op->url, &op->body, &op->peer, c->token_err,
-			      sizeof(c->token_err));
+	                      sizeof(c->token_err));
 	if (rc == AZ_OK)
-		rc = _set_step(c, op,
-			       _ST_INITIAL, op->body ? ARM_POST : ARM_GET,
-			       op->url, 0);
+		rc = _set_step(c, op, _ST_INITIAL,
+		               op->body ? ARM_POST : ARM_GET, op->url, 0);
 	if (rc != AZ_OK) {
 		if (rc == AZ_ENOMEM)
 			az_err(rc, c->token_err, sizeof(c->token_err),
@@ -1170,19 +1168,20 @@ static void _start_due(struct arm_client *c, int64_t now)
 				continue;
 			}
 			ready = arm_governor_ready_at(&c->gov, op->rl_class,
-						      op->rl_key, now);
+			                              op->rl_key, now);
 			if (ready > now) {
 				if (!op->held)
 					log_verbose("arm: throttle: holding "
-						    "%s for %lld ms",
-						    op->rl_key,
-						    (long long)(ready - now));
+					            "%s for %lld ms",
+					            op->rl_key,
+					            (long long)(ready - now));
 				op->held = true;
 				op->due_ms = ready;
 				continue;
 			}
-			arm_governor_started(&c->gov, op->rl_class,
-					     op->rl_key, now);
+			arm_governor_started(&c->gov, op->rl_class, op->rl_key,
+			                     now);
+			op->held = false;
 		}
 		rc = _send(c, op, now);
 		if (rc == AZ_OK)
@@ -1196,7 +1195,7 @@ static void _start_due(struct arm_client *c, int64_t now)
 			return;
 		}
 		_finish(c, op, rc, "cannot start the request: %s",
-			az_strerror(rc));
+		        az_strerror(rc));
 	}
 	if (need_token && !c->token_op && _start_token(c) != AZ_OK)
 		_token_finished(c, NULL, AZ_EAUTH);
@@ -1204,8 +1203,7 @@ static void _start_due(struct arm_client *c, int64_t now)
 
 /* How long the loop may sleep: until the next op is due, at most
  * _MAX_WAIT_MS or until the deadline. */
-static long _wait_ms(const struct arm_client *c, int64_t now,
-		     int64_t deadline)
+static long _wait_ms(const struct arm_client *c, int64_t now, int64_t deadline)
 {
 	bool slots = c->active < c->max_parallel;
 	int64_t w = _MAX_WAIT_MS;
@@ -1263,7 +1261,7 @@ static bool _all_done(const struct arm_client *c, const void *arg)
 }
 
 static enum az_rc _run(struct arm_client *c, long timeout_ms, _stop_fn stop,
-		       const void *arg, char *err, size_t errlen)
+                       const void *arg, char *err, size_t errlen)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : _now_ms() + timeout_ms;
 	enum az_rc rc = AZ_OK;
@@ -1271,8 +1269,8 @@ static enum az_rc _run(struct arm_client *c, long timeout_ms, _stop_fn stop,
 
 	if (c->running)
 		return az_err(AZ_EBUSY, err, errlen,
-			      "the ARM client is already running (called "
-			      "from a callback?)");
+		              "the ARM client is already running (called "
+		              "from a callback?)");
 	c->running = true;
 	for (;;) {
 		int64_t now = _now_ms();
@@ -1286,13 +1284,12 @@ static enum az_rc _run(struct arm_client *c, long timeout_ms, _stop_fn stop,
 		if (deadline >= 0 && now >= deadline) {
 			_abort_all(c, AZ_ETIMEOUT, timeout_ms);
 			rc = az_err(AZ_ETIMEOUT, err, errlen,
-				    "ARM calls not finished within %ld ms",
-				    timeout_ms);
+			            "ARM calls not finished within %ld ms",
+			            timeout_ms);
 			break;
 		}
-		curl_multi_poll(c->multi, NULL, 0, (int)_wait_ms(c, now,
-								 deadline),
-				NULL);
+		curl_multi_poll(c->multi, NULL, 0,
+		                (int)_wait_ms(c, now, deadline), NULL);
 	}
 	c->running = false;
 	return rc;
@@ -1313,29 +1310,30 @@ static char *_dup_or_null(const char *s, bool *fail)
 }
 
 enum az_rc arm_client_new(const struct azrdma_conf *conf,
-			  const struct arm_tuning *tuning,
-			  struct arm_client **out, char *err, size_t errlen)
+                          const struct arm_tuning *tuning,
+                          struct arm_client **out, char *err, size_t errlen)
 {
 	struct arm_client *c;
 	bool fail = false;
 	enum az_rc rc;
 
 	*out = NULL;
-	if (!conf->arm_endpoint || strncasecmp(conf->arm_endpoint, "https://", 8))
+	if (!conf->arm_endpoint
+	    || strncasecmp(conf->arm_endpoint, "https://", 8))
 		return az_err(AZ_ECONFIG, err, errlen,
-			      "ArmEndpoint must be an https:// URL");
+		              "ArmEndpoint must be an https:// URL");
 	if (!conf->arm_audience || !conf->subscription_id)
 		return az_err(AZ_ECONFIG, err, errlen,
-			      "ArmAudience and SubscriptionId are required");
+		              "ArmAudience and SubscriptionId are required");
 	if (conf->auth == AUTH_SERVICE_PRINCIPAL
 	    && (!conf->authority_host || !conf->tenant_id || !conf->client_id
-		|| !conf->client_secret_file))
+	        || !conf->client_secret_file))
 		return az_err(AZ_ECONFIG, err, errlen,
-			      "a service principal needs AuthorityHost, "
-			      "TenantId, ClientId and ClientSecretFile");
+		              "a service principal needs AuthorityHost, "
+		              "TenantId, ClientId and ClientSecretFile");
 	if (conf->auth == AUTH_MANAGED_IDENTITY && !conf->imds_endpoint)
 		return az_err(AZ_ECONFIG, err, errlen,
-			      "a managed identity needs ImdsEndpoint");
+		              "a managed identity needs ImdsEndpoint");
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
@@ -1350,27 +1348,27 @@ enum az_rc arm_client_new(const struct azrdma_conf *conf,
 	c->ca_bundle = _dup_or_null(conf->ca_bundle, &fail);
 	c->state_dir = _dup_or_null(conf->state_dir, &fail);
 	c->compute_api = _dup_or_null(conf->compute_api_version
-					      ? conf->compute_api_version
-					      : CONF_DEFAULT_COMPUTE_API,
-				      &fail);
+	                                      ? conf->compute_api_version
+	                                      : CONF_DEFAULT_COMPUTE_API,
+	                              &fail);
 	c->network_api = _dup_or_null(conf->network_api_version
-					      ? conf->network_api_version
-					      : CONF_DEFAULT_NETWORK_API,
-				      &fail);
+	                                      ? conf->network_api_version
+	                                      : CONF_DEFAULT_NETWORK_API,
+	                              &fail);
 	c->subscription = _dup_or_null(conf->subscription_id, &fail);
 	c->resource_group = _dup_or_null(conf->resource_group, &fail);
 	c->location = _dup_or_null(conf->location, &fail);
 	c->user_agent = _dup_or_null("azrdma/" PACKAGE_VERSION, &fail);
 	c->max_parallel = conf->max_parallel_requests
-				  ? conf->max_parallel_requests
-				  : CONF_DEFAULT_MAX_PARALLEL;
+	                          ? conf->max_parallel_requests
+	                          : CONF_DEFAULT_MAX_PARALLEL;
 	if (tuning)
 		c->tuning = *tuning;
 	else
 		arm_tuning_default(&c->tuning);
 	if (!c->tuning.random) {
 		c->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)
-			 ^ (uint64_t)(uintptr_t)c;
+		         ^ (uint64_t)(uintptr_t)c;
 		if (!c->rng)
 			c->rng = 0x9E3779B97F4A7C15ULL;
 		c->tuning.random = _default_random;
@@ -1378,13 +1376,12 @@ enum az_rc arm_client_new(const struct azrdma_conf *conf,
 	}
 	if (!c->tuning.max_attempts)
 		c->tuning.max_attempts = 1;
-	arm_governor_init(&c->gov,
-			  (const unsigned[ARM_RL_CLASSES]){
-				  c->tuning.low_water_reads,
-				  c->tuning.low_water_writes,
-				  c->tuning.low_water_deletes},
-			  c->tuning.low_water_resource,
-			  c->tuning.max_spacing_ms);
+	arm_governor_init(
+	        &c->gov,
+	        (const unsigned[ARM_RL_CLASSES]){c->tuning.low_water_reads,
+	                                         c->tuning.low_water_writes,
+	                                         c->tuning.low_water_deletes},
+	        c->tuning.low_water_resource, c->tuning.max_spacing_ms);
 	if (fail) {
 		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		goto fail;
@@ -1402,7 +1399,7 @@ enum az_rc arm_client_new(const struct azrdma_conf *conf,
 	}
 	/* Keep a connection per parallel request alive for reuse. */
 	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
-			  (long)c->max_parallel + 2);
+	                  (long)c->max_parallel + 2);
 	rc = arm_auth_init(c, conf, err, errlen);
 	if (rc != AZ_OK)
 		goto fail;
@@ -1452,7 +1449,7 @@ void arm_client_free(struct arm_client *c)
 }
 
 enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
-		      arm_done_fn done, void *arg, char *err, size_t errlen)
+                      arm_done_fn done, void *arg, char *err, size_t errlen)
 {
 	struct arm_op *op;
 	enum az_rc rc;
@@ -1462,7 +1459,7 @@ enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
 		return az_err(AZ_EINVAL, err, errlen, "bad ARM request");
 	if (c->aborting)
 		return az_err(AZ_ETIMEOUT, err, errlen,
-			      "the ARM client is past its deadline");
+		              "the ARM client is past its deadline");
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
@@ -1477,7 +1474,7 @@ enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
 		goto fail;
 	if (req->body) {
 		const char *s = json_object_to_json_string_ext(
-			req->body, JSON_C_TO_STRING_PLAIN);
+		        req->body, JSON_C_TO_STRING_PLAIN);
 
 		if (!s || !(op->body = strdup(s))) {
 			rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
@@ -1498,7 +1495,7 @@ fail:
 }
 
 enum az_rc arm_client_run(struct arm_client *c, long timeout_ms, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	return _run(c, timeout_ms, _all_done, NULL, err, errlen);
 }
@@ -1509,8 +1506,7 @@ size_t arm_client_pending(const struct arm_client *c)
 }
 
 /* arm_call_sync's callback: move the result out of the op. */
-static void _sync_done(struct arm_client *c, struct arm_result *res,
-		       void *arg)
+static void _sync_done(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct arm_result **dst = arg;
 
@@ -1527,7 +1523,7 @@ static bool _sync_finished(const struct arm_client *c, const void *arg)
 }
 
 enum az_rc arm_call_sync(struct arm_client *c, const struct arm_request *req,
-			 struct arm_result **res)
+                         struct arm_result **res)
 {
 	struct arm_result *r = calloc(1, sizeof(*r)), *slot = r;
 	enum az_rc rc;
@@ -1539,7 +1535,7 @@ enum az_rc arm_call_sync(struct arm_client *c, const struct arm_request *req,
 	if (c->running) {
 		/* The op would outlive this frame. */
 		rc = r->rc = az_err(AZ_EBUSY, r->err, sizeof(r->err),
-				    "synchronous ARM call from a callback");
+		                    "synchronous ARM call from a callback");
 		goto out;
 	}
 	rc = arm_submit(c, req, _sync_done, &slot, r->err, sizeof(r->err));
@@ -1564,12 +1560,11 @@ static bool _token_settled(const struct arm_client *c, const void *arg)
 	return !c->token_op;
 }
 
-enum az_rc arm_client_check_auth(struct arm_client *c, char *err,
-				 size_t errlen)
+enum az_rc arm_client_check_auth(struct arm_client *c, char *err, size_t errlen)
 {
 	if (c->running)
 		return az_err(AZ_EBUSY, err, errlen,
-			      "arm_client_check_auth from a callback");
+		              "arm_client_check_auth from a callback");
 	if (arm_auth_usable(c))
 		return AZ_OK;
 	if (!c->token_op && _start_token(c) != AZ_OK)

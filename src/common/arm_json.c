@@ -15,8 +15,8 @@
 
 /* Top-level codes that only wrap the real cause, found in details[]. */
 static const char *const _generic_codes[] = {
-	"ResourceOperationFailure", "ResourceDeploymentFailure",
-	"DeploymentFailed", "MultipleErrorsOccurred", NULL};
+        "ResourceOperationFailure", "ResourceDeploymentFailure",
+        "DeploymentFailed", "MultipleErrorsOccurred", NULL};
 
 /* Deeper nesting than this is not an error report but an attack. */
 #define _MAX_DETAIL_DEPTH 8
@@ -145,7 +145,7 @@ static enum az_rc _fill_details(json_object *env, struct arm_error *out)
 		return AZ_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const char *code =
-			_get_str(json_object_array_get_idx(details, i), "code");
+		        _get_str(json_object_array_get_idx(details, i), "code");
 
 		if (!code)
 			continue;
@@ -166,11 +166,10 @@ enum az_rc arm_parse_error(json_object *body, struct arm_error *out)
 	if (wrapped && json_object_is_type(wrapped, json_type_string)) {
 		/* AAD and IMDS: {"error": "invalid_scope",
 		 * "error_description": "AADSTS70011: ..."} */
-		if (_dup(&out->code, json_object_get_string(wrapped))
-			    != AZ_OK
+		if (_dup(&out->code, json_object_get_string(wrapped)) != AZ_OK
 		    || _dup(&out->top_code, out->code) != AZ_OK
-		    || _dup(&out->message,
-			    _get_str(body, "error_description")) != AZ_OK)
+		    || _dup(&out->message, _get_str(body, "error_description"))
+		               != AZ_OK)
 			goto nomem;
 		return AZ_OK;
 	}
@@ -208,7 +207,7 @@ nomem:
 }
 
 enum az_rc arm_parse_error_text(const char *text, size_t len,
-				struct arm_error *out)
+                                struct arm_error *out)
 {
 	json_object *body = arm_json_parse(text, len);
 	enum az_rc rc;
@@ -281,7 +280,7 @@ static char *_first_line(const char *s, size_t max)
 }
 
 enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
-			   struct arm_token *out, char *err, size_t errlen)
+                           struct arm_token *out, char *err, size_t errlen)
 {
 	json_object *body = arm_json_parse(text, len);
 	const char *error, *token;
@@ -291,7 +290,7 @@ enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
 	memset(out, 0, sizeof(*out));
 	if (!body || !json_object_is_type(body, json_type_object)) {
 		rc = az_err(AZ_EPARSE, err, errlen,
-			    "token response is not a JSON object");
+		            "token response is not a JSON object");
 		goto out;
 	}
 	error = _get_str(body, "error");
@@ -300,14 +299,14 @@ enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
 		char *line = desc ? _first_line(desc, 400) : NULL;
 
 		rc = az_err(AZ_EAUTH, err, errlen, "%s: %s", error,
-			    line ? line : "(no description)");
+		            line ? line : "(no description)");
 		free(line);
 		goto out;
 	}
 	token = _get_str(body, "access_token");
 	if (!token || !*token) {
 		rc = az_err(AZ_EPARSE, err, errlen,
-			    "token response has no access_token");
+		            "token response has no access_token");
 		goto out;
 	}
 	if (_get_seconds(body, "expires_in", &secs)) {
@@ -316,8 +315,8 @@ enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
 		out->expires_on = (time_t)secs;
 	} else {
 		rc = az_err(AZ_EPARSE, err, errlen,
-			    "token response has neither expires_in nor "
-			    "expires_on");
+		            "token response has neither expires_in nor "
+		            "expires_on");
 		goto out;
 	}
 	out->access_token = strdup(token);
@@ -330,7 +329,7 @@ out:
 
 		if (t && json_object_is_type(t, json_type_string))
 			explicit_bzero((char *)json_object_get_string(t),
-				       (size_t)json_object_get_string_len(t));
+			               (size_t)json_object_get_string_len(t));
 		json_object_put(body);
 	}
 	return rc;
@@ -350,7 +349,7 @@ enum arm_lro_status arm_lro_status_from_string(const char *s)
 }
 
 enum az_rc arm_parse_lro_status(json_object *body, enum arm_lro_status *st,
-				struct arm_error *err)
+                                struct arm_error *err)
 {
 	const char *status = _get_str(body, "status");
 	enum az_rc rc;
@@ -369,7 +368,8 @@ enum az_rc arm_parse_lro_status(json_object *body, enum arm_lro_status *st,
 		if (_dup(&err->code, status) != AZ_OK
 		    || _dup(&err->top_code, status) != AZ_OK
 		    || _dup(&err->message, "the operation ended without an "
-					   "error report") != AZ_OK) {
+		                           "error report")
+		               != AZ_OK) {
 			arm_error_free(err);
 			return AZ_ENOMEM;
 		}
@@ -387,7 +387,7 @@ const char *arm_json_next_link(json_object *page)
 const char *arm_provisioning_state(json_object *resource)
 {
 	return arm_json_str_path(resource, "properties", "provisioningState",
-				 NULL);
+	                         NULL);
 }
 
 const char *arm_vm_power_state(json_object *vm)
@@ -398,13 +398,13 @@ const char *arm_vm_power_state(json_object *vm)
 	/* A VM with $expand=instanceView, or the instanceView itself. */
 	if (!statuses)
 		statuses = _get(_get(_get(vm, "properties"), "instanceView"),
-				"statuses");
+		                "statuses");
 	if (!statuses || !json_object_is_type(statuses, json_type_array))
 		return NULL;
 	n = json_object_array_length(statuses);
 	for (size_t i = 0; i < n; i++) {
-		const char *code =
-			_get_str(json_object_array_get_idx(statuses, i), "code");
+		const char *code = _get_str(
+		        json_object_array_get_idx(statuses, i), "code");
 
 		if (code && !strncmp(code, "PowerState/", 11))
 			return code + 11;
@@ -436,9 +436,8 @@ static json_object *_primary(json_object *array)
 
 const char *arm_vm_primary_nic_id(json_object *vm)
 {
-	json_object *nics = _get(
-		_get(_get(vm, "properties"), "networkProfile"),
-		"networkInterfaces");
+	json_object *nics = _get(_get(_get(vm, "properties"), "networkProfile"),
+	                         "networkInterfaces");
 
 	return _get_str(_primary(nics), "id");
 }
@@ -446,8 +445,8 @@ const char *arm_vm_primary_nic_id(json_object *vm)
 const char *arm_nic_private_ip(json_object *nic)
 {
 	json_object *ipconfs =
-		_get(_get(nic, "properties"), "ipConfigurations");
+	        _get(_get(nic, "properties"), "ipConfigurations");
 
 	return arm_json_str_path(_primary(ipconfs), "properties",
-				 "privateIPAddress", NULL);
+	                         "privateIPAddress", NULL);
 }

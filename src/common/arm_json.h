@@ -31,7 +31,7 @@ json_object *arm_json_parse(const char *text, size_t len);
 enum az_rc arm_parse_error(json_object *body, struct arm_error *out);
 /* The same from raw text; AZ_EPARSE for text that is not JSON. */
 enum az_rc arm_parse_error_text(const char *text, size_t len,
-				struct arm_error *out);
+                                struct arm_error *out);
 
 /* A bearer token and when it expires (seconds since the epoch). */
 struct arm_token {
@@ -50,10 +50,10 @@ void arm_token_free(struct arm_token *t);
  * for an AAD/IMDS error body, AZ_EPARSE for anything else unusable.
  */
 enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
-			   struct arm_token *out, char *err, size_t errlen);
+                           struct arm_token *out, char *err, size_t errlen);
 
 enum arm_lro_status {
-	ARM_LRO_IN_PROGRESS = 0,	/* any non-terminal status */
+	ARM_LRO_IN_PROGRESS = 0, /* any non-terminal status */
 	ARM_LRO_SUCCEEDED,
 	ARM_LRO_FAILED,
 	ARM_LRO_CANCELED,
@@ -65,7 +65,7 @@ enum arm_lro_status {
  * AZ_EPARSE: no "status" string.
  */
 enum az_rc arm_parse_lro_status(json_object *body, enum arm_lro_status *st,
-				struct arm_error *err);
+                                struct arm_error *err);
 
 /*
  * Map a provisioningState ("Succeeded", "Failed", "Canceled", or
@@ -77,7 +77,6 @@ enum arm_lro_status arm_lro_status_from_string(const char *s);
 const char *arm_json_next_link(json_object *page);
 
 /* The string at obj.k1.k2... (NULL-terminated keys), or NULL. */
-const char *arm_json_str_path(json_object *obj, ...)
-	__attribute__((sentinel));
+const char *arm_json_str_path(json_object *obj, ...) __attribute__((sentinel));
 
 #endif

@@ -37,7 +37,7 @@ char *arm_url_escape(const char *s)
 
 /* /subscriptions/<sub>/resourceGroups/<rg>/providers/<type>/<name> */
 static char *_path(const struct arm_client *c, const char *type,
-		   const char *name)
+                   const char *name)
 {
 	char *sub = arm_url_escape(c->subscription);
 	char *rg = arm_url_escape(c->resource_group ? c->resource_group : "");
@@ -47,9 +47,9 @@ static char *_path(const struct arm_client *c, const char *type,
 
 	if (sub && rg && n
 	    && buf_printf(&b,
-			  "/subscriptions/%s/resourceGroups/%s/providers/%s/%s",
-			  sub, rg, type, n)
-		       == AZ_OK)
+	                  "/subscriptions/%s/resourceGroups/%s/providers/%s/%s",
+	                  sub, rg, type, n)
+	               == AZ_OK)
 		path = buf_steal(&b);
 	buf_free(&b);
 	free(sub);
@@ -81,7 +81,7 @@ char *arm_ppg_path(const struct arm_client *c, const char *name)
 /* One operation on a resource: what to call, and on what. */
 struct _call {
 	char *(*path)(const struct arm_client *c, const char *name);
-	const char *suffix;	/* "/start", or NULL */
+	const char *suffix; /* "/start", or NULL */
 	enum arm_method method;
 	enum arm_api api;
 	const char *query;
@@ -94,15 +94,15 @@ struct _call {
  * resource name.
  */
 static enum az_rc _do(struct arm_client *c, const char *name,
-		      const struct _call *call, struct arm_result **res,
-		      arm_done_fn done, void *arg, char *err, size_t errlen)
+                      const struct _call *call, struct arm_result **res,
+                      arm_done_fn done, void *arg, char *err, size_t errlen)
 {
 	struct arm_request req = {
-		.method = call->method,
-		.api = call->api,
-		.query = call->query,
-		.body = call->body,
-		.flags = call->flags,
+	        .method = call->method,
+	        .api = call->api,
+	        .query = call->query,
+	        .body = call->body,
+	        .flags = call->flags,
 	};
 	char *base = call->path(c, name), *path = NULL;
 	enum az_rc rc = AZ_ENOMEM;
@@ -135,20 +135,20 @@ out:
 #define _SYNC(c, name, call, res) _do(c, name, call, res, NULL, NULL, NULL, 0)
 
 enum az_rc arm_vm_create(struct arm_client *c, const char *name,
-			 json_object *body, struct arm_result **res)
+                         json_object *body, struct arm_result **res)
 {
 	struct _call call = {arm_vm_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-			     NULL, body, 0};
+	                     NULL,        body, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_vm_create_async(struct arm_client *c, const char *name,
-			       json_object *body, arm_done_fn done, void *arg,
-			       char *err, size_t errlen)
+                               json_object *body, arm_done_fn done, void *arg,
+                               char *err, size_t errlen)
 {
 	struct _call call = {arm_vm_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-			     NULL, body, 0};
+	                     NULL,        body, 0};
 
 	return _do(c, name, &call, NULL, done, arg, err, errlen);
 }
@@ -156,13 +156,13 @@ enum az_rc arm_vm_create_async(struct arm_client *c, const char *name,
 static void _vm_get_call(struct _call *call, unsigned flags)
 {
 	*call = (struct _call){arm_vm_path, NULL, ARM_GET, ARM_API_COMPUTE,
-			       NULL, NULL, 0};
+	                       NULL,        NULL, 0};
 	if (flags & ARM_VM_INSTANCE_VIEW)
 		call->query = "$expand=instanceView";
 }
 
 enum az_rc arm_vm_get(struct arm_client *c, const char *name, unsigned flags,
-		      struct arm_result **res)
+                      struct arm_result **res)
 {
 	struct _call call;
 
@@ -171,8 +171,8 @@ enum az_rc arm_vm_get(struct arm_client *c, const char *name, unsigned flags,
 }
 
 enum az_rc arm_vm_get_async(struct arm_client *c, const char *name,
-			    unsigned flags, arm_done_fn done, void *arg,
-			    char *err, size_t errlen)
+                            unsigned flags, arm_done_fn done, void *arg,
+                            char *err, size_t errlen)
 {
 	struct _call call;
 
@@ -180,48 +180,51 @@ enum az_rc arm_vm_get_async(struct arm_client *c, const char *name,
 	return _do(c, name, &call, NULL, done, arg, err, errlen);
 }
 
-static const struct _call _vm_start = {arm_vm_path, "/start", ARM_POST,
-				       ARM_API_COMPUTE, NULL, NULL, 0};
+static const struct _call _vm_start = {
+        arm_vm_path, "/start", ARM_POST, ARM_API_COMPUTE, NULL, NULL, 0};
 
 enum az_rc arm_vm_start(struct arm_client *c, const char *name,
-			struct arm_result **res)
+                        struct arm_result **res)
 {
 	return _SYNC(c, name, &_vm_start, res);
 }
 
 enum az_rc arm_vm_start_async(struct arm_client *c, const char *name,
-			      arm_done_fn done, void *arg, char *err,
-			      size_t errlen)
+                              arm_done_fn done, void *arg, char *err,
+                              size_t errlen)
 {
 	return _do(c, name, &_vm_start, NULL, done, arg, err, errlen);
 }
 
 static const struct _call _vm_deallocate = {
-	arm_vm_path, "/deallocate", ARM_POST, ARM_API_COMPUTE, NULL, NULL, 0};
+        arm_vm_path, "/deallocate", ARM_POST, ARM_API_COMPUTE, NULL, NULL, 0};
 
 enum az_rc arm_vm_deallocate(struct arm_client *c, const char *name,
-			     struct arm_result **res)
+                             struct arm_result **res)
 {
 	return _SYNC(c, name, &_vm_deallocate, res);
 }
 
 enum az_rc arm_vm_deallocate_async(struct arm_client *c, const char *name,
-				   arm_done_fn done, void *arg, char *err,
-				   size_t errlen)
+                                   arm_done_fn done, void *arg, char *err,
+                                   size_t errlen)
 {
 	return _do(c, name, &_vm_deallocate, NULL, done, arg, err, errlen);
 }
 
 static void _vm_power_off_call(struct _call *call, bool skip_shutdown)
 {
-	*call = (struct _call){arm_vm_path, "/powerOff", ARM_POST,
-			       ARM_API_COMPUTE,
-			       skip_shutdown ? "skipShutdown=true" : NULL,
-			       NULL, 0};
+	*call = (struct _call){arm_vm_path,
+	                       "/powerOff",
+	                       ARM_POST,
+	                       ARM_API_COMPUTE,
+	                       skip_shutdown ? "skipShutdown=true" : NULL,
+	                       NULL,
+	                       0};
 }
 
 enum az_rc arm_vm_power_off(struct arm_client *c, const char *name,
-			    bool skip_shutdown, struct arm_result **res)
+                            bool skip_shutdown, struct arm_result **res)
 {
 	struct _call call;
 
@@ -230,8 +233,8 @@ enum az_rc arm_vm_power_off(struct arm_client *c, const char *name,
 }
 
 enum az_rc arm_vm_power_off_async(struct arm_client *c, const char *name,
-				  bool skip_shutdown, arm_done_fn done,
-				  void *arg, char *err, size_t errlen)
+                                  bool skip_shutdown, arm_done_fn done,
+                                  void *arg, char *err, size_t errlen)
 {
 	struct _call call;
 
@@ -245,14 +248,18 @@ enum az_rc arm_vm_power_off_async(struct arm_client *c, const char *name,
  */
 static void _vm_delete_call(struct _call *call, bool force)
 {
-	*call = (struct _call){arm_vm_path, NULL, ARM_DELETE, ARM_API_COMPUTE,
-			       force ? "forceDeletion=true"
-				     : "forceDeletion=false",
-			       NULL, 0};
+	*call = (struct _call){arm_vm_path,
+	                       NULL,
+	                       ARM_DELETE,
+	                       ARM_API_COMPUTE,
+	                       force ? "forceDeletion=true"
+	                             : "forceDeletion=false",
+	                       NULL,
+	                       0};
 }
 
 enum az_rc arm_vm_delete(struct arm_client *c, const char *name, bool force,
-			 struct arm_result **res)
+                         struct arm_result **res)
 {
 	struct _call call;
 
@@ -261,8 +268,8 @@ enum az_rc arm_vm_delete(struct arm_client *c, const char *name, bool force,
 }
 
 enum az_rc arm_vm_delete_async(struct arm_client *c, const char *name,
-			       bool force, arm_done_fn done, void *arg,
-			       char *err, size_t errlen)
+                               bool force, arm_done_fn done, void *arg,
+                               char *err, size_t errlen)
 {
 	struct _call call;
 
@@ -282,113 +289,114 @@ static char *_vm_collection(const struct arm_client *c, const char *unused)
 
 enum az_rc arm_vm_list(struct arm_client *c, struct arm_result **res)
 {
-	struct _call call = {_vm_collection, NULL, ARM_GET, ARM_API_COMPUTE,
-			     NULL, NULL, ARM_REQ_PAGED};
+	struct _call call = {_vm_collection,  NULL, ARM_GET,
+	                     ARM_API_COMPUTE, NULL, NULL,
+	                     ARM_REQ_PAGED};
 
 	return _SYNC(c, "", &call, res);
 }
 
 enum az_rc arm_nic_create(struct arm_client *c, const char *name,
-			  json_object *body, struct arm_result **res)
+                          json_object *body, struct arm_result **res)
 {
 	struct _call call = {arm_nic_path, NULL, ARM_PUT, ARM_API_NETWORK,
-			     NULL, body, 0};
+	                     NULL,         body, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_nic_create_async(struct arm_client *c, const char *name,
-				json_object *body, arm_done_fn done,
-				void *arg, char *err, size_t errlen)
+                                json_object *body, arm_done_fn done, void *arg,
+                                char *err, size_t errlen)
 {
 	struct _call call = {arm_nic_path, NULL, ARM_PUT, ARM_API_NETWORK,
-			     NULL, body, 0};
+	                     NULL,         body, 0};
 
 	return _do(c, name, &call, NULL, done, arg, err, errlen);
 }
 
-static const struct _call _nic_get = {arm_nic_path, NULL, ARM_GET,
-				      ARM_API_NETWORK, NULL, NULL, 0};
+static const struct _call _nic_get = {
+        arm_nic_path, NULL, ARM_GET, ARM_API_NETWORK, NULL, NULL, 0};
 
 enum az_rc arm_nic_get(struct arm_client *c, const char *name,
-		       struct arm_result **res)
+                       struct arm_result **res)
 {
 	return _SYNC(c, name, &_nic_get, res);
 }
 
 enum az_rc arm_nic_get_async(struct arm_client *c, const char *name,
-			     arm_done_fn done, void *arg, char *err,
-			     size_t errlen)
+                             arm_done_fn done, void *arg, char *err,
+                             size_t errlen)
 {
 	return _do(c, name, &_nic_get, NULL, done, arg, err, errlen);
 }
 
-static const struct _call _nic_delete = {arm_nic_path, NULL, ARM_DELETE,
-					 ARM_API_NETWORK, NULL, NULL, 0};
+static const struct _call _nic_delete = {
+        arm_nic_path, NULL, ARM_DELETE, ARM_API_NETWORK, NULL, NULL, 0};
 
 enum az_rc arm_nic_delete(struct arm_client *c, const char *name,
-			  struct arm_result **res)
+                          struct arm_result **res)
 {
 	return _SYNC(c, name, &_nic_delete, res);
 }
 
 enum az_rc arm_nic_delete_async(struct arm_client *c, const char *name,
-				arm_done_fn done, void *arg, char *err,
-				size_t errlen)
+                                arm_done_fn done, void *arg, char *err,
+                                size_t errlen)
 {
 	return _do(c, name, &_nic_delete, NULL, done, arg, err, errlen);
 }
 
 enum az_rc arm_avset_put(struct arm_client *c, const char *name,
-			 json_object *body, struct arm_result **res)
+                         json_object *body, struct arm_result **res)
 {
 	struct _call call = {arm_avset_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-			     NULL, body, 0};
+	                     NULL,           body, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_avset_get(struct arm_client *c, const char *name,
-			 struct arm_result **res)
+                         struct arm_result **res)
 {
 	struct _call call = {arm_avset_path, NULL, ARM_GET, ARM_API_COMPUTE,
-			     NULL, NULL, 0};
+	                     NULL,           NULL, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_avset_delete(struct arm_client *c, const char *name,
-			    struct arm_result **res)
+                            struct arm_result **res)
 {
-	struct _call call = {arm_avset_path, NULL, ARM_DELETE,
-			     ARM_API_COMPUTE, NULL, NULL, 0};
+	struct _call call = {arm_avset_path, NULL, ARM_DELETE, ARM_API_COMPUTE,
+	                     NULL,           NULL, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_ppg_put(struct arm_client *c, const char *name,
-		       json_object *body, struct arm_result **res)
+                       json_object *body, struct arm_result **res)
 {
 	struct _call call = {arm_ppg_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-			     NULL, body, 0};
+	                     NULL,         body, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_ppg_get(struct arm_client *c, const char *name,
-		       struct arm_result **res)
+                       struct arm_result **res)
 {
 	struct _call call = {arm_ppg_path, NULL, ARM_GET, ARM_API_COMPUTE,
-			     NULL, NULL, 0};
+	                     NULL,         NULL, 0};
 
 	return _SYNC(c, name, &call, res);
 }
 
 enum az_rc arm_ppg_delete(struct arm_client *c, const char *name,
-			  struct arm_result **res)
+                          struct arm_result **res)
 {
 	struct _call call = {arm_ppg_path, NULL, ARM_DELETE, ARM_API_COMPUTE,
-			     NULL, NULL, 0};
+	                     NULL,         NULL, 0};
 
 	return _SYNC(c, name, &call, res);
 }
@@ -402,8 +410,9 @@ static char *_skus_path(const struct arm_client *c, const char *unused)
 
 	if (sub
 	    && buf_printf(&b,
-			  "/subscriptions/%s/providers/Microsoft.Compute/skus",
-			  sub) == AZ_OK)
+	                  "/subscriptions/%s/providers/Microsoft.Compute/skus",
+	                  sub)
+	               == AZ_OK)
 		path = buf_steal(&b);
 	buf_free(&b);
 	free(sub);
@@ -411,10 +420,10 @@ static char *_skus_path(const struct arm_client *c, const char *unused)
 }
 
 enum az_rc arm_skus_list(struct arm_client *c, const char *location,
-			 struct arm_result **res)
+                         struct arm_result **res)
 {
-	struct _call call = {_skus_path, NULL, ARM_GET, ARM_API_SKUS, NULL,
-			     NULL, ARM_REQ_PAGED};
+	struct _call call = {_skus_path, NULL, ARM_GET,      ARM_API_SKUS,
+	                     NULL,       NULL, ARM_REQ_PAGED};
 	struct az_buf q = {0};
 	char *loc;
 	enum az_rc rc;
@@ -427,8 +436,9 @@ enum az_rc arm_skus_list(struct arm_client *c, const char *location,
 		return AZ_EINVAL;
 	/* $filter=location eq '<location>' */
 	loc = arm_url_escape(location);
-	if (!loc || buf_printf(&q, "$filter=location%%20eq%%20%%27%s%%27", loc)
-			    != AZ_OK) {
+	if (!loc
+	    || buf_printf(&q, "$filter=location%%20eq%%20%%27%s%%27", loc)
+	               != AZ_OK) {
 		free(loc);
 		buf_free(&q);
 		return AZ_ENOMEM;

@@ -26,9 +26,9 @@
 #define _DEFAULT_MEMORY_MS 60000
 
 static const char *const _class_names[ARM_RL_CLASSES] = {
-	[ARM_RL_READS] = "reads",
-	[ARM_RL_WRITES] = "writes",
-	[ARM_RL_DELETES] = "deletes",
+        [ARM_RL_READS] = "reads",
+        [ARM_RL_WRITES] = "writes",
+        [ARM_RL_DELETES] = "deletes",
 };
 
 void arm_throttle_info_init(struct arm_throttle_info *ti)
@@ -78,8 +78,7 @@ static void _trim(const char **s, size_t *len)
 }
 
 /* One "Provider/Bucket;count" item of x-ms-ratelimit-remaining-resource. */
-static void _add_bucket(struct arm_throttle_info *ti, const char *s,
-			size_t len)
+static void _add_bucket(struct arm_throttle_info *ti, const char *s, size_t len)
 {
 	const char *semi;
 	size_t nlen;
@@ -87,7 +86,7 @@ static void _add_bucket(struct arm_throttle_info *ti, const char *s,
 
 	_trim(&s, &len);
 	if (!len)
-		return;	/* "a,,b" or a trailing comma */
+		return; /* "a,,b" or a trailing comma */
 	for (semi = s + len - 1; semi > s && *semi != ';'; semi--)
 		;
 	if (semi == s) {
@@ -121,7 +120,7 @@ static bool _name_is(const char *name, size_t nlen, const char *want)
 }
 
 bool arm_throttle_header(struct arm_throttle_info *ti, const char *line,
-			 size_t len, time_t now)
+                         size_t len, time_t now)
 {
 	static const char sub[] = "x-ms-ratelimit-remaining-subscription-";
 	const char *colon = memchr(line, ':', len), *name = line, *val;
@@ -163,7 +162,8 @@ bool arm_throttle_header(struct arm_throttle_info *ti, const char *line,
 		}
 		return true;
 	}
-	if (nlen > sizeof(sub) - 1 && !strncasecmp(name, sub, sizeof(sub) - 1)) {
+	if (nlen > sizeof(sub) - 1
+	    && !strncasecmp(name, sub, sizeof(sub) - 1)) {
 		const char *rest = name + sizeof(sub) - 1;
 		size_t rlen = nlen - (sizeof(sub) - 1);
 		long *counts = ti->subscription;
@@ -206,14 +206,15 @@ static long _days_from_civil(long y, unsigned m, unsigned d)
 static bool _parse_http_date(const char *s, time_t *out)
 {
 	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
-					     "May", "Jun", "Jul", "Aug",
-					     "Sep", "Oct", "Nov", "Dec"};
+	                                     "May", "Jun", "Jul", "Aug",
+	                                     "Sep", "Oct", "Nov", "Dec"};
 	char wday[4], mon[4];
 	int d, y, hh, mm, ss, n = -1;
 	unsigned m;
 
-	if (sscanf(s, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n",
-		   wday, &d, mon, &y, &hh, &mm, &ss, &n) != 7
+	if (sscanf(s, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wday,
+	           &d, mon, &y, &hh, &mm, &ss, &n)
+	            != 7
 	    || n < 0 || s[n] != '\0')
 		return false;
 	for (m = 0; m < 12; m++)
@@ -223,7 +224,7 @@ static bool _parse_http_date(const char *s, time_t *out)
 	    || ss > 60 || hh < 0 || mm < 0 || ss < 0)
 		return false;
 	*out = (time_t)(_days_from_civil(y, m + 1, (unsigned)d) * 86400L
-			+ hh * 3600L + mm * 60L + ss);
+	                + hh * 3600L + mm * 60L + ss);
 	return true;
 }
 
@@ -245,7 +246,7 @@ enum az_rc arm_parse_retry_after(const char *value, time_t now, long *ms)
 }
 
 long arm_throttle_remaining(const struct arm_throttle_info *ti,
-			    enum arm_rl_class cls)
+                            enum arm_rl_class cls)
 {
 	long n = ti->subscription[cls];
 
@@ -277,12 +278,13 @@ enum arm_rl_class arm_rl_class_of(enum arm_method method)
 
 static const char *_method_name(enum arm_method m)
 {
-	static const char *const names[] = {
-		[ARM_GET] = "GET", [ARM_PUT] = "PUT", [ARM_POST] = "POST",
-		[ARM_PATCH] = "PATCH", [ARM_DELETE] = "DELETE"};
+	static const char *const names[] = {[ARM_GET] = "GET",
+	                                    [ARM_PUT] = "PUT",
+	                                    [ARM_POST] = "POST",
+	                                    [ARM_PATCH] = "PATCH",
+	                                    [ARM_DELETE] = "DELETE"};
 
-	return (unsigned)m < sizeof(names) / sizeof(names[0]) ? names[m]
-							      : "?";
+	return (unsigned)m < sizeof(names) / sizeof(names[0]) ? names[m] : "?";
 }
 
 char *arm_throttle_key(enum arm_method method, const char *path)
@@ -306,7 +308,7 @@ char *arm_throttle_key(enum arm_method method, const char *path)
 			prov = s + 11;
 	if (!prov) {
 		rc = buf_printf(&b, "%s %.*s", _method_name(method),
-				(int)(end - p), p);
+		                (int)(end - p), p);
 		goto out;
 	}
 	/* namespace/type/name/action: the name does not matter. */
@@ -318,8 +320,8 @@ char *arm_throttle_key(enum arm_method method, const char *path)
 		s += segl[n] + 1;
 	}
 	rc = buf_printf(&b, "%s %.*s/%.*s%s%.*s", _method_name(method),
-			(int)segl[0], seg[0], (int)segl[1], n > 1 ? seg[1] : "",
-			n > 3 ? "/" : "", (int)segl[3], n > 3 ? seg[3] : "");
+	                (int)segl[0], seg[0], (int)segl[1], n > 1 ? seg[1] : "",
+	                n > 3 ? "/" : "", (int)segl[3], n > 3 ? seg[3] : "");
 out:
 	if (rc != AZ_OK) {
 		buf_free(&b);
@@ -361,7 +363,7 @@ bool arm_curl_retryable(int curl_code)
 }
 
 long arm_backoff_delay(const struct arm_backoff *b, unsigned attempt,
-		       long retry_after_ms)
+                       long retry_after_ms)
 {
 	double r = b->random ? b->random(b->random_arg) : 0.5;
 	long d = b->base_ms;
@@ -373,13 +375,13 @@ long arm_backoff_delay(const struct arm_backoff *b, unsigned attempt,
 	if (d > (long)b->cap_ms)
 		d = b->cap_ms;
 	if (!(r >= 0.0 && r < 1.0))
-		r = 0.5;	/* a broken source must not break the bounds */
+		r = 0.5; /* a broken source must not break the bounds */
 	return d / 2 + (long)((double)(d - d / 2) * r);
 }
 
 long arm_retry_delay(const struct arm_backoff *b, unsigned attempt,
-		     unsigned max_attempts, long elapsed_ms, long budget_ms,
-		     long retry_after_ms)
+                     unsigned max_attempts, long elapsed_ms, long budget_ms,
+                     long retry_after_ms)
 {
 	long d;
 
@@ -402,8 +404,8 @@ static void _state_init(struct arm_gov_state *s)
 }
 
 void arm_governor_init(struct arm_governor *g,
-		       const unsigned low_water[ARM_RL_CLASSES],
-		       unsigned low_water_resource, unsigned max_spacing_ms)
+                       const unsigned low_water[ARM_RL_CLASSES],
+                       unsigned low_water_resource, unsigned max_spacing_ms)
 {
 	memset(g, 0, sizeof(*g));
 	for (int i = 0; i < ARM_RL_CLASSES; i++) {
@@ -425,16 +427,16 @@ void arm_governor_free(struct arm_governor *g)
 }
 
 long arm_governor_spacing(long remaining, unsigned low_water,
-			  unsigned max_spacing_ms)
+                          unsigned max_spacing_ms)
 {
 	if (remaining < 0 || remaining >= (long)low_water)
 		return 0;
 	return (long)((unsigned long)max_spacing_ms
-		      * (unsigned long)(low_water - remaining) / low_water);
+	              * (unsigned long)(low_water - remaining) / low_water);
 }
 
 static struct arm_gov_state *_key_state(const struct arm_governor *g,
-					const char *key)
+                                        const char *key)
 {
 	if (!key)
 		return NULL;
@@ -445,7 +447,7 @@ static struct arm_gov_state *_key_state(const struct arm_governor *g,
 }
 
 static enum az_rc _key_state_add(struct arm_governor *g, const char *key,
-				 struct arm_gov_state **out)
+                                 struct arm_gov_state **out)
 {
 	struct arm_gov_key *keys;
 
@@ -471,9 +473,9 @@ static void _block(struct arm_gov_state *s, int64_t until)
 }
 
 enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
-				const char *key,
-				const struct arm_throttle_info *ti,
-				long status, int64_t now_ms)
+                                const char *key,
+                                const struct arm_throttle_info *ti, long status,
+                                int64_t now_ms)
 {
 	struct arm_gov_state *ks;
 	long n = arm_throttle_remaining(ti, cls);
@@ -490,9 +492,10 @@ enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
 		ks->seen_ms = now_ms;
 	}
 	if (status == 429) {
-		int64_t until = now_ms + (ti->retry_after_ms >= 0
-						  ? ti->retry_after_ms
-						  : (long)g->max_spacing_ms);
+		int64_t until =
+		        now_ms
+		        + (ti->retry_after_ms >= 0 ? ti->retry_after_ms
+		                                   : (long)g->max_spacing_ms);
 
 		if (ks)
 			_block(ks, until);
@@ -502,15 +505,15 @@ enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
 	return AZ_OK;
 }
 
-static bool _fresh(const struct arm_governor *g,
-		   const struct arm_gov_state *s, int64_t now_ms)
+static bool _fresh(const struct arm_governor *g, const struct arm_gov_state *s,
+                   int64_t now_ms)
 {
 	return s->seen_ms >= 0 && now_ms - s->seen_ms < (int64_t)g->memory_ms;
 }
 
 static int64_t _ready(const struct arm_governor *g,
-		      const struct arm_gov_state *s, unsigned low_water,
-		      int64_t t, int64_t now_ms)
+                      const struct arm_gov_state *s, unsigned low_water,
+                      int64_t t, int64_t now_ms)
 {
 	if (!s)
 		return t;
@@ -524,8 +527,8 @@ static int64_t _ready(const struct arm_governor *g,
 }
 
 int64_t arm_governor_ready_at(const struct arm_governor *g,
-			      enum arm_rl_class cls, const char *key,
-			      int64_t now_ms)
+                              enum arm_rl_class cls, const char *key,
+                              int64_t now_ms)
 {
 	int64_t t = now_ms;
 
@@ -534,7 +537,7 @@ int64_t arm_governor_ready_at(const struct arm_governor *g,
 }
 
 static void _start(const struct arm_governor *g, struct arm_gov_state *s,
-		   unsigned low_water, int64_t now_ms)
+                   unsigned low_water, int64_t now_ms)
 {
 	long sp;
 
@@ -549,7 +552,7 @@ static void _start(const struct arm_governor *g, struct arm_gov_state *s,
 }
 
 void arm_governor_started(struct arm_governor *g, enum arm_rl_class cls,
-			  const char *key, int64_t now_ms)
+                          const char *key, int64_t now_ms)
 {
 	_start(g, &g->cls[cls], g->low_water[cls], now_ms);
 	_start(g, _key_state(g, key), g->low_water_resource, now_ms);

@@ -19,9 +19,9 @@
 
 /* ARM counts subscription requests in these classes. */
 enum arm_rl_class {
-	ARM_RL_READS = 0,	/* GET */
-	ARM_RL_WRITES,		/* PUT, PATCH, POST */
-	ARM_RL_DELETES,		/* DELETE */
+	ARM_RL_READS = 0, /* GET */
+	ARM_RL_WRITES,    /* PUT, PATCH, POST */
+	ARM_RL_DELETES,   /* DELETE */
 	ARM_RL_CLASSES
 };
 
@@ -36,12 +36,12 @@ struct arm_rl_bucket {
 
 /* The throttle facts of one response. */
 struct arm_throttle_info {
-	long retry_after_ms;	/* -1: no valid Retry-After */
+	long retry_after_ms;               /* -1: no valid Retry-After */
 	long subscription[ARM_RL_CLASSES]; /* -1: header absent */
-	long global[ARM_RL_CLASSES];	/* the -global- forms */
+	long global[ARM_RL_CLASSES];       /* the -global- forms */
 	struct arm_rl_bucket buckets[ARM_RL_MAX_BUCKETS];
 	size_t bucket_count;
-	unsigned malformed;	/* throttle header values not understood */
+	unsigned malformed; /* throttle header values not understood */
 };
 
 void arm_throttle_info_init(struct arm_throttle_info *ti);
@@ -54,7 +54,7 @@ void arm_throttle_info_init(struct arm_throttle_info *ti);
  * Returns true if the line was one of the throttle headers.
  */
 bool arm_throttle_header(struct arm_throttle_info *ti, const char *line,
-			 size_t len, time_t now);
+                         size_t len, time_t now);
 
 /*
  * Retry-After: delta seconds or an HTTP date (IMF-fixdate); *ms is how
@@ -65,7 +65,7 @@ enum az_rc arm_parse_retry_after(const char *value, time_t now, long *ms);
 /* Remaining requests of cls: the lower of the subscription and global
  * counts, -1 if neither was sent. */
 long arm_throttle_remaining(const struct arm_throttle_info *ti,
-			    enum arm_rl_class cls);
+                            enum arm_rl_class cls);
 /* The lowest resource bucket count, -1 if none was sent. */
 long arm_throttle_resource_min(const struct arm_throttle_info *ti);
 
@@ -99,7 +99,7 @@ bool arm_curl_retryable(int curl_code);
 struct arm_backoff {
 	unsigned base_ms;
 	unsigned cap_ms;
-	double (*random)(void *arg);	/* [0, 1) */
+	double (*random)(void *arg); /* [0, 1) */
 	void *random_arg;
 };
 
@@ -109,7 +109,7 @@ struct arm_backoff {
  * d = min(cap, base * 2^attempt) with jitter: uniformly in [d/2, d].
  */
 long arm_backoff_delay(const struct arm_backoff *b, unsigned attempt,
-		       long retry_after_ms);
+                       long retry_after_ms);
 
 /*
  * Whether to retry, and after how long: the delay in ms, or -1 to give up
@@ -118,20 +118,20 @@ long arm_backoff_delay(const struct arm_backoff *b, unsigned attempt,
  * (elapsed_ms ago).
  */
 long arm_retry_delay(const struct arm_backoff *b, unsigned attempt,
-		     unsigned max_attempts, long elapsed_ms, long budget_ms,
-		     long retry_after_ms);
+                     unsigned max_attempts, long elapsed_ms, long budget_ms,
+                     long retry_after_ms);
 
 /* ---- the governor --------------------------------------------------- */
 
 struct arm_gov_state {
-	long remaining;		/* last count seen, less requests since */
-	int64_t seen_ms;	/* when it was seen; -1: never */
-	int64_t next_ms;	/* earliest start of the next request */
+	long remaining;           /* last count seen, less requests since */
+	int64_t seen_ms;          /* when it was seen; -1: never */
+	int64_t next_ms;          /* earliest start of the next request */
 	int64_t blocked_until_ms; /* after a 429 */
 };
 
 struct arm_gov_key {
-	char *key;		/* arm_throttle_key() */
+	char *key; /* arm_throttle_key() */
 	struct arm_gov_state st;
 };
 
@@ -139,7 +139,7 @@ struct arm_governor {
 	unsigned low_water[ARM_RL_CLASSES];
 	unsigned low_water_resource;
 	unsigned max_spacing_ms;
-	unsigned memory_ms;	/* older counts are stale: buckets refill */
+	unsigned memory_ms; /* older counts are stale: buckets refill */
 	struct arm_gov_state cls[ARM_RL_CLASSES];
 	struct arm_gov_key *keys;
 	size_t key_count;
@@ -147,8 +147,8 @@ struct arm_governor {
 
 /* An empty governor; free its keys with arm_governor_free(). */
 void arm_governor_init(struct arm_governor *g,
-		       const unsigned low_water[ARM_RL_CLASSES],
-		       unsigned low_water_resource, unsigned max_spacing_ms);
+                       const unsigned low_water[ARM_RL_CLASSES],
+                       unsigned low_water_resource, unsigned max_spacing_ms);
 void arm_governor_free(struct arm_governor *g);
 
 /*
@@ -156,7 +156,7 @@ void arm_governor_free(struct arm_governor *g);
  * low_water, growing linearly to max_spacing_ms at 0.
  */
 long arm_governor_spacing(long remaining, unsigned low_water,
-			  unsigned max_spacing_ms);
+                          unsigned max_spacing_ms);
 
 /*
  * Learn from one response to a request of cls and key (key may be NULL).
@@ -165,20 +165,20 @@ long arm_governor_spacing(long remaining, unsigned low_water,
  * (then only that kind of request is throttled by its provider).
  */
 enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
-				const char *key,
-				const struct arm_throttle_info *ti,
-				long status, int64_t now_ms);
+                                const char *key,
+                                const struct arm_throttle_info *ti, long status,
+                                int64_t now_ms);
 
 /* The earliest time (>= now_ms) a request of cls and key may start. */
 int64_t arm_governor_ready_at(const struct arm_governor *g,
-			      enum arm_rl_class cls, const char *key,
-			      int64_t now_ms);
+                              enum arm_rl_class cls, const char *key,
+                              int64_t now_ms);
 
 /*
  * A request of cls and key starts at now_ms: count it against what is
  * left and push the next start out by the spacing.
  */
 void arm_governor_started(struct arm_governor *g, enum arm_rl_class cls,
-			  const char *key, int64_t now_ms);
+                          const char *key, int64_t now_ms);
 
 #endif

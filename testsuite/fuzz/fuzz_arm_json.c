@@ -56,10 +56,10 @@ static void _headers(const char *text, size_t size)
 	for (int c = 0; c < ARM_RL_CLASSES; c++) {
 		(void)arm_throttle_remaining(&ti, (enum arm_rl_class)c);
 		arm_governor_observe(&g, (enum arm_rl_class)c, "PUT k", &ti,
-				     429, 1000);
+		                     429, 1000);
 		arm_governor_started(&g, (enum arm_rl_class)c, "PUT k", 1000);
 		(void)arm_governor_ready_at(&g, (enum arm_rl_class)c, "PUT k",
-					    1000);
+		                            1000);
 	}
 	arm_governor_free(&g);
 }
@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	copy[size] = '\0';
 	(void)arm_parse_retry_after(copy, 1700000000, &ms);
 	key = arm_throttle_key(size ? (enum arm_method)(data[0] % 5) : ARM_GET,
-			       copy);
+	                       copy);
 	free(key);
 	free(copy);
 	return 0;

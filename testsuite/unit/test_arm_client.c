@@ -40,7 +40,7 @@ struct srv {
 	pid_t pid;
 	char base[64];
 	char log[512];
-	json_object *reqs;	/* the recorded requests, after _srv_stop */
+	json_object *reqs; /* the recorded requests, after _srv_stop */
 };
 
 static int _seq;
@@ -49,7 +49,7 @@ static int _seq;
 static void _tmp(char *out, size_t len, const char *what)
 {
 	snprintf(out, len, "%s/%s-%d-%d", tu_tmpdir(), what, (int)getpid(),
-		 ++_seq);
+	         ++_seq);
 }
 
 /*
@@ -68,9 +68,9 @@ static void _srv_start(struct srv *s, const char *name, const char *long_)
 
 	memset(s, 0, sizeof(*s));
 	snprintf(src, sizeof(src), "%s/arm/scenarios/%s.json", TEST_DATA_DIR,
-		 name);
+	         name);
 	text = tu_slurp(src);
-	for (char *t = text, *hit; ; t = hit + 6) {
+	for (char *t = text, *hit;; t = hit + 6) {
 		hit = strstr(t, "@LONG@");
 		if (!hit || !long_) {
 			buf_puts(&b, t);
@@ -86,7 +86,7 @@ static void _srv_start(struct srv *s, const char *name, const char *long_)
 	tu_write(strrchr(script, '/') + 1, b.data, 0644);
 	buf_free(&b);
 	snprintf(server, sizeof(server), "%s/../unit/arm_test_server.py",
-		 TEST_DATA_DIR);
+	         TEST_DATA_DIR);
 	ck_assert_int_eq(pipe(pfd), 0);
 	s->pid = fork();
 	ck_assert_int_ge(s->pid, 0);
@@ -101,7 +101,7 @@ static void _srv_start(struct srv *s, const char *name, const char *long_)
 			dup2(fd, STDERR_FILENO);
 		close(pfd[0]);
 		snprintf(cert, sizeof(cert), "%s/arm/server.pem",
-			 TEST_DATA_DIR);
+		         TEST_DATA_DIR);
 		snprintf(key, sizeof(key), "%s/arm/server.key", TEST_DATA_DIR);
 		snprintf(data, sizeof(data), "%s/arm", TEST_DATA_DIR);
 		execlp("python3", "python3", server, "--cert", cert, "--key",
@@ -126,7 +126,7 @@ static void _srv_start(struct srv *s, const char *name, const char *long_)
 	close(pfd[0]);
 	line[n > 0 ? n : 0] = '\0';
 	ck_assert_msg(sscanf(line, "ready %d", &port) == 1,
-		      "test server did not start (see %s)", errlog);
+	              "test server did not start (see %s)", errlog);
 	snprintf(s->base, sizeof(s->base), "https://127.0.0.1:%d", port);
 }
 
@@ -194,7 +194,7 @@ static int _count(const struct srv *s, const char *method, const char *path)
 }
 
 static void _assert_request(const struct srv *s, size_t i, const char *method,
-			    const char *path)
+                            const char *path)
 {
 	json_object *r = _req(s, i);
 
@@ -262,10 +262,9 @@ static struct arm_client *_client(struct fixture *f)
 	struct arm_client *c = NULL;
 	char err[AZ_ERRLEN];
 
-	ck_assert_msg(arm_client_new(&f->conf, &f->tuning, &c, err,
-				     sizeof(err))
-			      == AZ_OK,
-		      "%s", err);
+	ck_assert_msg(arm_client_new(&f->conf, &f->tuning, &c, err, sizeof(err))
+	                      == AZ_OK,
+	              "%s", err);
 	return c;
 }
 
@@ -309,7 +308,7 @@ START_TEST(imds_token_is_cached_privately_and_reused)
 	ck_assert_int_eq(res->status, 200);
 	ck_assert_str_eq(arm_vm_power_state(res->body), "running");
 	ck_assert_str_eq(res->request_id,
-			 "5b0a1c2d-0000-4000-8000-000000000001");
+	                 "5b0a1c2d-0000-4000-8000-000000000001");
 	arm_result_free(res);
 	arm_client_free(c);
 
@@ -329,15 +328,15 @@ START_TEST(imds_token_is_cached_privately_and_reused)
 	ck_assert_str_eq(_header(r, "metadata"), "true");
 	ck_assert_ptr_null(_header(r, "authorization"));
 	ck_assert_str_eq(_field(r, "query"),
-			 "api-version=2018-02-01&resource="
-			 "https%3A%2F%2Fmanagement.azure.com%2F");
+	                 "api-version=2018-02-01&resource="
+	                 "https%3A%2F%2Fmanagement.azure.com%2F");
 	for (int i = 1; i <= 2; i++) {
 		r = _req(&s, i);
 		_assert_request(&s, i, "GET", VM);
 		ck_assert_str_eq(_field(r, "query"), "api-version=2024-11-01");
 		ck_assert_ptr_nonnull(_header(r, "authorization"));
 		ck_assert(!strncmp(_header(r, "authorization"),
-				   "Bearer eyJ0eXAi", 15));
+		                   "Bearer eyJ0eXAi", 15));
 		ck_assert_ptr_null(_header(r, "metadata"));
 	}
 	_srv_free(&s);
@@ -367,13 +366,13 @@ START_TEST(token_near_expiry_is_refreshed)
 
 	ck_assert_uint_eq(_nreq(&s), 4);
 	ck_assert_ptr_nonnull(strstr(_field(_req(&s, 0), "query"),
-				     "&client_id=11111111-2222-3333-4444-"
-				     "555555555555"));
+	                             "&client_id=11111111-2222-3333-4444-"
+	                             "555555555555"));
 	ck_assert_str_eq(_header(_req(&s, 1), "authorization"),
-			 "Bearer tok-short");
+	                 "Bearer tok-short");
 	_assert_request(&s, 2, "GET", IMDS_PATH);
 	ck_assert_str_eq(_header(_req(&s, 3), "authorization"),
-			 "Bearer tok-long");
+	                 "Bearer tok-long");
 	_srv_free(&s);
 }
 END_TEST
@@ -415,26 +414,28 @@ START_TEST(service_principal_secret_goes_only_in_the_post_body)
 	r = _req(&s, 0);
 	_assert_request(&s, 0, "POST", "/tenant-x/oauth2/v2.0/token");
 	ck_assert_str_eq(_header(r, "content-type"),
-			 "application/x-www-form-urlencoded");
+	                 "application/x-www-form-urlencoded");
 	body = _field(r, "body");
 	ck_assert_str_eq(body, "grant_type=client_credentials"
-			       "&client_id=app-id"
-			       "&client_secret=s3cr%26t%2B%2F%3Dvalue"
-			       "&scope=https%3A%2F%2Fmanagement.azure.com%2F"
-			       ".default");
+	                       "&client_id=app-id"
+	                       "&client_secret=s3cr%26t%2B%2F%3Dvalue"
+	                       "&scope=https%3A%2F%2Fmanagement.azure.com%2F"
+	                       ".default");
 	ck_assert_str_eq(_header(_req(&s, 1), "authorization"),
-			 "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9."
-			 "eyJhcHBpZCI6InNwIn0.c2ln");
+	                 "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9."
+	                 "eyJhcHBpZCI6InNwIn0.c2ln");
 	/* The secret is in no query, header or other body. */
 	for (size_t i = 0; i < _nreq(&s); i++) {
 		const char *text = json_object_to_json_string(_req(&s, i));
 		const char *hit = strstr(text, "s3cr");
 
-		ck_assert_msg(!hit || (i == 0 && strstr(text, "s3cr%26t")
-					 == hit && !strstr(hit + 1, "s3cr")),
-			      "secret leaked in request %zu", i);
-		ck_assert_ptr_null(strstr(_field(_req(&s, i), "query"),
-					  "secret"));
+		ck_assert_msg(!hit
+		                      || (i == 0
+		                          && strstr(text, "s3cr%26t") == hit
+		                          && !strstr(hit + 1, "s3cr")),
+		              "secret leaked in request %zu", i);
+		ck_assert_ptr_null(
+		        strstr(_field(_req(&s, i), "query"), "secret"));
 	}
 	_srv_free(&s);
 }
@@ -478,14 +479,12 @@ START_TEST(aad_error_fails_the_call_with_its_description)
 	ck_assert_ptr_nonnull(strstr(res->err, "invalid_scope: AADSTS70011"));
 	ck_assert_ptr_null(strstr(res->err, "Trace ID"));
 	arm_result_free(res);
-	ck_assert_int_eq(arm_client_check_auth(c, err, sizeof(err)),
-			 AZ_EAUTH);
+	ck_assert_int_eq(arm_client_check_auth(c, err, sizeof(err)), AZ_EAUTH);
 	ck_assert_ptr_nonnull(strstr(err, "AADSTS70011"));
 	arm_client_free(c);
 	_srv_stop(&s);
 	/* A 400 from AAD is not retried; no ARM request was made. */
-	ck_assert_int_eq(_count(&s, "POST", "/tenant-x/oauth2/v2.0/token"),
-			 2);
+	ck_assert_int_eq(_count(&s, "POST", "/tenant-x/oauth2/v2.0/token"), 2);
 	ck_assert_int_eq(_count(&s, "GET", VM), 0);
 	_srv_free(&s);
 }
@@ -545,7 +544,7 @@ START_TEST(lro_polls_azure_asyncoperation_then_gets_the_vm)
 	json_object *r;
 
 	json_object_object_add(body, "location",
-			       json_object_new_string("eastus"));
+	                       json_object_new_string("eastus"));
 	_srv_start(&s, "lro-async", NULL);
 	_fixture(&f, &s);
 	c = _client(&f);
@@ -565,7 +564,7 @@ START_TEST(lro_polls_azure_asyncoperation_then_gets_the_vm)
 	ck_assert_str_eq(_field(r, "query"), "api-version=2024-11-01");
 	_assert_request(&s, 2, "GET", OPS "/op-1");
 	ck_assert_str_eq(_field(_req(&s, 2), "query"),
-			 "p=8a9b0c1d&api-version=2024-11-01");
+	                 "p=8a9b0c1d&api-version=2024-11-01");
 	ck_assert_ptr_nonnull(_header(_req(&s, 2), "authorization"));
 	_assert_request(&s, 3, "GET", OPS "/op-1");
 	_assert_request(&s, 4, "GET", VM);
@@ -585,7 +584,7 @@ START_TEST(lro_polls_a_long_location_honouring_retry_after)
 	/* Signed status URLs run to kilobytes; no buffer may cut them. */
 	for (int i = 0; i < 4600; i++)
 		sig[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789-_"[i % 64];
+		         "0123456789-_"[i % 64];
 	sig[4600] = '\0';
 	_srv_start(&s, "lro-location", sig);
 	_fixture(&f, &s);
@@ -611,11 +610,11 @@ START_TEST(lro_polls_a_long_location_honouring_retry_after)
 	}
 	/* The second poll waited for Retry-After: 1. */
 	ck_assert_double_ge(
-		json_object_get_double(
-			json_object_object_get(_req(&s, 3), "time"))
-			- json_object_get_double(
-				json_object_object_get(_req(&s, 2), "time")),
-		0.95);
+	        json_object_get_double(
+	                json_object_object_get(_req(&s, 3), "time"))
+	                - json_object_get_double(
+	                        json_object_object_get(_req(&s, 2), "time")),
+	        0.95);
 	free(sig);
 	_srv_free(&s);
 }
@@ -635,9 +634,9 @@ START_TEST(post_lro_ends_with_a_get_on_location)
 	_srv_stop(&s);
 	ck_assert_uint_eq(_nreq(&s), 5);
 	ck_assert_str_eq(_field(_req(&s, 2), "query"),
-			 "p=77&api-version=2024-11-01");
+	                 "p=77&api-version=2024-11-01");
 	ck_assert_str_eq(_field(_req(&s, 4), "query"),
-			 "p=77&monitor=true&api-version=2024-11-01");
+	                 "p=77&monitor=true&api-version=2024-11-01");
 	_srv_free(&s);
 }
 END_TEST
@@ -656,9 +655,9 @@ START_TEST(failed_lro_names_the_nested_cause)
 	ck_assert_str_eq(res->error.code, "OverconstrainedAllocationRequest");
 	ck_assert_str_eq(res->error.top_code, "ResourceOperationFailure");
 	ck_assert(!strncmp(res->err,
-			   "OverconstrainedAllocationRequest: Allocation "
-			   "failed.",
-			   50));
+	                   "OverconstrainedAllocationRequest: Allocation "
+	                   "failed.",
+	                   50));
 	arm_result_free(res);
 	arm_client_free(c);
 	_srv_stop(&s);
@@ -675,7 +674,7 @@ START_TEST(created_without_poll_headers_watches_provisioning_state)
 	struct arm_client *c;
 	struct arm_result *res;
 	const char *ppg = RG "/providers/Microsoft.Compute/"
-			  "proximityPlacementGroups/fabric1-ppg";
+	                     "proximityPlacementGroups/fabric1-ppg";
 
 	_srv_start(&s, "lro-poll-resource", NULL);
 	_fixture(&f, &s);
@@ -743,8 +742,8 @@ START_TEST(client_errors_are_never_retried)
 	ck_assert_int_eq(res->status, 409);
 	ck_assert_str_eq(res->error.code, "OperationNotAllowed");
 	ck_assert_ptr_nonnull(strstr(res->err, "OperationNotAllowed: "
-					       "Operation could not be "
-					       "completed"));
+	                                       "Operation could not be "
+	                                       "completed"));
 	arm_result_free(res);
 	ck_assert_int_eq(arm_vm_get(c, "hb-000", 0, &res), AZ_ENOTFOUND);
 	ck_assert_str_eq(res->error.code, "ResourceNotFound");
@@ -762,7 +761,7 @@ START_TEST(client_errors_are_never_retried)
 	ck_assert_int_eq(_count(&s, "DELETE", VM), 1);
 	ck_assert_int_eq(_count(&s, "POST", VM "/start"), 1);
 	ck_assert_str_eq(_field(_req(&s, 3), "query"),
-			 "api-version=2024-11-01&forceDeletion=false");
+	                 "api-version=2024-11-01&forceDeletion=false");
 	_srv_free(&s);
 }
 END_TEST
@@ -782,7 +781,8 @@ START_TEST(retries_stop_after_max_attempts)
 	ck_assert_str_eq(res->error.code, "ServiceUnavailable");
 	arm_result_free(res);
 	ck_assert_int_eq(arm_nic_get(c, "hb-000-nic", &res), AZ_ETHROTTLED);
-	ck_assert_str_eq(res->error.code, "RetryableErrorDueToAnotherOperation");
+	ck_assert_str_eq(res->error.code,
+	                 "RetryableErrorDueToAnotherOperation");
 	arm_result_free(res);
 	arm_client_free(c);
 	_srv_stop(&s);
@@ -854,8 +854,7 @@ struct tally {
 	enum az_rc last;
 };
 
-static void _count_done(struct arm_client *c, struct arm_result *res,
-			void *arg)
+static void _count_done(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct tally *t = arg;
 
@@ -885,8 +884,8 @@ START_TEST(concurrency_is_bounded_by_max_parallel_requests)
 
 		snprintf(name, sizeof(name), "hb-%03d", i);
 		ck_assert_int_eq(arm_vm_get_async(c, name, 0, _count_done, &t,
-						  err, sizeof(err)),
-				 AZ_OK);
+		                                  err, sizeof(err)),
+		                 AZ_OK);
 	}
 	ck_assert_uint_eq(arm_client_pending(c), 20);
 	t0 = _ms();
@@ -900,7 +899,8 @@ START_TEST(concurrency_is_bounded_by_max_parallel_requests)
 	ck_assert_uint_eq(_nreq(&s), 21);
 	for (size_t i = 0; i < _nreq(&s); i++) {
 		json_object *r = _req(&s, i);
-		int a = json_object_get_int(json_object_object_get(r, "active"));
+		int a = json_object_get_int(
+		        json_object_object_get(r, "active"));
 		int p = json_object_get_int(json_object_object_get(r, "peer"));
 		int k;
 
@@ -932,17 +932,18 @@ START_TEST(next_link_pages_are_merged)
 	ck_assert(json_object_object_get_ex(res->body, "value", &value));
 	ck_assert_uint_eq(json_object_array_length(value), 3);
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(
-				 json_object_array_get_idx(value, 2), "name")),
-			 "hb-002");
+	                         json_object_array_get_idx(value, 2), "name")),
+	                 "hb-002");
 	arm_result_free(res);
 	arm_client_free(c);
 	_srv_stop(&s);
 	ck_assert_uint_eq(_nreq(&s), 3);
-	ck_assert_str_eq(_field(_req(&s, 1), "query"), "api-version=2024-11-01");
+	ck_assert_str_eq(_field(_req(&s, 1), "query"),
+	                 "api-version=2024-11-01");
 	/* The nextLink as given: api-version once, the skip token kept. */
 	ck_assert_str_eq(_field(_req(&s, 2), "query"),
-			 "api-version=2024-11-01&%24skiptoken="
-			 "Mnw4MDAwfGh1Yi0wMDE%3D");
+	                 "api-version=2024-11-01&%24skiptoken="
+	                 "Mnw4MDAwfGh1Yi0wMDE%3D");
 	_srv_free(&s);
 }
 END_TEST
@@ -979,10 +980,9 @@ START_TEST(run_deadline_fails_what_is_left)
 	_fixture(&f, &s);
 	c = _client(&f);
 	ck_assert_int_eq(arm_vm_get_async(c, "hb-000", 0, _count_done, &t, err,
-					  sizeof(err)),
-			 AZ_OK);
-	ck_assert_int_eq(arm_client_run(c, 300, err, sizeof(err)),
-			 AZ_ETIMEOUT);
+	                                  sizeof(err)),
+	                 AZ_OK);
+	ck_assert_int_eq(arm_client_run(c, 300, err, sizeof(err)), AZ_ETIMEOUT);
 	ck_assert_int_eq(t.failed, 1);
 	ck_assert_int_eq(t.last, AZ_ETIMEOUT);
 	ck_assert_uint_eq(arm_client_pending(c), 0);
@@ -1013,15 +1013,16 @@ START_TEST(network_and_sku_calls_carry_their_api_versions)
 	arm_client_free(c);
 	_srv_stop(&s);
 	_assert_request(&s, 1, "PUT", NIC);
-	ck_assert_str_eq(_field(_req(&s, 1), "query"), "api-version=2025-07-01");
+	ck_assert_str_eq(_field(_req(&s, 1), "query"),
+	                 "api-version=2025-07-01");
 	_assert_request(&s, 3, "GET", NIC);
 	_assert_request(&s, 4, "GET", SUB "/providers/Microsoft.Compute/skus");
 	ck_assert_str_eq(_field(_req(&s, 4), "query"),
-			 "api-version=2021-07-01"
-			 "&$filter=location%20eq%20%27eastus%27");
+	                 "api-version=2021-07-01"
+	                 "&$filter=location%20eq%20%27eastus%27");
 	_assert_request(&s, 5, "DELETE", VM);
 	ck_assert_str_eq(_field(_req(&s, 5), "query"),
-			 "api-version=2024-11-01&forceDeletion=true");
+	                 "api-version=2024-11-01&forceDeletion=true");
 	/* DELETE ends at Succeeded: no GET of what is gone. */
 	ck_assert_uint_eq(_nreq(&s), 7);
 	_srv_free(&s);
@@ -1039,8 +1040,7 @@ static void _vm_done(struct arm_client *c, struct arm_result *res, void *arg)
 }
 
 /* NIC done: the next step of the node, submitted from the callback. */
-static void _nic_done(struct arm_client *c, struct arm_result *res,
-		      void *arg)
+static void _nic_done(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct node *n = arg;
 	json_object *body, *tags;
@@ -1055,9 +1055,9 @@ static void _nic_done(struct arm_client *c, struct arm_result *res,
 	tags = json_object_new_object();
 	json_object_object_add(tags, "azrdma-ip", json_object_new_string(ip));
 	json_object_object_add(body, "tags", tags);
-	ck_assert_int_eq(arm_vm_create_async(c, "hb-000", body, _vm_done, n,
-					     NULL, 0),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        arm_vm_create_async(c, "hb-000", body, _vm_done, n, NULL, 0),
+	        AZ_OK);
 	/* The client copied the body. */
 	json_object_put(body);
 }
@@ -1074,8 +1074,8 @@ START_TEST(callbacks_chain_the_steps_of_a_node)
 	_fixture(&f, &s);
 	c = _client(&f);
 	ck_assert_int_eq(arm_nic_create_async(c, "hb-000-nic", NULL, _nic_done,
-					      &n, err, sizeof(err)),
-			 AZ_OK);
+	                                      &n, err, sizeof(err)),
+	                 AZ_OK);
 	ck_assert_int_eq(arm_client_run(c, 20000, err, sizeof(err)), AZ_OK);
 	ck_assert_int_eq(n.t.ok, 1);
 	ck_assert_str_eq(n.ip, "10.0.0.4");
@@ -1083,7 +1083,7 @@ START_TEST(callbacks_chain_the_steps_of_a_node)
 	_srv_stop(&s);
 	_assert_request(&s, 2, "PUT", VM);
 	ck_assert_str_eq(_field(_req(&s, 2), "body"),
-			 "{\"tags\":{\"azrdma-ip\":\"10.0.0.4\"}}");
+	                 "{\"tags\":{\"azrdma-ip\":\"10.0.0.4\"}}");
 	_srv_free(&s);
 }
 END_TEST
@@ -1101,27 +1101,27 @@ START_TEST(paths_and_bad_requests)
 	c = _client(&f);
 	p = arm_vm_path(c, "hb 000");
 	ck_assert_str_eq(p, RG "/providers/Microsoft.Compute/virtualMachines/"
-			       "hb%20000");
+	                       "hb%20000");
 	free(p);
 	p = arm_avset_path(c, "AZRDMA-FABRIC1");
 	ck_assert_str_eq(p, RG "/providers/Microsoft.Compute/"
-			       "availabilitySets/AZRDMA-FABRIC1");
+	                       "availabilitySets/AZRDMA-FABRIC1");
 	free(p);
 	ck_assert_int_eq(arm_submit(c, &req, NULL, NULL, err, sizeof(err)),
-			 AZ_EINVAL);
+	                 AZ_EINVAL);
 	req.path = "https://elsewhere.invalid/x";
 	ck_assert_int_eq(arm_submit(c, &req, NULL, NULL, err, sizeof(err)),
-			 AZ_EINVAL);
+	                 AZ_EINVAL);
 	req.path = "/x";
 	req.api = ARM_API_CUSTOM;
 	ck_assert_int_eq(arm_submit(c, &req, NULL, NULL, err, sizeof(err)),
-			 AZ_EINVAL);
+	                 AZ_EINVAL);
 	ck_assert_uint_eq(arm_client_pending(c), 0);
 	arm_client_free(c);
 	/* ArmEndpoint must be https. */
 	f.conf.arm_endpoint = "http://127.0.0.1:1";
 	ck_assert_int_eq(arm_client_new(&f.conf, NULL, &c, err, sizeof(err)),
-			 AZ_ECONFIG);
+	                 AZ_ECONFIG);
 }
 END_TEST
 
@@ -1141,7 +1141,8 @@ int main(void)
 	tcase_add_test(tok, imds_token_is_cached_privately_and_reused);
 	tcase_add_test(tok, token_near_expiry_is_refreshed);
 	tcase_add_test(tok, imds_updating_and_throttling_are_retried);
-	tcase_add_test(tok, service_principal_secret_goes_only_in_the_post_body);
+	tcase_add_test(tok,
+	               service_principal_secret_goes_only_in_the_post_body);
 	tcase_add_test(tok, readable_secret_file_is_refused);
 	tcase_add_test(tok, aad_error_fails_the_call_with_its_description);
 	tcase_add_test(tok, arm_401_gets_a_fresh_token_and_one_retry);
@@ -1150,7 +1151,7 @@ int main(void)
 	tcase_add_test(lro, post_lro_ends_with_a_get_on_location);
 	tcase_add_test(lro, failed_lro_names_the_nested_cause);
 	tcase_add_test(lro,
-		       created_without_poll_headers_watches_provisioning_state);
+	               created_without_poll_headers_watches_provisioning_state);
 	tcase_add_test(retry, throttled_429_waits_for_retry_after);
 	tcase_add_test(retry, server_errors_are_retried);
 	tcase_add_test(retry, client_errors_are_never_retried);

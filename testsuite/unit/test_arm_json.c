@@ -142,7 +142,7 @@ START_TEST(garbage_is_no_error_envelope)
 	json_object *o;
 
 	ck_assert_int_eq(arm_parse_error_text(html, strlen(html), &e),
-			 AZ_EPARSE);
+	                 AZ_EPARSE);
 	ck_assert_ptr_null(e.code);
 	free(html);
 	ck_assert_int_eq(arm_parse_error_text("", 0, &e), AZ_EPARSE);
@@ -159,7 +159,7 @@ START_TEST(garbage_is_no_error_envelope)
 	json_object_put(o);
 	/* A generic code whose details are not objects stays as it is. */
 	o = _parse("{\"code\": \"DeploymentFailed\", "
-		   "\"details\": [\"x\", {\"message\": \"m\"}]}");
+	           "\"details\": [\"x\", {\"message\": \"m\"}]}");
 	ck_assert_int_eq(arm_parse_error(o, &e), AZ_OK);
 	ck_assert_str_eq(e.code, "DeploymentFailed");
 	ck_assert_uint_eq(e.detail_count, 0);
@@ -173,9 +173,9 @@ START_TEST(imds_token_with_string_expiry)
 	char *text = _text("token-imds.json"), err[AZ_ERRLEN];
 	struct arm_token t;
 
-	ck_assert_int_eq(arm_parse_token(text, strlen(text), 1000, &t, err,
-					 sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        arm_parse_token(text, strlen(text), 1000, &t, err, sizeof(err)),
+	        AZ_OK);
 	/* expires_in beats expires_on (which is in 2017). */
 	ck_assert_int_eq(t.expires_on, 1000 + 3599);
 	ck_assert_ptr_nonnull(strstr(t.access_token, "eyJ0eXAi"));
@@ -190,9 +190,9 @@ START_TEST(aad_token_with_number_expiry)
 	char *text = _text("token-aad.json"), err[AZ_ERRLEN];
 	struct arm_token t;
 
-	ck_assert_int_eq(arm_parse_token(text, strlen(text), 50, &t, err,
-					 sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        arm_parse_token(text, strlen(text), 50, &t, err, sizeof(err)),
+	        AZ_OK);
 	ck_assert_int_eq(t.expires_on, 50 + 3599);
 	arm_token_free(&t);
 	free(text);
@@ -204,9 +204,9 @@ START_TEST(token_with_only_expires_on)
 	char *text = _text("token-expires-on-only.json"), err[AZ_ERRLEN];
 	struct arm_token t;
 
-	ck_assert_int_eq(arm_parse_token(text, strlen(text), 50, &t, err,
-					 sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        arm_parse_token(text, strlen(text), 50, &t, err, sizeof(err)),
+	        AZ_OK);
 	ck_assert_int_eq(t.expires_on, 1506484173);
 	arm_token_free(&t);
 	free(text);
@@ -218,9 +218,9 @@ START_TEST(aad_error_becomes_eauth_with_the_description)
 	char *text = _text("token-aad-error.json"), err[AZ_ERRLEN];
 	struct arm_token t;
 
-	ck_assert_int_eq(arm_parse_token(text, strlen(text), 0, &t, err,
-					 sizeof(err)),
-			 AZ_EAUTH);
+	ck_assert_int_eq(
+	        arm_parse_token(text, strlen(text), 0, &t, err, sizeof(err)),
+	        AZ_EAUTH);
 	ck_assert_ptr_null(t.access_token);
 	ck_assert_ptr_nonnull(strstr(err, "invalid_scope: AADSTS70011"));
 	/* Only the first line: no trace ids in a node reason. */
@@ -228,11 +228,11 @@ START_TEST(aad_error_becomes_eauth_with_the_description)
 	free(text);
 
 	text = _text("token-imds-error.json");
-	ck_assert_int_eq(arm_parse_token(text, strlen(text), 0, &t, err,
-					 sizeof(err)),
-			 AZ_EAUTH);
+	ck_assert_int_eq(
+	        arm_parse_token(text, strlen(text), 0, &t, err, sizeof(err)),
+	        AZ_EAUTH);
 	ck_assert_str_eq(err, "bad_request_102: Required metadata header not "
-			      "specified");
+	                      "specified");
 	free(text);
 }
 END_TEST
@@ -240,26 +240,26 @@ END_TEST
 START_TEST(unusable_token_bodies_are_parse_errors)
 {
 	static const char *const bad[] = {
-		"not json",
-		"[]",
-		"{\"expires_in\": 3599}",
-		"{\"access_token\": \"\", \"expires_in\": 3599}",
-		"{\"access_token\": 7, \"expires_in\": 3599}",
-		"{\"access_token\": \"t\"}",
-		"{\"access_token\": \"t\", \"expires_in\": \"soon\"}",
-		"{\"access_token\": \"t\", \"expires_in\": -5}",
-		"{\"access_token\": \"t\", \"expires_in\": \"12x\"}",
-		"{\"access_token\": \"t\", \"expires_on\": \"09/14/2017\"}",
-		NULL,
+	        "not json",
+	        "[]",
+	        "{\"expires_in\": 3599}",
+	        "{\"access_token\": \"\", \"expires_in\": 3599}",
+	        "{\"access_token\": 7, \"expires_in\": 3599}",
+	        "{\"access_token\": \"t\"}",
+	        "{\"access_token\": \"t\", \"expires_in\": \"soon\"}",
+	        "{\"access_token\": \"t\", \"expires_in\": -5}",
+	        "{\"access_token\": \"t\", \"expires_in\": \"12x\"}",
+	        "{\"access_token\": \"t\", \"expires_on\": \"09/14/2017\"}",
+	        NULL,
 	};
 	char err[AZ_ERRLEN];
 	struct arm_token t;
 
 	for (int i = 0; bad[i]; i++)
 		ck_assert_msg(arm_parse_token(bad[i], strlen(bad[i]), 0, &t,
-					      err, sizeof(err))
-				      == AZ_EPARSE,
-			      "accepted %s", bad[i]);
+		                              err, sizeof(err))
+		                      == AZ_EPARSE,
+		              "accepted %s", bad[i]);
 }
 END_TEST
 
@@ -280,29 +280,28 @@ START_TEST(lro_status_bodies)
 	enum arm_lro_status st;
 
 	ck_assert_int_eq(_status_of("lro-compute-inprogress.json", &e),
-			 ARM_LRO_IN_PROGRESS);
+	                 ARM_LRO_IN_PROGRESS);
 	ck_assert_ptr_null(e.code);
 	ck_assert_int_eq(_status_of("lro-compute-succeeded.json", &e),
-			 ARM_LRO_SUCCEEDED);
+	                 ARM_LRO_SUCCEEDED);
 	ck_assert_int_eq(_status_of("lro-network-succeeded.json", &e),
-			 ARM_LRO_SUCCEEDED);
+	                 ARM_LRO_SUCCEEDED);
 	/* Deployments say Running; any unknown status is still going. */
 	ck_assert_int_eq(_status_of("lro-deployment-running.json", &e),
-			 ARM_LRO_IN_PROGRESS);
+	                 ARM_LRO_IN_PROGRESS);
 
 	ck_assert_int_eq(_status_of("lro-failed-allocation.json", &e),
-			 ARM_LRO_FAILED);
+	                 ARM_LRO_FAILED);
 	ck_assert_str_eq(e.code, "OverconstrainedAllocationRequest");
 	ck_assert_str_eq(e.top_code, "ResourceOperationFailure");
 	arm_error_free(&e);
 
-	ck_assert_int_eq(_status_of("lro-canceled.json", &e),
-			 ARM_LRO_CANCELED);
+	ck_assert_int_eq(_status_of("lro-canceled.json", &e), ARM_LRO_CANCELED);
 	ck_assert_str_eq(e.code, "OperationPreempted");
 	arm_error_free(&e);
 
 	ck_assert_int_eq(_status_of("lro-failed-bare.json", &e),
-			 ARM_LRO_FAILED);
+	                 ARM_LRO_FAILED);
 	ck_assert_str_eq(e.code, "Failed");
 	arm_error_free(&e);
 
@@ -336,9 +335,9 @@ START_TEST(power_state_from_vm_or_instance_view)
 
 	ck_assert_str_eq(arm_vm_power_state(vm), "running");
 	ck_assert_str_eq(arm_vm_primary_nic_id(vm),
-			 "/subscriptions/00000000-0000-0000-0000-000000000000/"
-			 "resourceGroups/azrdma-rg/providers/"
-			 "Microsoft.Network/networkInterfaces/hb-000-nic");
+	                 "/subscriptions/00000000-0000-0000-0000-000000000000/"
+	                 "resourceGroups/azrdma-rg/providers/"
+	                 "Microsoft.Network/networkInterfaces/hb-000-nic");
 	json_object_put(vm);
 	vm = _json("vm-instanceview-deallocated.json");
 	ck_assert_str_eq(arm_vm_power_state(vm), "deallocated");
@@ -358,8 +357,8 @@ START_TEST(vm_list_pages)
 	json_object *value;
 
 	ck_assert_ptr_nonnull(strstr(arm_json_next_link(p1),
-				     "virtualMachines?api-version=2024-11-01"
-				     "&%24skiptoken="));
+	                             "virtualMachines?api-version=2024-11-01"
+	                             "&%24skiptoken="));
 	ck_assert_ptr_null(arm_json_next_link(p2));
 	ck_assert(json_object_object_get_ex(p1, "value", &value));
 	ck_assert_uint_eq(json_object_array_length(value), 2);

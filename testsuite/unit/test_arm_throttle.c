@@ -31,13 +31,13 @@ static struct arm_throttle_info _feed(const char *const *lines, time_t now)
 START_TEST(subscription_counts_single_and_global)
 {
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-subscription-reads: 11999",
-		"x-ms-ratelimit-remaining-subscription-global-reads: 3749",
-		"X-MS-RateLimit-Remaining-Subscription-Writes:199",
-		"x-ms-ratelimit-remaining-subscription-global-writes: 2999",
-		"x-ms-ratelimit-remaining-subscription-deletes: 199",
-		"x-ms-ratelimit-remaining-subscription-global-deletes: 2999",
-		NULL};
+	        "x-ms-ratelimit-remaining-subscription-reads: 11999",
+	        "x-ms-ratelimit-remaining-subscription-global-reads: 3749",
+	        "X-MS-RateLimit-Remaining-Subscription-Writes:199",
+	        "x-ms-ratelimit-remaining-subscription-global-writes: 2999",
+	        "x-ms-ratelimit-remaining-subscription-deletes: 199",
+	        "x-ms-ratelimit-remaining-subscription-global-deletes: 2999",
+	        NULL};
 	struct arm_throttle_info ti = _feed(lines, 0);
 
 	ck_assert_int_eq(ti.subscription[ARM_RL_READS], 11999);
@@ -56,8 +56,8 @@ END_TEST
 START_TEST(only_the_global_count_is_enough)
 {
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-subscription-global-writes: 12",
-		NULL};
+	        "x-ms-ratelimit-remaining-subscription-global-writes: 12",
+	        NULL};
 	struct arm_throttle_info ti = _feed(lines, 0);
 
 	ck_assert_int_eq(arm_throttle_remaining(&ti, ARM_RL_WRITES), 12);
@@ -68,9 +68,10 @@ END_TEST
 START_TEST(resource_buckets_2021_comma_list)
 {
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/PutVM3Min;745,Microsoft.Compute/PutVM30Min;3729",
-		NULL};
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/PutVM3Min;745,Microsoft.Compute/"
+	        "PutVM30Min;3729",
+	        NULL};
 	struct arm_throttle_info ti = _feed(lines, 0);
 
 	ck_assert_uint_eq(ti.bucket_count, 2);
@@ -86,10 +87,10 @@ END_TEST
 START_TEST(resource_buckets_2025_form)
 {
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/PutVMSubscriptionMaximum;1499,"
-		"Microsoft.Compute/PutVMResource;11",
-		NULL};
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/PutVMSubscriptionMaximum;1499,"
+	        "Microsoft.Compute/PutVMResource;11",
+	        NULL};
 	struct arm_throttle_info ti = _feed(lines, 0);
 
 	ck_assert_uint_eq(ti.bucket_count, 2);
@@ -101,23 +102,23 @@ END_TEST
 START_TEST(resource_header_repeated_accumulates)
 {
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/HighCostGet3Min;0",
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/HighCostGet30Min;12",
-		/* The same bucket again: the lower count stands. */
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/HighCostGet30Min;40",
-		"x-ms-ratelimit-remaining-resource: "
-		" Microsoft.Compute/GetOperation3Min;14999 , "
-		"Microsoft.Compute/GetOperation30Min;29993 ",
-		NULL};
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/HighCostGet3Min;0",
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/HighCostGet30Min;12",
+	        /* The same bucket again: the lower count stands. */
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/HighCostGet30Min;40",
+	        "x-ms-ratelimit-remaining-resource: "
+	        " Microsoft.Compute/GetOperation3Min;14999 , "
+	        "Microsoft.Compute/GetOperation30Min;29993 ",
+	        NULL};
 	struct arm_throttle_info ti = _feed(lines, 0);
 
 	ck_assert_uint_eq(ti.bucket_count, 4);
 	ck_assert_int_eq(ti.buckets[1].remaining, 12);
 	ck_assert_str_eq(ti.buckets[2].name,
-			 "Microsoft.Compute/GetOperation3Min");
+	                 "Microsoft.Compute/GetOperation3Min");
 	ck_assert_int_eq(ti.buckets[3].remaining, 29993);
 	ck_assert_int_eq(arm_throttle_resource_min(&ti), 0);
 }
@@ -127,22 +128,23 @@ START_TEST(malformed_values_are_counted_and_ignored)
 {
 	char longname[200];
 	const char *lines[] = {
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/PutVM3Min;abc,;5,NoSemicolon,x;,,"
-		"Microsoft.Compute/Ok;7,y;-1,z;99999999999999999999999",
-		"x-ms-ratelimit-remaining-subscription-reads: lots",
-		"x-ms-ratelimit-remaining-subscription-writes: -3",
-		"x-ms-ratelimit-remaining-subscription-writes:",
-		"x-ms-ratelimit-remaining-subscription-bogus: 5",
-		"Retry-After: soon",
-		NULL, NULL};
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/PutVM3Min;abc,;5,NoSemicolon,x;,,"
+	        "Microsoft.Compute/Ok;7,y;-1,z;99999999999999999999999",
+	        "x-ms-ratelimit-remaining-subscription-reads: lots",
+	        "x-ms-ratelimit-remaining-subscription-writes: -3",
+	        "x-ms-ratelimit-remaining-subscription-writes:",
+	        "x-ms-ratelimit-remaining-subscription-bogus: 5",
+	        "Retry-After: soon",
+	        NULL,
+	        NULL};
 	struct arm_throttle_info ti;
 	char line[300];
 
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	snprintf(line, sizeof(line), "x-ms-ratelimit-remaining-resource: %s;1",
-		 longname);
+	         longname);
 	lines[6] = line;
 	ti = _feed(lines, 0);
 	ck_assert_uint_eq(ti.bucket_count, 1);
@@ -159,8 +161,8 @@ END_TEST
 START_TEST(quoted_counts_as_recordings_show_them)
 {
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-subscription-global-reads: '3749'",
-		NULL};
+	        "x-ms-ratelimit-remaining-subscription-global-reads: '3749'",
+	        NULL};
 	struct arm_throttle_info ti = _feed(lines, 0);
 
 	ck_assert_int_eq(ti.global[ARM_RL_READS], 3749);
@@ -171,16 +173,15 @@ START_TEST(other_headers_are_not_throttle_headers)
 {
 	struct arm_throttle_info ti;
 	static const char *const other[] = {
-		"Content-Type: application/json\r\n",
-		"x-ms-request-id: 1234\r\n",
-		"x-ms-ratelimit-remaining-subscription-: 5\r\n",
-		"no colon here\r\n",
-		NULL};
+	        "Content-Type: application/json\r\n",
+	        "x-ms-request-id: 1234\r\n",
+	        "x-ms-ratelimit-remaining-subscription-: 5\r\n",
+	        "no colon here\r\n", NULL};
 
 	arm_throttle_info_init(&ti);
 	for (int i = 0; other[i]; i++)
 		ck_assert(!arm_throttle_header(&ti, other[i], strlen(other[i]),
-					       0));
+		                               0));
 	ck_assert(arm_throttle_header(&ti, "retry-after: 3", 14, 0));
 	ck_assert_int_eq(ti.retry_after_ms, 3000);
 }
@@ -196,19 +197,19 @@ START_TEST(retry_after_seconds_and_http_dates)
 	ck_assert_int_eq(ms, 0);
 	ck_assert_int_eq(arm_parse_retry_after("1200", t0, &ms), AZ_OK);
 	ck_assert_int_eq(ms, 1200000);
-	ck_assert_int_eq(arm_parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT",
-					       t0, &ms),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        arm_parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", t0, &ms),
+	        AZ_OK);
 	ck_assert_int_eq(ms, 10000);
 	/* A date in the past means now. */
-	ck_assert_int_eq(arm_parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT",
-					       t0, &ms),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        arm_parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", t0, &ms),
+	        AZ_OK);
 	ck_assert_int_eq(ms, 0);
 	/* Leap years: 29 Feb 2024 00:00:00 is 1709164800. */
 	ck_assert_int_eq(arm_parse_retry_after("Thu, 29 Feb 2024 00:00:05 GMT",
-					       1709164800, &ms),
-			 AZ_OK);
+	                                       1709164800, &ms),
+	                 AZ_OK);
 	ck_assert_int_eq(ms, 5000);
 	/* Absurd values are capped at a week. */
 	ck_assert_int_eq(arm_parse_retry_after("99999999999", t0, &ms), AZ_OK);
@@ -216,15 +217,16 @@ START_TEST(retry_after_seconds_and_http_dates)
 	ck_assert_int_eq(arm_parse_retry_after("", t0, &ms), AZ_EPARSE);
 	ck_assert_int_eq(arm_parse_retry_after("-1", t0, &ms), AZ_EPARSE);
 	ck_assert_int_eq(arm_parse_retry_after("1.5", t0, &ms), AZ_EPARSE);
-	ck_assert_int_eq(arm_parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT",
-					       t0, &ms),
-			 AZ_EPARSE);
-	ck_assert_int_eq(arm_parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT",
-					       t0, &ms),
-			 AZ_EPARSE);
-	ck_assert_int_eq(arm_parse_retry_after(
-				 "Sun, 06 Nov 1994 08:49:37 GMT extra", t0, &ms),
-			 AZ_EPARSE);
+	ck_assert_int_eq(
+	        arm_parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", t0, &ms),
+	        AZ_EPARSE);
+	ck_assert_int_eq(
+	        arm_parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT", t0, &ms),
+	        AZ_EPARSE);
+	ck_assert_int_eq(
+	        arm_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT extra", t0,
+	                              &ms),
+	        AZ_EPARSE);
 }
 END_TEST
 
@@ -234,26 +236,27 @@ START_TEST(request_kinds_for_resource_buckets)
 		enum arm_method m;
 		const char *path, *key;
 	} cases[] = {
-		{ARM_PUT,
-		 "/subscriptions/s/resourceGroups/rg/providers/"
-		 "Microsoft.Compute/virtualMachines/hb-000?api-version=x",
-		 "PUT Microsoft.Compute/virtualMachines"},
-		{ARM_POST,
-		 "https://management.azure.com/subscriptions/s/resourceGroups/"
-		 "rg/providers/Microsoft.Compute/virtualMachines/hb-001/"
-		 "deallocate?api-version=x",
-		 "POST Microsoft.Compute/virtualMachines/deallocate"},
-		{ARM_GET,
-		 "https://management.azure.com/subscriptions/s/providers/"
-		 "Microsoft.Compute/locations/eastus/operations/abc?p=1&"
-		 "api-version=2024-11-01",
-		 "GET Microsoft.Compute/locations/operations"},
-		{ARM_GET,
-		 "/subscriptions/s/resourceGroups/rg/providers/"
-		 "Microsoft.Compute/virtualMachines",
-		 "GET Microsoft.Compute/virtualMachines"},
-		{ARM_DELETE, "/subscriptions/s/resourceGroups/rg?x=/providers/a",
-		 "DELETE /subscriptions/s/resourceGroups/rg"},
+	        {ARM_PUT,
+	         "/subscriptions/s/resourceGroups/rg/providers/"
+	         "Microsoft.Compute/virtualMachines/hb-000?api-version=x",
+	         "PUT Microsoft.Compute/virtualMachines"},
+	        {ARM_POST,
+	         "https://management.azure.com/subscriptions/s/resourceGroups/"
+	         "rg/providers/Microsoft.Compute/virtualMachines/hb-001/"
+	         "deallocate?api-version=x",
+	         "POST Microsoft.Compute/virtualMachines/deallocate"},
+	        {ARM_GET,
+	         "https://management.azure.com/subscriptions/s/providers/"
+	         "Microsoft.Compute/locations/eastus/operations/abc?p=1&"
+	         "api-version=2024-11-01",
+	         "GET Microsoft.Compute/locations/operations"},
+	        {ARM_GET,
+	         "/subscriptions/s/resourceGroups/rg/providers/"
+	         "Microsoft.Compute/virtualMachines",
+	         "GET Microsoft.Compute/virtualMachines"},
+	        {ARM_DELETE,
+	         "/subscriptions/s/resourceGroups/rg?x=/providers/a",
+	         "DELETE /subscriptions/s/resourceGroups/rg"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -387,17 +390,17 @@ START_TEST(which_statuses_are_retried)
 {
 	static const long yes[] = {429, 500, 502, 503, 504, 599};
 	static const long no[] = {200, 201, 202, 204, 301, 400, 401, 403,
-				  404, 409, 410, 412, 422, 501, 505};
+	                          404, 409, 410, 412, 422, 501, 505};
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		ck_assert_msg(arm_status_retryable(ARM_PEER_ARM, yes[i]),
-			      "%ld", yes[i]);
+		ck_assert_msg(arm_status_retryable(ARM_PEER_ARM, yes[i]), "%ld",
+		              yes[i]);
 		ck_assert(arm_status_retryable(ARM_PEER_AAD, yes[i]));
 		ck_assert(arm_status_retryable(ARM_PEER_IMDS, yes[i]));
 	}
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
-		ck_assert_msg(!arm_status_retryable(ARM_PEER_ARM, no[i]),
-			      "%ld", no[i]);
+		ck_assert_msg(!arm_status_retryable(ARM_PEER_ARM, no[i]), "%ld",
+		              no[i]);
 		ck_assert(!arm_status_retryable(ARM_PEER_AAD, no[i]));
 	}
 	/* IMDS: not there yet (404) or updating (410). */
@@ -462,12 +465,12 @@ START_TEST(plenty_left_means_no_waiting)
 
 	_gov(&g);
 	ck_assert_int_eq(arm_governor_observe(&g, ARM_RL_WRITES, "PUT x", &ti,
-					      200, 1000),
-			 AZ_OK);
+	                                      200, 1000),
+	                 AZ_OK);
 	for (int i = 0; i < 100; i++) {
-		ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES,
-						       "PUT x", 1000),
-				 1000);
+		ck_assert_int_eq(
+		        arm_governor_ready_at(&g, ARM_RL_WRITES, "PUT x", 1000),
+		        1000);
 		arm_governor_started(&g, ARM_RL_WRITES, "PUT x", 1000);
 	}
 	arm_governor_free(&g);
@@ -484,12 +487,12 @@ START_TEST(low_writes_space_out_writes_before_any_429)
 	arm_governor_observe(&g, ARM_RL_WRITES, "PUT a", &ti, 201, t);
 	/* The first may go now; each start pushes the next one out. */
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, "PUT a", t),
-			 t);
+	                 t);
 	arm_governor_started(&g, ARM_RL_WRITES, "PUT a", t);
 	prev = t;
 	for (int i = 0; i < 5; i++) {
-		int64_t r = arm_governor_ready_at(&g, ARM_RL_WRITES, "PUT b",
-						  prev);
+		int64_t r =
+		        arm_governor_ready_at(&g, ARM_RL_WRITES, "PUT b", prev);
 
 		/* 19, 18, ... left: about a second apart, and growing. */
 		ck_assert_int_gt(r - prev, 1000);
@@ -498,7 +501,7 @@ START_TEST(low_writes_space_out_writes_before_any_429)
 	}
 	/* Reads are another bucket. */
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_READS, "GET a", t),
-			 t);
+	                 t);
 	arm_governor_free(&g);
 }
 END_TEST
@@ -529,11 +532,10 @@ START_TEST(resource_bucket_spaces_only_its_kind)
 	struct arm_governor g;
 	struct arm_throttle_info ti;
 	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/PutVMSubscriptionMaximum;1499,"
-		"Microsoft.Compute/PutVMResource;2",
-		"x-ms-ratelimit-remaining-subscription-writes: 199",
-		NULL};
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/PutVMSubscriptionMaximum;1499,"
+	        "Microsoft.Compute/PutVMResource;2",
+	        "x-ms-ratelimit-remaining-subscription-writes: 199", NULL};
 	const char *vm = "PUT Microsoft.Compute/virtualMachines";
 	const char *nic = "PUT Microsoft.Network/networkInterfaces";
 
@@ -542,9 +544,9 @@ START_TEST(resource_bucket_spaces_only_its_kind)
 	arm_governor_observe(&g, ARM_RL_WRITES, vm, &ti, 201, 100);
 	arm_governor_started(&g, ARM_RL_WRITES, vm, 100);
 	ck_assert_int_gt(arm_governor_ready_at(&g, ARM_RL_WRITES, vm, 100),
-			 100);
+	                 100);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, nic, 100),
-			 100);
+	                 100);
 	arm_governor_free(&g);
 }
 END_TEST
@@ -559,19 +561,18 @@ START_TEST(arm_429_blocks_the_class_until_retry_after)
 	ti.retry_after_ms = 3000;
 	arm_governor_observe(&g, ARM_RL_READS, "GET a", &ti, 429, 1000);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_READS, "GET b", 1000),
-			 4000);
+	                 4000);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_READS, "GET a", 2000),
-			 4000);
+	                 4000);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_READS, "GET a", 4500),
-			 4500);
-	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, "PUT a",
-					       1000),
-			 1000);
+	                 4500);
+	ck_assert_int_eq(
+	        arm_governor_ready_at(&g, ARM_RL_WRITES, "PUT a", 1000), 1000);
 	/* Without Retry-After: the longest spacing. */
 	arm_throttle_info_init(&ti);
 	arm_governor_observe(&g, ARM_RL_DELETES, NULL, &ti, 429, 1000);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_DELETES, NULL, 1000),
-			 3000);
+	                 3000);
 	arm_governor_free(&g);
 }
 END_TEST
@@ -580,24 +581,23 @@ START_TEST(crp_429_blocks_only_that_kind_of_request)
 {
 	struct arm_governor g;
 	struct arm_throttle_info ti;
-	const char *const lines[] = {
-		"x-ms-ratelimit-remaining-resource: "
-		"Microsoft.Compute/HighCostGet;0",
-		"Retry-After: 1200", NULL};
+	const char *const lines[] = {"x-ms-ratelimit-remaining-resource: "
+	                             "Microsoft.Compute/HighCostGet;0",
+	                             "Retry-After: 1200", NULL};
 
 	_gov(&g);
 	ti = _feed(lines, 0);
 	arm_governor_observe(&g, ARM_RL_READS,
-			     "GET Microsoft.Compute/virtualMachines", &ti, 429,
-			     0);
+	                     "GET Microsoft.Compute/virtualMachines", &ti, 429,
+	                     0);
 	ck_assert_int_eq(arm_governor_ready_at(
-				 &g, ARM_RL_READS,
-				 "GET Microsoft.Compute/virtualMachines", 0),
-			 1200000);
+	                         &g, ARM_RL_READS,
+	                         "GET Microsoft.Compute/virtualMachines", 0),
+	                 1200000);
 	ck_assert_int_eq(arm_governor_ready_at(
-				 &g, ARM_RL_READS,
-				 "GET Microsoft.Network/networkInterfaces", 0),
-			 0);
+	                         &g, ARM_RL_READS,
+	                         "GET Microsoft.Network/networkInterfaces", 0),
+	                 0);
 	arm_governor_free(&g);
 }
 END_TEST
@@ -611,10 +611,10 @@ START_TEST(old_counts_are_forgotten)
 	arm_governor_observe(&g, ARM_RL_WRITES, NULL, &ti, 200, 0);
 	arm_governor_started(&g, ARM_RL_WRITES, NULL, 0);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, NULL, 0),
-			 2000);
+	                 2000);
 	/* A minute later the buckets have refilled. */
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, NULL, 61000),
-			 61000);
+	                 61000);
 	arm_governor_free(&g);
 }
 END_TEST
