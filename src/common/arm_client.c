@@ -703,19 +703,46 @@ static bool _retry(struct arm_client *c, struct arm_op *op, long retry_after_ms,
 	return true;
 }
 
-/* Poll again after Retry-After or the poll interval, within the LRO's
- * time. */
+/*
+ * url came from ARM (a poll URL, a nextLink): the token goes there only if
+ * it is on ArmEndpoint's host; otherwise the call fails.
+ */
+static bool _origin_ok(struct arm_client *c, struct arm_op *op, const char *url)
+{
+	if (_same_origin(c, url))
+		return true;
+	_finish(c, op, AZ_EPARSE,
+	        "ARM sent a URL that is not on ArmEndpoint %s; refusing to "
+	        "send the token there",
+	        c->arm_endpoint);
+	return false;
+}
+
+/*
+ * Poll again after Retry-After or the poll interval, within the LRO's
+ * time, at the URL the last answer named if it named a new one.
+ */
 static void _poll_again(struct arm_client *c, struct arm_op *op,
                         const char *status)
 {
 	long d = op->ti.retry_after_ms >= 0 ? op->ti.retry_after_ms
 	                                    : (long)c->tuning.poll_interval_ms;
+	char **moved = op->stage == _ST_POLL_ASYNC      ? &op->hdr_async
+	               : op->stage == _ST_POLL_LOCATION ? &op->hdr_location
+	                                                : NULL;
 	int64_t now = _now_ms();
 
 	if (now + d > op->lro_deadline_ms) {
 		_finish(c, op, AZ_ETIMEOUT, "operation still %s after %u s",
 		        status, c->tuning.lro_timeout_ms / 1000);
 		return;
+	}
+	if (moved && *moved && strcmp(*moved, op->step_url)) {
+		if (!_origin_ok(c, op, *moved))
+			return;
+		free(op->step_url);
+		op->step_url = *moved;
+		*moved = NULL;
 	}
 	op->attempt = 0;
 	op->state = _S_WAIT;
@@ -726,13 +753,8 @@ static void _poll_again(struct arm_client *c, struct arm_op *op,
 static void _step_or_fail(struct arm_client *c, struct arm_op *op,
                           enum _stage stage, const char *url, long delay)
 {
-	if (!_same_origin(c, url)) {
-		_finish(c, op, AZ_EPARSE,
-		        "ARM sent a URL that is not on ArmEndpoint %s; "
-		        "refusing to send the token there",
-		        c->arm_endpoint);
+	if (!_origin_ok(c, op, url))
 		return;
-	}
 	if (_set_step(c, op, stage, ARM_GET, url, delay) != AZ_OK)
 		_finish(c, op, AZ_ENOMEM, "out of memory");
 }
@@ -844,6 +866,11 @@ static void _async_done(struct arm_client *c, struct arm_op *op,
 	enum arm_lro_status st;
 	enum az_rc rc;
 
+	/* Accepted and nothing to say yet. */
+	if (!body && op->res.status == 202) {
+		_poll_again(c, op, "accepted");
+		return;
+	}
 	rc = arm_parse_lro_status(body, &st, &op->res.error);
 	if (rc != AZ_OK) {
 		json_object_put(body);
