@@ -27,7 +27,7 @@ def test_every_cloud_node_starts_powered_down(world):
 def test_partitions_follow_the_fabric_domains(world):
     out = world.run_ctl("sinfo", "-h", "-o", "%R %N").stdout.split("\n")
     parts = dict(line.split(" ", 1) for line in out if line.strip())
-    assert parts["fab1"] == "f1n[1-4]"
+    assert parts["fab1"] == "f1n[1-6]"
     assert parts["fab2"] == "f2n[1-2]"
 
 

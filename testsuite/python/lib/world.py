@@ -30,15 +30,17 @@ ARM_PORT = 8443
 IMDS_PORT = 8080
 SLURM_USER = "slurm"
 
-# Fabric domains of the test cluster: nodes f1n1..f1n4 share availability set
-# <prefix>-fab1, f2n1..f2n2 share <prefix>-fab2.
-DOMAINS = (("fab1", ["f1n1", "f1n2", "f1n3", "f1n4"], "Standard_HB120rs_v3"),
+# Fabric domains of the test cluster: nodes f1n1..f1n6 share availability set
+# <prefix>-fab1, f2n1..f2n2 share <prefix>-fab2. Test modules use nodes of
+# their own (with sbatch -w), so that each sees its nodes power up.
+DOMAINS = (("fab1", [f"f1n{i}" for i in range(1, 7)], "Standard_HB120rs_v3"),
            ("fab2", ["f2n1", "f2n2"], "Standard_HB120rs_v3"))
 
 # Timings of the power-save cycle, short so that the suite is fast.
 SUSPEND_TIME = 10
 SUSPEND_TIMEOUT = 5
 RESUME_TIMEOUT = 60
+VM_BOOT_SECONDS = 3
 
 
 class World:
@@ -224,6 +226,14 @@ class World:
             _check_alive(proc, "azure-emulator")
             return ready.is_set()
         wait_for(_ready, 30, "the emulator's ready line")
+        # slurmctld takes a node as booted only if its boot time (now minus
+        # the uptime slurmd reports) is not before the second of the resume
+        # request; otherwise the node waits for ResumeTimeout. A VM's uptime
+        # starts at up to 1 s (the emulator's whole-second time namespace
+        # offset) and sysinfo() rounds it up, so a VM must take more than 2 s
+        # to boot. Real ones take minutes.
+        self.emulator_admin("POST", "timing", {"create": VM_BOOT_SECONDS,
+                                               "start": VM_BOOT_SECONDS})
 
     # -- configuration -------------------------------------------------------
 
