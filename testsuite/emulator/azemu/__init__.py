@@ -9,9 +9,13 @@ The package is split by concern:
   auth      token issuing (IMDS, AAD v2.0) and validation
   throttle  ARM and Compute (CRP) token buckets
   faults    injected failures
+  errors    the ARM error envelope and Azure's message texts
   ops       long-running operations and their scheduler
-  catalog   VM sizes
-  compute   virtual machines, availability sets, proximity placement groups, SKUs
+  catalog   VM sizes;  skus  the Resource SKUs API
+  compute   virtual-machine requests and their operation status
+  placement fabrics (availability-set pinning), capacity and core quota
+  lifecycle what completes an operation; VM hosts booted, torn down, reconciled
+  groups    availability sets and proximity placement groups
   network   network interfaces and address pools
   host      VMs booted as network-namespace hosts
   admin     the /_emulator/ API

@@ -76,7 +76,8 @@ class Admin:
                 avset = data["availabilitySets"].get(vm.get("avsetKey") or "")
                 host = vm.get("host")
                 out.append({
-                    "name": vm["name"], "resourceGroup": vm["rg"], "id": self.world.compute.vm_id(vm),
+                    "name": vm["name"], "resourceGroup": vm["rg"],
+                    "id": self.world.compute.vm_id(vm),
                     "location": vm["location"], "powerState": vm["powerState"],
                     "provisioningState": vm["provisioningState"], "vmSize": vm["vmSize"],
                     "image": vm["image"], "availabilitySet": avset["name"] if avset else None,
@@ -115,7 +116,7 @@ class Admin:
         if self.world.hosts is None:
             raise AdminError(409, "VMs do not boot as hosts in this emulator (no --netns-prefix)")
         try:
-            self.world.compute.set_rdma(name, body["up"])
+            self.world.lifecycle.set_rdma(name, body["up"])
         except KeyError:
             raise AdminError(404, f"no VM named {name}") from None
         except HostError as e:

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.parse
 
-from . import errors
+from . import errors, skus
 from .httpserv import DROP, Response, json_response
 from .util import guid, iso_z
 
@@ -26,7 +26,18 @@ OP = r"/locations/(?P<loc>[^/]+)/{}/(?P<opid>[^/]+)"
 _SUB_RE = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
 _PROVIDER_RE = re.compile(r"^/subscriptions/[^/]+(?:/resourceGroups/[^/]+)?/providers/"
                           r"(?P<ns>[^/]+)/(?P<rest>.+)$", re.IGNORECASE)
+_SUBRESOURCE_RE = re.compile(r"/(start|deallocate|powerOff|restart|instanceView)$", re.IGNORECASE)
 _KNOWN_NAMESPACES = {"microsoft.compute", "microsoft.network", "microsoft.resources"}
+
+
+def _throttled_resource(request, params):
+    """What a per-resource Compute bucket counts: the operation, or the resource itself
+    (a VM's actions and instance view are charged to the VM)."""
+    if params.get("opid"):
+        return params["opid"]
+    if "name" not in params:
+        return None  # a list
+    return _SUBRESOURCE_RE.sub("", request.path.rstrip("/"))
 
 
 def _power_group(params):
@@ -113,10 +124,12 @@ class FrontDoor:
         self.cfg = world.cfg
         self.log = []
         self.log_lock = threading.Lock()
-        c, n = world.compute, world.network
+        c, g, n = world.compute, world.groups, world.network
         self.routes = [
-            Route(RG + COMPUTE + "/virtualMachines", "compute", {"GET": (c.list_vms, "HighCostGet")}),
-            Route(SUB + COMPUTE + "/virtualMachines", "compute", {"GET": (c.list_vms, "HighCostGet")}),
+            Route(RG + COMPUTE + "/virtualMachines", "compute",
+                  {"GET": (c.list_vms, "HighCostGet")}),
+            Route(SUB + COMPUTE + "/virtualMachines", "compute",
+                  {"GET": (c.list_vms, "HighCostGet")}),
             Route(RG + COMPUTE + "/virtualMachines/" + NAME, "compute", {
                 "GET": (c.get_vm, "LowCostGet"), "PUT": (c.put_vm, "PutVM"),
                 "PATCH": (c.patch_vm, "PutVM"), "DELETE": (c.delete_vm, "DeleteVM")}),
@@ -125,19 +138,21 @@ class FrontDoor:
             Route(RG + COMPUTE + "/virtualMachines/" + NAME
                   + "/(?P<action>start|deallocate|powerOff|restart)", "compute",
                   {"POST": (c.action, _power_group)}),
-            Route(RG + COMPUTE + "/availabilitySets", "compute", {"GET": (c.list_avsets, "HighCostGet")}),
-            Route(SUB + COMPUTE + "/availabilitySets", "compute", {"GET": (c.list_avsets, "HighCostGet")}),
+            Route(RG + COMPUTE + "/availabilitySets", "compute",
+                  {"GET": (g.list_avsets, "HighCostGet")}),
+            Route(SUB + COMPUTE + "/availabilitySets", "compute",
+                  {"GET": (g.list_avsets, "HighCostGet")}),
             Route(RG + COMPUTE + "/availabilitySets/" + NAME, "compute", {
-                "GET": (c.get_avset, "LowCostGet"), "PUT": (c.put_avset, "PutVM"),
-                "DELETE": (c.delete_avset, "PutVM")}),
+                "GET": (g.get_avset, "LowCostGet"), "PUT": (g.put_avset, "PutVM"),
+                "DELETE": (g.delete_avset, "PutVM")}),
             Route(RG + COMPUTE + "/proximityPlacementGroups", "compute",
-                  {"GET": (c.list_ppgs, "HighCostGet")}),
+                  {"GET": (g.list_ppgs, "HighCostGet")}),
             Route(SUB + COMPUTE + "/proximityPlacementGroups", "compute",
-                  {"GET": (c.list_ppgs, "HighCostGet")}),
+                  {"GET": (g.list_ppgs, "HighCostGet")}),
             Route(RG + COMPUTE + "/proximityPlacementGroups/" + NAME, "compute", {
-                "GET": (c.get_ppg, "LowCostGet"), "PUT": (c.put_ppg, "PutDeletePPG"),
-                "DELETE": (c.delete_ppg, "PutDeletePPG")}),
-            Route(SUB + COMPUTE + "/skus", "skus", {"GET": (c.list_skus, None)}),
+                "GET": (g.get_ppg, "LowCostGet"), "PUT": (g.put_ppg, "PutDeletePPG"),
+                "DELETE": (g.delete_ppg, "PutDeletePPG")}),
+            Route(SUB + COMPUTE + "/skus", "skus", {"GET": (skus.list_skus, None)}),
             Route(SUB + COMPUTE + OP.format("operations"), "compute",
                   {"GET": (c.operation, "GetOperation")}),
             Route(RG + NETWORK + "/networkInterfaces", "network", {"GET": (n.list, None)}),
@@ -157,10 +172,11 @@ class FrontDoor:
     def __call__(self, request):
         request_id = guid()
         correlation = request.header("x-ms-correlation-request-id") or request_id
+        stamp = iso_z(time.time()).replace("-", "").replace(":", "")
         headers = {
             "Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "-1",
             "x-ms-request-id": request_id, "x-ms-correlation-request-id": correlation,
-            "x-ms-routing-request-id": f"EASTUS:{iso_z(time.time()).replace('-', '').replace(':', '')}:{correlation}",
+            "x-ms-routing-request-id": f"EASTUS:{stamp}:{correlation}",
             "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
             "X-Content-Type-Options": "nosniff",
         }
@@ -195,7 +211,8 @@ class FrontDoor:
             principal = self.world.tokens.authenticate(request)
             m = _SUB_RE.match(request.path)
             sub = m.group(1) if m else "-"
-            kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(request.method, "writes")
+            kind = {"GET": "reads", "HEAD": "reads",
+                    "DELETE": "deletes"}.get(request.method, "writes")
             headers.update(self.world.arm_throttle.charge(sub, principal.client, kind))
             route, params = self._match(request)
             entry = route.methods.get(request.method)
@@ -210,7 +227,7 @@ class FrontDoor:
             if callable(group):
                 group = group(params)
             if group is not None:
-                resource = params.get("opid") or (request.path if "name" in params else None)
+                resource = _throttled_resource(request, params)
                 headers["x-ms-ratelimit-remaining-resource"] = \
                     self.world.compute_throttle.charge(sub, group, resource)
             return handler(Context(self.world, request, params, version))

@@ -130,8 +130,13 @@ class TokenService:
             "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\n"
                                  f"Correlation ID: {corr}\r\nTimestamp: {stamp}",
             "error_codes": [code], "timestamp": stamp, "trace_id": trace,
-            "correlation_id": corr, "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+            "correlation_id": corr,
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}",
         })
+
+    def _missing_parameter(self, name):
+        return self._aad_error(400, "invalid_request", 900144,
+                               f"The request body must contain the following parameter: '{name}'.")
 
     def aad_token(self, request, tenant):
         if request.method != "POST":
@@ -145,20 +150,17 @@ class TokenService:
         form = request.form()
         grant = form.get("grant_type")
         if not grant:
-            return self._aad_error(400, "invalid_request", 900144,
-                                   "The request body must contain the following parameter: 'grant_type'.")
+            return self._missing_parameter("grant_type")
         if grant != "client_credentials":
             return self._aad_error(400, "unsupported_grant_type", 70003,
                                    "The app requested an unsupported grant type "
                                    f"'{grant}'.")
         client = form.get("client_id")
         if not client:
-            return self._aad_error(400, "invalid_request", 900144,
-                                   "The request body must contain the following parameter: 'client_id'.")
+            return self._missing_parameter("client_id")
         scope = form.get("scope")
         if not scope:
-            return self._aad_error(400, "invalid_request", 900144,
-                                   "The request body must contain the following parameter: 'scope'.")
+            return self._missing_parameter("scope")
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             return self._aad_error(400, "invalid_scope", 1002012,

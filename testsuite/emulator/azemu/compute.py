@@ -1,24 +1,17 @@
-"""Microsoft.Compute: virtual machines, availability sets, proximity placement groups,
-resource SKUs and the operation-status resources, with Azure's placement rules.
+"""Microsoft.Compute virtual machines: the requests (create, read, update, power
+operations, delete, list) and their operation-status resource.
 
-Placement model
-  * A fabric is a hardware cluster with its own RDMA segment. An availability set is
-    pinned to one fabric by its first allocation; every VM of the set is allocated there.
-    When no VM of the set is allocated any more the pin is dropped, and the next
-    allocation pins the set to a new fabric. A VM without a set gets a fabric of its own.
-  * Allocation (and the quota check) happens when the request is accepted, so concurrent
-    requests are decided in arrival order; a capacity failure is reported by the
-    operation (AllocationFailed), a quota failure synchronously (409).
-  * Capacity: at most `capacity_per_set` allocated VMs per set, plus optional "remaining"
-    counters per set name and per region+size that allocation takes from and
-    deallocation gives back.
+Allocation (placement.py) happens when a create or start is accepted, so concurrent
+requests are decided in arrival order; a capacity failure is reported by the operation
+(AllocationFailed), a quota failure synchronously (409). What happens when an operation
+completes, and to the VM's host, is lifecycle.py.
 
 VM life cycle (provisioningState / PowerState):
-  create  Creating/starting -> Succeeded/running (or Failed/deallocated)
-  start   Updating/starting -> Succeeded/running
+  create     Creating/starting -> Succeeded/running (or Failed/deallocated)
+  start      Updating/starting -> Succeeded/running
   deallocate Updating/deallocating -> Succeeded/deallocated (host torn down, fabric released)
   powerOff   Updating/stopping -> Succeeded/stopped (host torn down, still allocated)
-  delete  Deleting -> gone
+  delete     Deleting -> gone
 A delete, deallocate or powerOff preempts a create/start/restart in progress, whose
 operation then ends Canceled with OperationPreempted; a request for the operation that is
 already running is answered with that operation.
@@ -27,37 +20,17 @@ already running is answered with that operation.
 import base64
 import binascii
 import copy
-import logging
-import re
-import threading
 
 from . import catalog, errors, ops
-from .host import HostError
 from .httpserv import Response, json_response
-from .util import guid, iso7, now, parse_resource_id, resource_key
+from .util import AVSET_TYPE, VM_TYPE, arm_id, guid, iso7, now, parse_resource_id, \
+    resource_key, upper_id
 
-log = logging.getLogger("azemu.compute")
-
-VM_TYPE = "Microsoft.Compute/virtualMachines"
-AVSET_TYPE = "Microsoft.Compute/availabilitySets"
-PPG_TYPE = "Microsoft.Compute/proximityPlacementGroups"
-
-# Operation kinds whose request a later deallocate/powerOff/delete preempts.
-PREEMPTIBLE = {"vm.create", "vm.start", "vm.restart", "vm.update"}
-ACTION_NAMES = {"vm.create": "create", "vm.update": "update", "vm.start": "start",
-                "vm.restart": "restart", "vm.deallocate": "deallocate",
-                "vm.powerOff": "powerOff", "vm.delete": "delete"}
 POWER_DISPLAY = {"running": "VM running", "deallocated": "VM deallocated",
                  "stopped": "VM stopped", "starting": "VM starting",
                  "deallocating": "VM deallocating", "stopping": "VM stopping"}
 PROVISIONING_DISPLAY = {"Creating": "Creating", "Updating": "Updating", "Deleting": "Deleting",
                         "Succeeded": "Provisioning succeeded", "Failed": "Provisioning failed"}
-
-
-def _upper_id(sub, rg, rtype, name):
-    """CRP returns references to availability sets and their VMs with the resource group
-    and name upper-cased; clients must compare ids case-insensitively."""
-    return f"/subscriptions/{sub}/resourceGroups/{rg.upper()}/providers/{rtype}/{name.upper()}"
 
 
 def _image_text(ref):
@@ -75,23 +48,12 @@ class Compute:
         self.world = world
         self.cfg = world.cfg
         self.data = world.store.data
-        self._host_locks = {}
-        self._host_locks_guard = threading.Lock()
-
-    # --- ids and lookups -------------------------------------------------------------
+        self.placement = world.placement
+        self.life = world.lifecycle
 
     @staticmethod
     def vm_id(vm):
-        return (f"/subscriptions/{vm['sub']}/resourceGroups/{vm['rg']}/providers/"
-                f"{VM_TYPE}/{vm['name']}")
-
-    @staticmethod
-    def avset_id(s):
-        return f"/subscriptions/{s['sub']}/resourceGroups/{s['rg']}/providers/{AVSET_TYPE}/{s['name']}"
-
-    @staticmethod
-    def ppg_id(g):
-        return f"/subscriptions/{g['sub']}/resourceGroups/{g['rg']}/providers/{PPG_TYPE}/{g['name']}"
+        return arm_id(VM_TYPE, vm)
 
     def _vm(self, ctx):
         p = ctx.params
@@ -99,106 +61,6 @@ class Compute:
         if vm is None:
             raise errors.resource_not_found(VM_TYPE, p["name"], p["rg"])
         return vm
-
-    def _host_lock(self, vm_key):
-        with self._host_locks_guard:
-            return self._host_locks.setdefault(vm_key, threading.Lock())
-
-    def _op(self, vm):
-        return self.data["ops"].get(vm.get("activeOp") or "")
-
-    # --- quota and capacity (caller holds the store lock) ----------------------------
-
-    def _quota_limit(self, location, family):
-        q = self.data["quota"]
-        for key in (f"{location}|{family}", f"*|{family}"):
-            if key in q:
-                return q[key]
-        if family == "cores":
-            return self.cfg.quota_total_regional
-        return self.cfg.quota_families.get(family, self.cfg.quota_default)
-
-    def _usage(self, sub, location, family, exclude=None):
-        total = 0
-        for key, vm in self.data["vms"].items():
-            if key == exclude or not vm["allocated"]:
-                continue
-            if vm["sub"].lower() != sub.lower() or vm["location"] != location:
-                continue
-            size = catalog.lookup(vm["vmSize"])
-            if family == "cores" or size.family == family:
-                total += size.vcpus
-        return total
-
-    def _check_quota(self, sub, location, size, exclude=None):
-        """Deallocated VMs do not count; the VM being (re)allocated is excluded."""
-        for family, text in ((size.family, f"{size.family} Cores"), ("cores", "Total Regional Cores")):
-            limit = self._quota_limit(location, family)
-            usage = self._usage(sub, location, family, exclude)
-            if usage + size.vcpus > limit:
-                raise errors.quota_exceeded(text, location, limit, usage, size.vcpus, sub,
-                                            size.family if family != "cores" else None)
-
-    def _set_of(self, vm):
-        return self.data["availabilitySets"].get(vm.get("avsetKey") or "")
-
-    def _allocated_members(self, avset_key, exclude=None):
-        return [k for k, v in self.data["vms"].items()
-                if v.get("avsetKey") == avset_key and v["allocated"] and k != exclude]
-
-    def _allocate(self, key, vm, size):
-        """Place the VM on a fabric. Raises ArmError for synchronous refusals (quota,
-        size not in the set's cluster); returns an error dict when the allocation itself
-        fails (reported by the operation), None on success."""
-        avset = self._set_of(vm)
-        if avset is not None and avset.get("fabric") is not None \
-                and avset["series"] != size.series:
-            raise errors.size_not_in_set_cluster(size.name, catalog.same_series(avset["series"]))
-        self._check_quota(vm["sub"], vm["location"], size, exclude=key)
-
-        cap = self.data["capacity"]
-        set_name = avset["name"].lower() if avset else None
-        region_key = f"{vm['location']}|{size.name.lower()}"
-        if avset is not None:
-            full = len(self._allocated_members(vm["avsetKey"], exclude=key)) >= self.cfg.capacity_per_set
-            if full or cap["availabilitySets"].get(set_name, 1) <= 0:
-                return {"code": "AllocationFailed", "message": errors.ALLOCATION_FAILED_SET}
-        if cap["regions"].get(region_key, 1) <= 0:
-            return {"code": "AllocationFailed", "message": errors.ALLOCATION_FAILED_REGION}
-
-        taken = {}
-        if set_name in cap["availabilitySets"]:
-            cap["availabilitySets"][set_name] -= 1
-            taken["set"] = set_name
-        if region_key in cap["regions"]:
-            cap["regions"][region_key] -= 1
-            taken["region"] = region_key
-        if avset is not None and avset.get("fabric") is not None:
-            fabric = avset["fabric"]
-        else:
-            fabric = self.world.store.next_counter("fabric")
-        if avset is not None:
-            avset["fabric"], avset["series"] = fabric, size.series
-        vm.update({"allocated": True, "fabric": fabric, "series": size.series,
-                   "capacityTaken": taken})
-        if size.rdma and not vm.get("rdmaIp"):
-            vm["rdmaIp"] = self.world.network.allocate_rdma_ip(key)
-        return None
-
-    def _release(self, key, vm):
-        if not vm["allocated"]:
-            return
-        cap = self.data["capacity"]
-        taken = vm.get("capacityTaken") or {}
-        if taken.get("set") in cap["availabilitySets"]:
-            cap["availabilitySets"][taken["set"]] += 1
-        if taken.get("region") in cap["regions"]:
-            cap["regions"][taken["region"]] += 1
-        vm.update({"allocated": False, "fabric": None, "capacityTaken": {}})
-        avset = self._set_of(vm)
-        if avset is not None and not self._allocated_members(vm["avsetKey"], exclude=key):
-            # The last VM left the cluster: the set may land elsewhere next time.
-            avset["fabric"] = avset["series"] = None
 
     # --- rendering -------------------------------------------------------------------
 
@@ -236,7 +98,7 @@ class Compute:
         if vm.get("avsetKey"):
             avset = self.data["availabilitySets"].get(vm["avsetKey"])
             name = avset["name"] if avset else vm["avsetKey"].rsplit("/", 1)[1]
-            props["availabilitySet"] = {"id": _upper_id(vm["sub"], vm["rg"], AVSET_TYPE, name)}
+            props["availabilitySet"] = {"id": upper_id(vm["sub"], vm["rg"], AVSET_TYPE, name)}
         hw = dict(props.get("hardwareProfile") or {})
         hw["vmSize"] = vm["vmSize"]
         props["hardwareProfile"] = hw
@@ -271,7 +133,8 @@ class Compute:
             props["instanceView"] = self.instance_view(vm)
         elif expand == "userdata" and user_data is not None:
             props["userData"] = user_data
-        out = {"name": vm["name"], "id": self.vm_id(vm), "type": VM_TYPE, "location": vm["location"]}
+        out = {"name": vm["name"], "id": self.vm_id(vm), "type": VM_TYPE,
+               "location": vm["location"]}
         if vm["tags"]:
             out["tags"] = vm["tags"]
         if vm.get("zones"):
@@ -423,7 +286,7 @@ class Compute:
             "allocated": False, "fabric": None, "series": None, "capacityTaken": {},
             "rdmaIp": None, "rdmaUp": True, "host": None, "activeOp": None, "lastError": None,
         }
-        failure = self._allocate(key, vm, size)  # may raise (quota): nothing stored yet
+        failure = self.placement.allocate(key, vm, size)  # may raise (quota): nothing stored yet
         if avset_key:
             avset = self.data["availabilitySets"][avset_key]
             index = avset["joined"]
@@ -440,7 +303,7 @@ class Compute:
     def _update_vm(self, ctx, key, vm, body, props, location, size, custom_data):
         """PUT on an existing VM: 200. Only some properties may change."""
         p = ctx.params
-        active = self._op(vm)
+        active = self.life.active_op(vm)
         if active and active["kind"] == "vm.delete":
             raise errors.vm_marked_for_deletion("update", p["name"])
         if location != vm["location"]:
@@ -459,7 +322,7 @@ class Compute:
         if size.name != old_size.name and vm["allocated"]:
             if size.series != vm["series"]:
                 raise errors.resize_not_in_cluster(size.name)
-            self._check_quota(vm["sub"], vm["location"], size, exclude=key)
+            self.placement.check_quota(vm["sub"], vm["location"], size, exclude=key)
 
         retry_create = vm["provisioningState"] == "Failed" and not vm["allocated"] \
             and vm.get("failedKind") == "vm.create" and active is None
@@ -467,7 +330,7 @@ class Compute:
         if retry_create:
             # Re-sending the PUT of a VM whose creation failed retries the allocation
             # (which may refuse synchronously, before anything changed).
-            failure = self._allocate(key, vm, size)
+            failure = self.placement.allocate(key, vm, size)
 
         vm["tags"] = body.get("tags") if body.get("tags") is not None else vm["tags"]
         vm["vmSize"] = size.name
@@ -509,7 +372,7 @@ class Compute:
                                                    catalog.NAMES)
             if vm.get("avsetKey"):
                 avset = self.data["availabilitySets"][vm["avsetKey"]]
-                props["availabilitySet"] = {"id": self.avset_id(avset)}
+                props["availabilitySet"] = {"id": arm_id(AVSET_TYPE, avset)}
             return self._update_vm(ctx, resource_key(vm["sub"], vm["rg"], vm["name"]), vm,
                                    merged, props, vm["location"], size, None)
 
@@ -525,13 +388,6 @@ class Compute:
         op["failWith"] = failure
         vm["activeOp"] = op["id"]
         return op
-
-    def _preempt(self, vm):
-        op = self._op(vm)
-        if op is not None and op["status"] == ops.IN_PROGRESS:
-            ops.finish(op, ops.CANCELED, {"code": "OperationPreempted",
-                                          "message": errors.OPERATION_PREEMPTED})
-        vm["activeOp"] = None
 
     def _accepted(self, ctx, op):
         return Response(202, headers={"Azure-AsyncOperation": ops.async_url(ctx.base, op),
@@ -553,7 +409,7 @@ class Compute:
             return self._accepted(ctx, op)
 
     def _start(self, ctx, key, vm):
-        active = self._op(vm)
+        active = self.life.active_op(vm)
         if active is not None:
             if active["kind"] in ("vm.start", "vm.create", "vm.restart"):
                 return active
@@ -565,13 +421,13 @@ class Compute:
         failure = None
         prior = vm["powerState"] if vm["allocated"] else "deallocated"
         if not vm["allocated"]:
-            failure = self._allocate(key, vm, catalog.lookup(vm["vmSize"]))
+            failure = self.placement.allocate(key, vm, catalog.lookup(vm["vmSize"]))
         vm["provisioningState"], vm["powerState"] = "Updating", "starting"
         vm["lastError"] = None
         return self._start_op(ctx, key, vm, "vm.start", self.cfg.timing["start"], failure, prior)
 
     def _restart(self, ctx, key, vm):
-        active = self._op(vm)
+        active = self.life.active_op(vm)
         if active is not None:
             if active["kind"] == "vm.restart":
                 return active
@@ -586,13 +442,13 @@ class Compute:
         return self._start_op(ctx, key, vm, "vm.restart", self.cfg.timing["start"], None, "stopped")
 
     def _deallocate(self, ctx, key, vm):
-        active = self._op(vm)
+        active = self.life.active_op(vm)
         if active is not None:
             if active["kind"] == "vm.deallocate":
                 return active
             if active["kind"] == "vm.delete":
                 raise errors.vm_marked_for_deletion("deallocate", vm["name"])
-            self._preempt(vm)
+            self.life.preempt(vm)
         if not vm["allocated"] and vm["host"] is None:
             # Already deallocated (or never allocated): nothing to do, but still an operation.
             vm["powerState"] = "deallocated"
@@ -601,7 +457,7 @@ class Compute:
         return self._start_op(ctx, key, vm, "vm.deallocate", self.cfg.timing["deallocate"], None)
 
     def _power_off(self, ctx, key, vm):
-        active = self._op(vm)
+        active = self.life.active_op(vm)
         if active is not None:
             if active["kind"] == "vm.powerOff":
                 return active
@@ -609,7 +465,7 @@ class Compute:
                 raise errors.vm_marked_for_deletion("powerOff", vm["name"])
             if active["kind"] == "vm.deallocate":
                 raise errors.vm_deallocated("powerOff", vm["name"])
-            self._preempt(vm)
+            self.life.preempt(vm)
         if not vm["allocated"]:
             raise errors.vm_deallocated("powerOff", vm["name"])
         if vm["powerState"] == "stopped":
@@ -628,473 +484,15 @@ class Compute:
             vm = self.data["vms"].get(key)
             if vm is None:
                 return Response(204)
-            active = self._op(vm)
+            active = self.life.active_op(vm)
             if active is not None and active["kind"] == "vm.delete":
                 return self._accepted(ctx, active)
-            self._preempt(vm)
+            self.life.preempt(vm)
             vm["provisioningState"] = "Deleting"
             vm["stateTime"] = now()
             op = self._start_op(ctx, key, vm, "vm.delete", self.cfg.timing["delete"], None)
             self.world.store.save()
             return self._accepted(ctx, op)
-
-    # --- operation completion (scheduler threads) ------------------------------------
-
-    def complete(self, op_id):
-        with self.world.store.lock:
-            op = self.data["ops"].get(op_id)
-            if op is None or op["status"] != ops.IN_PROGRESS:
-                return
-            kind = op["kind"]
-        {"vm.create": self._finish_up, "vm.start": self._finish_up,
-         "vm.restart": self._finish_restart, "vm.update": self._finish_update,
-         "vm.deallocate": self._finish_down, "vm.powerOff": self._finish_down,
-         "vm.delete": self._finish_delete}[kind](op_id)
-
-    def _current(self, op_id):
-        """(op, key, vm) if the operation is still the VM's running one, else None."""
-        op = self.data["ops"].get(op_id)
-        if op is None or op["status"] != ops.IN_PROGRESS:
-            return None
-        vm = self.data["vms"].get(op["target"])
-        if vm is None or vm.get("activeOp") != op_id:
-            return None
-        return op, op["target"], vm
-
-    def _settle(self, op, vm, status, error=None):
-        ops.finish(op, status, error)
-        vm["activeOp"] = None
-        vm["stateTime"] = now()
-        self.world.store.save()
-
-    def _fail_up(self, op, key, vm, error):
-        """A create/start/restart that failed: provisioning Failed, and the VM back where it
-        was (a failed create or a start from deallocated holds no allocation)."""
-        vm["provisioningState"] = "Failed"
-        vm["lastError"] = error
-        vm["failedKind"] = op["kind"]
-        vm["powerState"] = op.get("priorPower") or "deallocated"
-        if vm["powerState"] == "deallocated":
-            self._release(key, vm)
-        self._settle(op, vm, ops.FAILED, error)
-
-    def _finish_up(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            if op["failWith"]:
-                self._fail_up(op, key, vm, op["failWith"])
-                return
-            need_boot = self.world.hosts is not None and vm["host"] is None \
-                and vm["powerState"] != "running"
-        if need_boot:
-            with self._host_lock(key):
-                error = self._boot(key, op_id)
-            if error:
-                with self.world.store.lock:
-                    cur = self._current(op_id)
-                    if cur is not None:
-                        self._fail_up(cur[0], cur[1], cur[2], error)
-                return
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return  # preempted while booting; the preempting operation tears down
-            op, key, vm = cur
-            vm["provisioningState"], vm["powerState"] = "Succeeded", "running"
-            vm["lastError"] = None
-            self._settle(op, vm, ops.SUCCEEDED)
-
-    def _finish_restart(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            if op["failWith"]:
-                self._fail_up(op, key, vm, op["failWith"])
-                return
-        if self.world.hosts is not None:
-            with self._host_lock(key):
-                self._teardown(key)
-                error = self._boot(key, op_id)
-            if error:
-                with self.world.store.lock:
-                    cur = self._current(op_id)
-                    if cur is not None:
-                        self._fail_up(cur[0], cur[1], cur[2], error)
-                return
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            vm["provisioningState"], vm["powerState"] = "Succeeded", "running"
-            self._settle(op, vm, ops.SUCCEEDED)
-
-    def _finish_update(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            if op["failWith"]:
-                vm["provisioningState"] = "Failed"
-                vm["lastError"] = op["failWith"]
-                self._settle(op, vm, ops.FAILED, op["failWith"])
-                return
-            vm["provisioningState"] = "Succeeded"
-            self._settle(op, vm, ops.SUCCEEDED)
-
-    def _finish_down(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            key = cur[1]
-        with self._host_lock(key):
-            self._teardown(key)
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            if op["kind"] == "vm.deallocate":
-                vm["powerState"] = "deallocated"
-                self._release(key, vm)
-            else:
-                vm["powerState"] = "stopped"
-            vm["provisioningState"] = "Succeeded"
-            vm["rdmaUp"] = True
-            self._settle(op, vm, ops.SUCCEEDED)
-
-    def _finish_delete(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            key = cur[1]
-        with self._host_lock(key):
-            self._teardown(key)
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            self._forget(key, vm)
-            ops.finish(op, ops.SUCCEEDED)
-            self.world.store.save()
-
-    def _forget(self, key, vm):
-        """Remove a deleted VM: its allocation, NIC attachments (deleting the NICs marked
-        deleteOption Delete) and RDMA address."""
-        self._release(key, vm)
-        for nic_key, ref in zip(vm["nicKeys"], vm["nicRefs"]):
-            self.world.network.detach(nic_key, delete=ref.get("deleteOption") == "Delete")
-        self.world.network.release_rdma_ip(vm.get("rdmaIp"))
-        del self.data["vms"][key]
-
-    # --- hosts (caller holds the VM's host lock, not the store lock) -----------------
-
-    def _boot(self, key, op_id=None):
-        """Boot the VM's host; with `op_id`, only while that operation is still the VM's
-        current one (it may have been preempted meanwhile). Returns an error dict or None."""
-        hosts = self.world.hosts
-        with self.world.store.lock:
-            vm = self.data["vms"].get(key)
-            if vm is None or (op_id is not None and self._current(op_id) is None):
-                return None
-            size = catalog.lookup(vm["vmSize"])
-            index = self.world.store.next_counter("host")
-            host = hosts.record(vm["name"], index, size.rdma_interface, vm["fabric"])
-            vm["host"] = host  # recorded first, so a crash mid-boot is cleaned up later
-            info = {"name": vm["name"], "size": vm["vmSize"], "image": vm["image"],
-                    "privateIp": self.world.network.primary_ip(vm["nicKeys"]),
-                    "mac": self.world.network.primary_mac(vm["nicKeys"]),
-                    "rdmaIp": vm["rdmaIp"] if size.rdma else None,
-                    "customData": base64.b64decode(vm["customData"]) if vm["customData"] else b""}
-            self.world.store.save()
-        try:
-            hosts.boot(host, info)
-        except HostError as e:
-            log.error("booting %s failed: %s", info["name"], e)
-            with self.world.store.lock:
-                if key in self.data["vms"]:
-                    self.data["vms"][key]["host"] = None
-                    self.world.store.save()
-            return {"code": "InternalOperationError",
-                    "message": f"The VM host could not be started: {e}"}
-        return None
-
-    def _teardown(self, key):
-        with self.world.store.lock:
-            vm = self.data["vms"].get(key)
-            host = vm.get("host") if vm else None
-        if host is None or self.world.hosts is None:
-            return
-        self.world.hosts.teardown(host)
-        with self.world.store.lock:
-            if key in self.data["vms"]:
-                self.data["vms"][key]["host"] = None
-                self.world.store.save()
-
-    def reconcile_hosts(self):
-        """At start-up: re-create hosts of running VMs that are gone, remove hosts of VMs
-        that are not running any more."""
-        if self.world.hosts is None:
-            return
-        with self.world.store.lock:
-            items = [(k, v.get("host"), v["powerState"]) for k, v in self.data["vms"].items()]
-        for key, host, power in items:
-            with self._host_lock(key):
-                if power == "running":
-                    if host is not None and self.world.hosts.exists(host):
-                        continue
-                    if host is not None:
-                        self._teardown(key)
-                    log.info("re-creating the host of %s", key)
-                    error = self._boot(key)
-                    if error:
-                        log.error("%s: %s", key, error["message"])
-                elif host is not None and power != "starting":
-                    self._teardown(key)
-
-    def shutdown_all(self):
-        """--shutdown-vms: tear every host down and record the VMs deallocated."""
-        with self.world.store.lock:
-            keys = list(self.data["vms"])
-        threads = []
-        for key in keys:
-            def down(k=key):
-                with self._host_lock(k):
-                    self._teardown(k)
-            t = threading.Thread(target=down)
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
-        with self.world.store.lock:
-            for key, vm in list(self.data["vms"].items()):
-                active = self._op(vm)
-                if active is not None and active["kind"] == "vm.delete" \
-                        and active["status"] == ops.IN_PROGRESS:
-                    ops.finish(active, ops.SUCCEEDED)  # the host is gone: finish the delete
-                    self._forget(key, vm)
-                    continue
-                self._preempt(vm)
-                if vm["powerState"] != "deallocated" or vm["allocated"]:
-                    vm["powerState"] = "deallocated"
-                    if vm["provisioningState"] != "Failed":
-                        vm["provisioningState"] = "Succeeded"
-                    self._release(key, vm)
-            self.world.store.save()
-
-    def set_rdma(self, name, up):
-        """Admin: take a VM's RDMA link down or up."""
-        with self.world.store.lock:
-            matches = [(k, v) for k, v in self.data["vms"].items() if v["name"].lower() == name.lower()]
-        if not matches:
-            raise KeyError(name)
-        key, vm = matches[0]
-        with self._host_lock(key):
-            with self.world.store.lock:
-                host = self.data["vms"][key].get("host")
-            if host is None:
-                raise HostError(f"VM {name} has no running host")
-            self.world.hosts.set_rdma(host, up)
-            with self.world.store.lock:
-                self.data["vms"][key]["rdmaUp"] = bool(up)
-                self.world.store.save()
-
-    # --- availability sets -----------------------------------------------------------
-
-    def render_avset(self, s):
-        members = sorted((v for v in self.data["vms"].values()
-                          if v.get("avsetKey") == resource_key(s["sub"], s["rg"], s["name"])),
-                         key=lambda v: v["name"].lower())
-        props = dict(s["spec"])
-        props.update({"platformUpdateDomainCount": s["updateDomains"],
-                      "platformFaultDomainCount": s["faultDomains"],
-                      "virtualMachines": [{"id": _upper_id(v["sub"], v["rg"], VM_TYPE, v["name"])}
-                                          for v in members]})
-        out = {"name": s["name"], "id": self.avset_id(s), "type": AVSET_TYPE,
-               "location": s["location"]}
-        if s["tags"]:
-            out["tags"] = s["tags"]
-        out["properties"] = props
-        out["sku"] = {"name": s["sku"]}
-        return out
-
-    def put_avset(self, ctx):
-        p = ctx.params
-        body = ctx.body_json()
-        location = ctx.location_of(body, AVSET_TYPE)
-        props = body.get("properties") or {}
-        sku = (body.get("sku") or {}).get("name")
-        if sku is not None and str(sku).lower() not in ("aligned", "classic"):
-            raise errors.invalid_parameter(f"The value '{sku}' of parameter 'sku.name' is invalid.",
-                                           target="sku.name")
-        fds = int(props.get("platformFaultDomainCount", 2))
-        uds = int(props.get("platformUpdateDomainCount", 5))
-        if not 1 <= fds <= 3:
-            raise errors.fault_domain_range(fds, 1, 3)
-        if not 1 <= uds <= 20:
-            raise errors.update_domain_range(uds, 1, 20)
-        key = resource_key(p["sub"], p["rg"], p["name"])
-        spec = {k: v for k, v in props.items()
-                if k in ("proximityPlacementGroup", "scheduledEventsPolicy")}
-        with self.world.store.lock:
-            s = self.data["availabilitySets"].get(key)
-            # Without a sku a new set is Classic; an existing one keeps its own.
-            sku = str(sku).capitalize() if sku else (s["sku"] if s else "Classic")
-            if s is not None:
-                if s["location"] != location:
-                    raise errors.invalid_resource_location(p["name"], p["rg"], s["location"], location)
-                if s["sku"] == "Aligned" and sku == "Classic":
-                    raise errors.sku_change_not_allowed()
-                if fds != s["faultDomains"]:
-                    raise errors.property_change_not_allowed("platformFaultDomainCount")
-                s.update({"tags": body.get("tags") or {}, "sku": sku, "updateDomains": uds,
-                          "spec": spec})
-            else:
-                s = {"sub": p["sub"], "rg": p["rg"], "name": p["name"], "location": location,
-                     "tags": body.get("tags") or {}, "sku": sku, "faultDomains": fds,
-                     "updateDomains": uds, "spec": spec, "fabric": None, "series": None,
-                     "joined": 0}
-                self.data["availabilitySets"][key] = s
-            self.world.store.save()
-            # Synchronous: 200 on create and update, no async headers.
-            return json_response(200, self.render_avset(s), pretty=True)
-
-    def get_avset(self, ctx):
-        p = ctx.params
-        with self.world.store.lock:
-            s = self.data["availabilitySets"].get(resource_key(p["sub"], p["rg"], p["name"]))
-            if s is None:
-                raise errors.resource_not_found(AVSET_TYPE, p["name"], p["rg"])
-            return json_response(200, self.render_avset(s), pretty=True)
-
-    def list_avsets(self, ctx):
-        p = ctx.params
-        with self.world.store.lock:
-            sets = [s for s in self.data["availabilitySets"].values()
-                    if s["sub"].lower() == p["sub"].lower()
-                    and ("rg" not in p or s["rg"].lower() == p["rg"].lower())]
-            return ctx.page(sets, self.render_avset)
-
-    def delete_avset(self, ctx):
-        p = ctx.params
-        key = resource_key(p["sub"], p["rg"], p["name"])
-        with self.world.store.lock:
-            s = self.data["availabilitySets"].get(key)
-            if s is None:
-                return Response(204)
-            if any(v.get("avsetKey") == key for v in self.data["vms"].values()):
-                raise errors.availability_set_in_use(s["name"])
-            del self.data["availabilitySets"][key]
-            self.world.store.save()
-            return Response(200)
-
-    # --- proximity placement groups --------------------------------------------------
-
-    def _ppg_members(self, g):
-        gid = self.ppg_id(g).lower()
-
-        def refers(spec):
-            return ((spec.get("proximityPlacementGroup") or {}).get("id") or "").lower() == gid
-        vms = [v for v in self.data["vms"].values() if refers(v["spec"])]
-        sets = [s for s in self.data["availabilitySets"].values() if refers(s["spec"])]
-        return vms, sets
-
-    def render_ppg(self, g, colocation=False):
-        vms, sets = self._ppg_members(g)
-        props = dict(g["spec"])
-        props["proximityPlacementGroupType"] = g["ppgType"]
-        props["virtualMachines"] = [{"id": self.vm_id(v)} for v in vms]
-        props["virtualMachineScaleSets"] = []
-        props["availabilitySets"] = [{"id": self.avset_id(s)} for s in sets]
-        if colocation:
-            props["colocationStatus"] = {
-                "code": "ColocationStatus/Aligned", "level": "Info", "displayStatus": "Aligned",
-                "message": "All resources in the proximity placement group are aligned."}
-        out = {"name": g["name"], "id": self.ppg_id(g), "type": PPG_TYPE, "location": g["location"]}
-        if g["tags"]:
-            out["tags"] = g["tags"]
-        if g.get("zones"):
-            out["zones"] = g["zones"]
-        out["properties"] = props
-        return out
-
-    def put_ppg(self, ctx):
-        p = ctx.params
-        body = ctx.body_json()
-        location = ctx.location_of(body, PPG_TYPE)
-        props = body.get("properties") or {}
-        key = resource_key(p["sub"], p["rg"], p["name"])
-        with self.world.store.lock:
-            g = self.data["ppgs"].get(key)
-            created = g is None
-            if g is not None and g["location"] != location:
-                raise errors.invalid_resource_location(p["name"], p["rg"], g["location"], location)
-            if created:
-                g = {"sub": p["sub"], "rg": p["rg"], "name": p["name"], "location": location}
-                self.data["ppgs"][key] = g
-            g.update({"tags": body.get("tags") or {}, "zones": body.get("zones"),
-                      "ppgType": props.get("proximityPlacementGroupType") or "Standard",
-                      "spec": {k: v for k, v in props.items() if k == "intent"}})
-            self.world.store.save()
-            return json_response(201 if created else 200, self.render_ppg(g), pretty=True)
-
-    def get_ppg(self, ctx):
-        p = ctx.params
-        colocation = ctx.request.query.get("includecolocationstatus", "").lower() == "true"
-        with self.world.store.lock:
-            g = self.data["ppgs"].get(resource_key(p["sub"], p["rg"], p["name"]))
-            if g is None:
-                raise errors.resource_not_found(PPG_TYPE, p["name"], p["rg"])
-            return json_response(200, self.render_ppg(g, colocation), pretty=True)
-
-    def list_ppgs(self, ctx):
-        p = ctx.params
-        with self.world.store.lock:
-            groups = [g for g in self.data["ppgs"].values()
-                      if g["sub"].lower() == p["sub"].lower()
-                      and ("rg" not in p or g["rg"].lower() == p["rg"].lower())]
-            return ctx.page(groups, self.render_ppg)
-
-    def delete_ppg(self, ctx):
-        p = ctx.params
-        key = resource_key(p["sub"], p["rg"], p["name"])
-        with self.world.store.lock:
-            g = self.data["ppgs"].get(key)
-            if g is None:
-                return Response(204)
-            vms, sets = self._ppg_members(g)
-            if vms or sets:
-                raise errors.ppg_in_use(g["name"])
-            del self.data["ppgs"][key]
-            self.world.store.save()
-            return Response(200)
-
-    # --- resource SKUs ---------------------------------------------------------------
-
-    _FILTER = re.compile(r"^\s*location\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
-
-    def list_skus(self, ctx):
-        flt = ctx.request.query.get("$filter")
-        locations = self.cfg.locations
-        if flt:
-            m = self._FILTER.match(flt)
-            if not m:
-                raise errors.invalid_parameter(
-                    f"The filter '{flt}' is not supported. Only \"location eq '<location>'\" is "
-                    "supported.", target="$filter")
-            wanted = m.group(1).replace(" ", "").lower()
-            locations = [loc for loc in locations if loc == wanted]
-        value = [catalog.sku_record(size, loc) for loc in locations for size in catalog.SIZES.values()]
-        return json_response(200, {"value": value}, pretty=True)
 
     # --- operation status ------------------------------------------------------------
 

@@ -17,7 +17,8 @@ API_VERSIONS = {
     "compute": ["2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01"],
     "network": ["2023-09-01", "2024-05-01", "2025-05-01", "2025-07-01"],
     "skus": ["2021-07-01"],
-    "resources": ["2021-04-01", "2022-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01"],
+    "resources": ["2021-04-01", "2022-09-01", "2024-03-01", "2024-07-01", "2024-11-01",
+                  "2025-04-01"],
 }
 
 # Short timings keep the conformance run fast; --realistic is for benchmarks.
@@ -135,12 +136,14 @@ def parse_args(argv):
         prog="azure-emulator",
         description="Local Azure (ARM, AAD token endpoint, IMDS) for the azrdma test world.")
     p.add_argument("--listen", required=True, help="HTTPS HOST:PORT for ARM, AAD and /_emulator/")
-    p.add_argument("--state-dir", required=True, help="directory for ca.pem and the persistent state")
+    p.add_argument("--state-dir", required=True,
+                   help="directory for ca.pem and the persistent state")
     p.add_argument("--imds-listen", help="plain-HTTP HOST:PORT for IMDS")
     p.add_argument("--scenario", help="JSON scenario file (see README.md)")
     p.add_argument("--netns-prefix", help="boot VMs as network-namespace hosts with this prefix")
     p.add_argument("--cluster-bridge", help="bridge of the cluster network (exists already)")
-    p.add_argument("--cluster-cidr", help=f"cluster subnet for NIC addresses (default {DEFAULT_CLUSTER_CIDR})")
+    p.add_argument("--cluster-cidr",
+                   help=f"cluster subnet for NIC addresses (default {DEFAULT_CLUSTER_CIDR})")
     p.add_argument("--boot-hook", help="program run inside each VM once it is running")
     p.add_argument("--shutdown-vms", action="store_true",
                    help="on SIGTERM tear every VM host down and record the VMs deallocated")
@@ -148,7 +151,8 @@ def parse_args(argv):
                    help="extra DNS name or IP for the server certificate (repeatable)")
     p.add_argument("--client-secret", action="append", default=[], metavar="ID=SECRET",
                    help="accepted service principal for the AAD token endpoint (repeatable)")
-    p.add_argument("--tenant", help="only this tenant id is accepted by the AAD endpoint (default: any)")
+    p.add_argument("--tenant",
+                   help="only this tenant id is accepted by the AAD endpoint (default: any)")
     p.add_argument("--token-lifetime", type=int, help="token lifetime in seconds (default 3599)")
     p.add_argument("--page-size", type=int, help="list page size before nextLink (default 50)")
     p.add_argument("--realistic", action="store_true",
@@ -176,10 +180,12 @@ def build_config(argv):
 
     boot_opts = [args.netns_prefix, args.cluster_bridge, args.boot_hook]
     if any(boot_opts) and not all(boot_opts + [args.cluster_cidr]):
-        raise ConfigError("--netns-prefix, --cluster-bridge, --cluster-cidr and --boot-hook go together")
+        raise ConfigError("--netns-prefix, --cluster-bridge, --cluster-cidr and --boot-hook "
+                          "go together")
     if args.netns_prefix:
         if len(args.netns_prefix) > 5:
-            raise ConfigError("--netns-prefix: at most 5 characters (interface names stay under 15)")
+            raise ConfigError("--netns-prefix: at most 5 characters "
+                              "(interface names stay under 15)")
         cfg.boot = BootConfig(prefix=args.netns_prefix, bridge=args.cluster_bridge,
                               hook=os.path.abspath(args.boot_hook))
     try:
@@ -187,7 +193,8 @@ def build_config(argv):
     except ValueError as e:
         raise ConfigError(f"--cluster-cidr: {e}") from e
     if cfg.cluster_cidr.num_addresses < 8:
-        raise ConfigError("--cluster-cidr: the subnet is too small (Azure reserves .0-.3 and the last address)")
+        raise ConfigError("--cluster-cidr: the subnet is too small "
+                          "(Azure reserves .0-.3 and the last address)")
 
     cfg.shutdown_vms = args.shutdown_vms
     cfg.cert_hosts = list(args.cert_host)
@@ -281,7 +288,8 @@ def apply_scenario(cfg, sc):
     cap = sc.get("capacity", {})
     if "perSet" in cap:
         cfg.capacity_per_set = int(cap["perSet"])
-    cfg.capacity_sets.update({k.lower(): int(v) for k, v in cap.get("availabilitySets", {}).items()})
+    for name, remaining in cap.get("availabilitySets", {}).items():
+        cfg.capacity_sets[name.lower()] = int(remaining)
     for entry in cap.get("regions", []):
         cfg.capacity_regions.append({"region": entry["region"], "vmSize": entry["vmSize"],
                                      "remaining": int(entry["remaining"])})

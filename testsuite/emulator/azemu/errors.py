@@ -75,7 +75,8 @@ def invalid_request_content(detail):
 
 
 def location_required():
-    return ArmError(400, "LocationRequired", "The location property is required for this definition.")
+    return ArmError(400, "LocationRequired",
+                    "The location property is required for this definition.")
 
 
 def location_not_available(location, rtype, locations):
@@ -115,7 +116,8 @@ def auth_missing():
 
 def auth_malformed():
     return ArmError(401, "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+                    "Authentication failed. The 'Authorization' header is provided in an invalid "
+                    "format.",
                     headers={"WWW-Authenticate": _WWW_AUTH.format(
                         "The authentication scheme of Bearer is expected.")})
 
@@ -135,8 +137,9 @@ def auth_expired(expiry_text, now_text):
 def auth_wrong_audience(audience, allowed):
     listed = ",".join(f"'{a}'" for a in allowed)
     return ArmError(401, "InvalidAuthenticationTokenAudience",
-                    f"The access token has been obtained for wrong audience or resource '{audience}'. "
-                    f"It should exactly match with one of the allowed audiences {listed}.",
+                    "The access token has been obtained for wrong audience or resource "
+                    f"'{audience}'. It should exactly match with one of the allowed audiences "
+                    f"{listed}.",
                     headers={"WWW-Authenticate": _WWW_AUTH.format(
                         "The access token has been obtained for wrong audience or resource.")})
 
@@ -162,16 +165,18 @@ def size_not_in_set_cluster(size, available):
     return invalid_parameter(
         f"Unable to create the VM because the requested size {size} is not available in the "
         f"cluster where the availability set is currently allocated. The available sizes are: "
-        f"{','.join(available)}. Read more on VM resizing strategy at https://aka.ms/azure-resizevm.",
+        f"{','.join(available)}. Read more on VM resizing strategy at "
+        "https://aka.ms/azure-resizevm.",
         target="vmSize")
 
 
 def resize_not_in_cluster(size):
     return ArmError(409, "OperationNotAllowed",
-                    f"Unable to resize the VM because the requested size {size} is not available in "
-                    "the cluster where the VM is currently allocated. To resize your VM to "
-                    f"{size} please deallocate (this is Stop operation in the Azure portal) and try "
-                    "the resize operation again. Read more on VM resizing strategy at "
+                    f"Unable to resize the VM because the requested size {size} is not "
+                    "available in the cluster where the VM is currently allocated. To resize "
+                    f"your VM to {size} please deallocate (this is Stop operation in the Azure "
+                    "portal) and try the resize operation again. Read more on VM resizing "
+                    "strategy at "
                     "https://aka.ms/azure-resizevm.")
 
 
@@ -222,7 +227,8 @@ def sku_change_not_allowed():
 def ppg_in_use(name):
     return ArmError(409, "OperationNotAllowed",
                     f"Proximity Placement Group {name} cannot be deleted. Before deleting a "
-                    "Proximity Placement Group please ensure that it does not contain any resources.")
+                    "Proximity Placement Group please ensure that it does not contain any "
+                    "resources.")
 
 
 def custom_data_invalid():
@@ -240,7 +246,8 @@ def invalid_reference(ref_id, by_id):
 
 def operation_in_progress(op, vm):
     return ArmError(409, "OperationNotAllowed",
-                    f"Operation '{op}' is not allowed on VM '{vm}' since another operation is in progress.")
+                    f"Operation '{op}' is not allowed on VM '{vm}' since another operation is "
+                    "in progress.")
 
 
 def vm_marked_for_deletion(op, vm):
@@ -271,9 +278,9 @@ def quota_exceeded(family_text, location, limit, usage, required, sub, family):
                     f"Manager, Location: {location}, Current Limit: {limit}, Current Usage: "
                     f"{usage}, Additional Required: {required}, (Minimum) New Limit Required: "
                     f"{new_limit}. Submit a request for Quota increase at {link} by specifying "
-                    "parameters listed in the \u2018Details\u2019 section for deployment to succeed. "
-                    "Please read more about quota limits at "
-                    "https://docs.microsoft.com/en-us/azure/azure-supportability/per-vm-quota-requests")
+                    "parameters listed in the \u2018Details\u2019 section for deployment to "
+                    "succeed. Please read more about quota limits at https://docs.microsoft.com/"
+                    "en-us/azure/azure-supportability/per-vm-quota-requests")
 
 
 def compute_throttled(bucket_name, allowed, measured, start_text, end_text, seconds):
@@ -322,8 +329,8 @@ def ip_in_use(ipconfig_id, ip, other):
 
 def ip_not_in_subnet(ipconfig_id, ip, prefix):
     return ArmError(400, "PrivateIPAddressNotInSubnet",
-                    f"IP configuration {ipconfig_id} is using the private IP address {ip} which does "
-                    f"not belong to the address prefix {prefix} of the subnet.", details=[])
+                    f"IP configuration {ipconfig_id} is using the private IP address {ip} which "
+                    f"does not belong to the address prefix {prefix} of the subnet.", details=[])
 
 
 def subnet_full(prefix):
@@ -334,4 +341,5 @@ def subnet_full(prefix):
 
 def nic_needs_ip_configuration(nic_id):
     return ArmError(400, "NetworkInterfaceMustHaveAtLeastOneIpConfiguration",
-                    f"Network interface {nic_id} must have at least one IP configuration.", details=[])
+                    f"Network interface {nic_id} must have at least one IP configuration.",
+                    details=[])

@@ -5,7 +5,8 @@ Layout (testsuite/WORLD.md):
   veth <prefix>c<N> / eth0          cluster NIC on the cluster bridge, default route via the gateway
   bridge <prefix>f<F>               one per fabric, no address, created on first use
   veth <prefix>r<N> / eth1 or ib0   RDMA NIC on the fabric bridge, 172.16.x.y/16
-  <state>/ns/<vm>/{uts,time}        persistent namespaces (bind mounts; <state>/ns is a private mount)
+  <state>/ns/<vm>/{uts,time}        persistent namespaces (bind mounts on the private
+                                    mount <state>/ns)
   <state>/vms/<vm>                  AZ_VM_DIR: boot log, custom data, the hook's spool
 
 Hosts are entered with nsenter, never `ip netns exec`, which remounts /sys.

@@ -10,9 +10,7 @@ import os
 
 from . import errors, ops
 from .httpserv import Response, json_response
-from .util import guid, resource_key
-
-NIC_TYPE = "Microsoft.Network/networkInterfaces"
+from .util import NIC_TYPE, guid, resource_key
 RDMA_NETWORK = ipaddress.IPv4Network("172.16.0.0/16")
 
 
@@ -42,7 +40,8 @@ class Network:
     def allocate_rdma_ip(self, owner):
         ip = _first_free(RDMA_NETWORK, self.data["rdmaIps"])
         if ip is None:
-            raise errors.ArmError(500, "InternalServerError", "The RDMA address space is exhausted.")
+            raise errors.ArmError(500, "InternalServerError",
+                                  "The RDMA address space is exhausted.")
         self.data["rdmaIps"][ip] = owner
         return ip
 

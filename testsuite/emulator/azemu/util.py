@@ -25,6 +25,24 @@ def guid():
     return str(uuid.uuid4())
 
 
+VM_TYPE = "Microsoft.Compute/virtualMachines"
+AVSET_TYPE = "Microsoft.Compute/availabilitySets"
+PPG_TYPE = "Microsoft.Compute/proximityPlacementGroups"
+NIC_TYPE = "Microsoft.Network/networkInterfaces"
+
+
+def arm_id(rtype, rec):
+    """The resource id of a stored resource (which keeps the casing it was created with)."""
+    return (f"/subscriptions/{rec['sub']}/resourceGroups/{rec['rg']}/providers/"
+            f"{rtype}/{rec['name']}")
+
+
+def upper_id(sub, rg, rtype, name):
+    """CRP returns references to availability sets and their VMs with the resource group
+    and name upper-cased; clients must compare ids case-insensitively."""
+    return f"/subscriptions/{sub}/resourceGroups/{rg.upper()}/providers/{rtype}/{name.upper()}"
+
+
 def resource_key(sub, rg, name):
     """State key of a resource: ARM names are case-insensitive, ids keep their casing."""
     return f"{sub}/{rg}/{name}".lower()

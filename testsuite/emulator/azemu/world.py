@@ -10,10 +10,13 @@ from .arm import FrontDoor
 from .auth import TokenService
 from .compute import Compute
 from .faults import FaultSet
+from .groups import Groups
 from .host import HostManager
 from .httpserv import DROP, json_response
 from .network import Network
+from .lifecycle import Lifecycle
 from .ops import IN_PROGRESS, Scheduler
+from .placement import Placement
 from .state import Store
 from .throttle import ArmThrottle, ComputeThrottle
 
@@ -37,7 +40,10 @@ class World:
         if cfg.boot:
             self.hosts = HostManager(cfg.boot, cfg.cluster_cidr, cfg.state_dir, cfg.timing)
         self.network = Network(self)
+        self.placement = Placement(self)
+        self.lifecycle = Lifecycle(self)
         self.compute = Compute(self)
+        self.groups = Groups(self)
         self.front = FrontDoor(self)
         self.admin = Admin(self)
         with self.store.lock:
@@ -59,7 +65,7 @@ class World:
         """Bring hosts in line with the state, then resume operations in progress."""
         if self.hosts is not None:
             self.hosts.prepare()
-            self.compute.reconcile_hosts()
+            self.lifecycle.reconcile_hosts()
         with self.store.lock:
             pending = [(op["id"], op["due"]) for op in self.store.data["ops"].values()
                        if op["status"] == IN_PROGRESS]
@@ -70,7 +76,7 @@ class World:
     def stop(self):
         self.scheduler.stop()
         if self.cfg.shutdown_vms:
-            self.compute.shutdown_all()
+            self.lifecycle.shutdown_all()
             if self.hosts is not None:
                 self.hosts.release_mount()
         self.store.save()
@@ -80,7 +86,7 @@ class World:
             op = self.store.data["ops"].get(op_id)
             kind = op["kind"] if op else ""
         if kind.startswith("vm."):
-            self.compute.complete(op_id)
+            self.lifecycle.complete(op_id)
         elif kind.startswith("nic."):
             self.network.complete(op_id)
 
@@ -97,8 +103,8 @@ class World:
             time.sleep(fault.seconds)
             return None
         headers = {"Retry-After": str(fault.retry_after or 1)} if fault.status in (429, 503) else {}
-        return json_response(fault.status, {"error": fault.code, "error_description": fault.message},
-                             headers)
+        return json_response(fault.status,
+                             {"error": fault.code, "error_description": fault.message}, headers)
 
     def https_app(self, request):
         if request.path.startswith("/_emulator/"):
