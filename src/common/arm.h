@@ -141,7 +141,7 @@ struct arm_tuning {
 	unsigned low_water_reads;
 	unsigned low_water_writes;
 	unsigned low_water_deletes;
-	unsigned low_water_resource; /* x-ms-ratelimit-remaining-resource */
+	unsigned low_water_resource; /* shared provider buckets */
 	unsigned max_spacing_ms;     /* spacing when nothing is left */
 	unsigned token_margin_s;     /* refresh this long before expiry */
 	/* Random numbers in [0, 1) for jitter; NULL: the client's own. */

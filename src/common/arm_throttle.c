@@ -255,12 +255,20 @@ long arm_throttle_remaining(const struct arm_throttle_info *ti,
 	return n;
 }
 
-long arm_throttle_resource_min(const struct arm_throttle_info *ti)
+bool arm_rl_bucket_per_resource(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n >= 8 && !strcasecmp(name + n - 8, "Resource");
+}
+
+long arm_throttle_shared_min(const struct arm_throttle_info *ti)
 {
 	long n = -1;
 
 	for (size_t i = 0; i < ti->bucket_count; i++)
-		_keep_min(&n, ti->buckets[i].remaining);
+		if (!arm_rl_bucket_per_resource(ti->buckets[i].name))
+			_keep_min(&n, ti->buckets[i].remaining);
 	return n;
 }
 
@@ -479,7 +487,7 @@ enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
 {
 	struct arm_gov_state *ks;
 	long n = arm_throttle_remaining(ti, cls);
-	long rmin = arm_throttle_resource_min(ti);
+	long shared = arm_throttle_shared_min(ti);
 
 	if (n >= 0) {
 		g->cls[cls].remaining = n;
@@ -487,8 +495,8 @@ enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
 	}
 	if (_key_state_add(g, key, &ks) != AZ_OK)
 		return AZ_ENOMEM;
-	if (ks && rmin >= 0) {
-		ks->remaining = rmin;
+	if (ks && shared >= 0) {
+		ks->remaining = shared;
 		ks->seen_ms = now_ms;
 	}
 	if (status == 429) {
@@ -497,10 +505,10 @@ enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
 		        + (ti->retry_after_ms >= 0 ? ti->retry_after_ms
 		                                   : (long)g->max_spacing_ms);
 
-		if (ks)
-			_block(ks, until);
 		if (!ti->bucket_count || !ks)
 			_block(&g->cls[cls], until);
+		else if (shared == 0)
+			_block(ks, until);
 	}
 	return AZ_OK;
 }

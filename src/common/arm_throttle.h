@@ -66,8 +66,15 @@ enum az_rc arm_parse_retry_after(const char *value, time_t now, long *ms);
  * counts, -1 if neither was sent. */
 long arm_throttle_remaining(const struct arm_throttle_info *ti,
                             enum arm_rl_class cls);
-/* The lowest resource bucket count, -1 if none was sent. */
-long arm_throttle_resource_min(const struct arm_throttle_info *ti);
+/*
+ * Whether a bucket counts calls on one resource only: the 2025 names end
+ * in "Resource" ("Microsoft.Compute/PutVMResource;11" is what is left for
+ * that one VM), while the others ("PutVM3Min", "PutVMSubscriptionMaximum",
+ * "HighCostGet") are shared by every such call of the subscription.
+ */
+bool arm_rl_bucket_per_resource(const char *name);
+/* The lowest count of the shared buckets, -1 if none was sent. */
+long arm_throttle_shared_min(const struct arm_throttle_info *ti);
 
 enum arm_rl_class arm_rl_class_of(enum arm_method method);
 
@@ -160,9 +167,11 @@ long arm_governor_spacing(long remaining, unsigned low_water,
 
 /*
  * Learn from one response to a request of cls and key (key may be NULL).
- * A 429 blocks the key until Retry-After (or max_spacing_ms) has passed,
- * and the whole class too unless the response names resource buckets
- * (then only that kind of request is throttled by its provider).
+ * A 429 blocks until Retry-After (or max_spacing_ms) has passed: the whole
+ * class when it names no provider bucket (ARM throttled the subscription),
+ * the key when a shared bucket ran out (the provider throttles that kind
+ * of request), nothing more when only the one resource's bucket ran out
+ * (the call itself waits for its retry).
  */
 enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
                                 const char *key,

@@ -51,7 +51,7 @@ static void _headers(const char *text, size_t size)
 		arm_throttle_header(&ti, p, len, 1700000000);
 		p += len;
 	}
-	(void)arm_throttle_resource_min(&ti);
+	(void)arm_throttle_shared_min(&ti);
 	arm_governor_init(&g, low_water, 10, 2000);
 	for (int c = 0; c < ARM_RL_CLASSES; c++) {
 		(void)arm_throttle_remaining(&ti, (enum arm_rl_class)c);

@@ -79,7 +79,7 @@ START_TEST(resource_buckets_2021_comma_list)
 	ck_assert_int_eq(ti.buckets[0].remaining, 745);
 	ck_assert_str_eq(ti.buckets[1].name, "Microsoft.Compute/PutVM30Min");
 	ck_assert_int_eq(ti.buckets[1].remaining, 3729);
-	ck_assert_int_eq(arm_throttle_resource_min(&ti), 745);
+	ck_assert_int_eq(arm_throttle_shared_min(&ti), 745);
 	ck_assert_uint_eq(ti.malformed, 0);
 }
 END_TEST
@@ -95,7 +95,10 @@ START_TEST(resource_buckets_2025_form)
 
 	ck_assert_uint_eq(ti.bucket_count, 2);
 	ck_assert_str_eq(ti.buckets[1].name, "Microsoft.Compute/PutVMResource");
-	ck_assert_int_eq(arm_throttle_resource_min(&ti), 11);
+	/* PutVMResource counts calls on this one VM, not on all of them. */
+	ck_assert(arm_rl_bucket_per_resource(ti.buckets[1].name));
+	ck_assert(!arm_rl_bucket_per_resource(ti.buckets[0].name));
+	ck_assert_int_eq(arm_throttle_shared_min(&ti), 1499);
 }
 END_TEST
 
@@ -120,7 +123,7 @@ START_TEST(resource_header_repeated_accumulates)
 	ck_assert_str_eq(ti.buckets[2].name,
 	                 "Microsoft.Compute/GetOperation3Min");
 	ck_assert_int_eq(ti.buckets[3].remaining, 29993);
-	ck_assert_int_eq(arm_throttle_resource_min(&ti), 0);
+	ck_assert_int_eq(arm_throttle_shared_min(&ti), 0);
 }
 END_TEST
 
@@ -527,14 +530,14 @@ START_TEST(a_burst_is_counted_before_the_answers_come)
 }
 END_TEST
 
-START_TEST(resource_bucket_spaces_only_its_kind)
+START_TEST(shared_bucket_spaces_only_its_kind)
 {
 	struct arm_governor g;
 	struct arm_throttle_info ti;
 	const char *const lines[] = {
 	        "x-ms-ratelimit-remaining-resource: "
-	        "Microsoft.Compute/PutVMSubscriptionMaximum;1499,"
-	        "Microsoft.Compute/PutVMResource;2",
+	        "Microsoft.Compute/PutVM3Min;2,Microsoft.Compute/"
+	        "PutVM30Min;3000",
 	        "x-ms-ratelimit-remaining-subscription-writes: 199", NULL};
 	const char *vm = "PUT Microsoft.Compute/virtualMachines";
 	const char *nic = "PUT Microsoft.Network/networkInterfaces";
@@ -546,6 +549,33 @@ START_TEST(resource_bucket_spaces_only_its_kind)
 	ck_assert_int_gt(arm_governor_ready_at(&g, ARM_RL_WRITES, vm, 100),
 	                 100);
 	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, nic, 100),
+	                 100);
+	arm_governor_free(&g);
+}
+END_TEST
+
+START_TEST(one_vms_own_bucket_does_not_slow_the_others)
+{
+	struct arm_governor g;
+	struct arm_throttle_info ti;
+	const char *const lines[] = {
+	        "x-ms-ratelimit-remaining-resource: "
+	        "Microsoft.Compute/PutVMSubscriptionMaximum;1499,"
+	        "Microsoft.Compute/PutVMResource;0",
+	        "Retry-After: 30", NULL};
+	const char *vm = "PUT Microsoft.Compute/virtualMachines";
+
+	_gov(&g);
+	ti = _feed(lines, 0);
+	arm_governor_observe(&g, ARM_RL_WRITES, vm, &ti, 201, 100);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(
+		        arm_governor_ready_at(&g, ARM_RL_WRITES, vm, 100), 100);
+		arm_governor_started(&g, ARM_RL_WRITES, vm, 100);
+	}
+	/* Even its 429 holds back only that VM's own retry. */
+	arm_governor_observe(&g, ARM_RL_WRITES, vm, &ti, 429, 100);
+	ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, vm, 100),
 	                 100);
 	arm_governor_free(&g);
 }
@@ -647,7 +677,8 @@ int main(void)
 	tcase_add_test(g, plenty_left_means_no_waiting);
 	tcase_add_test(g, low_writes_space_out_writes_before_any_429);
 	tcase_add_test(g, a_burst_is_counted_before_the_answers_come);
-	tcase_add_test(g, resource_bucket_spaces_only_its_kind);
+	tcase_add_test(g, shared_bucket_spaces_only_its_kind);
+	tcase_add_test(g, one_vms_own_bucket_does_not_slow_the_others);
 	tcase_add_test(g, arm_429_blocks_the_class_until_retry_after);
 	tcase_add_test(g, crp_429_blocks_only_that_kind_of_request);
 	tcase_add_test(g, old_counts_are_forgotten);
