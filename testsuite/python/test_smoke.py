@@ -37,3 +37,21 @@ def test_nodes_power_down_after_suspend_time(cloud, finished_job):
     for node in NODES:
         assert cloud.vm_power(node) == "deallocated"
         assert not cloud.vm_host_exists(node), f"host of {node} is still there"
+
+
+def test_powered_down_node_restarts_its_vm_and_powers_down_on_request(cloud, finished_job):
+    node = NODES[0]
+    before = cloud.vms()[node]
+    cloud.scontrol("update", f"nodename={node}", "state=power_up")
+    cloud.wait_up([node])
+    vm = cloud.vms()[node]
+    assert cloud.vm_power(node) == "running"
+    assert vm["privateIp"] == before["privateIp"]
+    assert cloud.node(node)["NodeAddr"] == vm["privateIp"]
+    starts = [e for e in cloud.emulator_admin("GET", "log")
+              if e["method"] == "POST" and e["path"].endswith(f"/virtualMachines/{node}/start")]
+    assert starts, "the VM was not started again"
+
+    cloud.scontrol("update", f"nodename={node}", "state=power_down")
+    cloud.wait_powered_down([node])
+    assert cloud.vm_power(node) == "deallocated"

@@ -19,7 +19,7 @@ import uuid
 from . import netns
 from .slurm import (DEBIAN_PLUGINDIR, Domain, node_flags, parse_oneliner,
                     slurm_conf)
-from .wait import wait_for
+from .wait import GiveUp, wait_for
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -181,7 +181,7 @@ class World:
             f"--origin={netns.CLUSTER_ADDR.split('/')[0]}"])
 
         def _up():
-            _check_alive(proc, "munged")
+            _check_alive(proc, "munged", self.path("logs", "munged.stderr"))
             return self.ctl.run(["/usr/bin/munge", "-n", "-S", self.munge_socket],
                                 check=False).returncode == 0
         wait_for(_up, 20, "munged to answer")
@@ -196,7 +196,7 @@ class World:
                                          "-f", self.slurm_conf_path])
 
         def _up():
-            _check_alive(proc, "slurmctld")
+            _check_alive(proc, "slurmctld", self.path("logs", "slurmctld.stderr"))
             res = self.run_ctl("scontrol", "ping", check=False, timeout=10)
             return "is UP" in res.stdout
         wait_for(_up, 30, "slurmctld to answer scontrol ping")
@@ -223,7 +223,7 @@ class World:
         threading.Thread(target=_pump, name="emulator-stdout", daemon=True).start()
 
         def _ready():
-            _check_alive(proc, "azure-emulator")
+            _check_alive(proc, "azure-emulator", self.path("logs", "emulator.stderr"))
             return ready.is_set()
         wait_for(_ready, 30, "the emulator's ready line")
         # slurmctld takes a node as booted only if its boot time (now minus
@@ -537,17 +537,26 @@ class World:
     # -- logs --------------------------------------------------------------
 
     def log_files(self):
+        """Every log of the world: logs/* and the emulator's own log."""
         logs = self.path("logs")
         try:
             names = sorted(os.listdir(logs))
         except FileNotFoundError:
-            return []
-        return [os.path.join(logs, n) for n in names]
+            names = []
+        return ([os.path.join(logs, n) for n in names]
+                + [os.path.join(self.emulator_dir, "emulator.log")])
 
     def log_tails(self, lines=40):
-        """[(title, text)]: the last lines of every log of the world."""
+        """[(title, text)]: the last lines of every log of the world.
+
+        X.stderr is left out when there is an X.log (slurmctld -D copies its
+        log to stderr).
+        """
         tails = []
         for path in self.log_files():
+            base, ext = os.path.splitext(path)
+            if ext == ".stderr" and os.path.exists(base + ".log"):
+                continue
             text = _tail(path, lines)
             if text.strip():
                 tails.append((os.path.relpath(path, self.rundir), text))
@@ -565,9 +574,10 @@ def _tail(path, lines):
     return "\n".join(data.splitlines()[-lines:])
 
 
-def _check_alive(proc, what):
+def _check_alive(proc, what, stderr_path):
     if proc.poll() is not None:
-        raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        raise GiveUp(f"{what} exited with status {proc.returncode}:\n"
+                           + _tail(stderr_path, 20))
 
 
 def _terminate(proc, timeout):
