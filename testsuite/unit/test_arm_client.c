@@ -24,6 +24,7 @@
 #include "arm.h"
 #include "buf.h"
 #include "conf.h"
+#include "log.h"
 #include "testutil.h"
 
 #define SUB "/subscriptions/00000000-0000-0000-0000-000000000000"
@@ -437,6 +438,45 @@ START_TEST(service_principal_secret_goes_only_in_the_post_body)
 		ck_assert_ptr_null(
 		        strstr(_field(_req(&s, i), "query"), "secret"));
 	}
+	_srv_free(&s);
+}
+END_TEST
+
+START_TEST(nothing_secret_reaches_the_log)
+{
+	struct srv s;
+	struct fixture f;
+	struct arm_client *c;
+	char path[512], err[AZ_ERRLEN], *text;
+
+	_tmp(path, sizeof(path), "log");
+	ck_assert_int_eq(log_open("test_arm_client", path, err, sizeof(err)),
+	                 AZ_OK);
+	log_set_level(LOG_LVL_DEBUG2);
+	_srv_start(&s, "sp-get-vm", NULL);
+	_fixture(&f, &s);
+	_service_principal(&f, 0600);
+	c = _client(&f);
+	ck_assert_int_eq(arm_vm_get(c, "hb-000", 0, NULL), AZ_OK);
+	arm_client_free(c);
+	_srv_stop(&s);
+	log_close();
+	log_set_level(LOG_LVL_INFO);
+
+	text = tu_slurp(path);
+	/* Method, path, status, request id and time of every exchange... */
+	ck_assert_ptr_nonnull(strstr(text,
+	                             "arm: token POST "
+	                             "/tenant-x/oauth2/v2.0/token -> 200"));
+	ck_assert_ptr_nonnull(strstr(text, "arm: GET " VM " -> 200 (request id "
+	                                   "5b0a1c2d-0000-4000-8000-"
+	                                   "000000000001, "));
+	/* ...and neither the secret nor the token nor a query. */
+	ck_assert_ptr_null(strstr(text, "s3cr"));
+	ck_assert_ptr_null(strstr(text, "eyJ"));
+	ck_assert_ptr_null(strstr(text, "Bearer"));
+	ck_assert_ptr_null(strstr(text, "api-version"));
+	free(text);
 	_srv_free(&s);
 }
 END_TEST
@@ -1148,6 +1188,7 @@ int main(void)
 	tcase_add_test(tok, imds_updating_and_throttling_are_retried);
 	tcase_add_test(tok,
 	               service_principal_secret_goes_only_in_the_post_body);
+	tcase_add_test(tok, nothing_secret_reaches_the_log);
 	tcase_add_test(tok, readable_secret_file_is_refused);
 	tcase_add_test(tok, aad_error_fails_the_call_with_its_description);
 	tcase_add_test(tok, arm_401_gets_a_fresh_token_and_one_retry);
