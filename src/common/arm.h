@@ -42,6 +42,9 @@ enum arm_method {
 	ARM_DELETE,
 };
 
+/* "GET", "PUT", ...; "?" for anything else. */
+const char *arm_method_name(enum arm_method m);
+
 /* Which api-version a call carries. */
 enum arm_api {
 	ARM_API_COMPUTE = 0, /* ComputeApiVersion of azrdma.conf */

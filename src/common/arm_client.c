@@ -103,11 +103,6 @@ struct arm_op {
 	struct arm_result res;
 };
 
-static const char *const _method_names[] = {
-        [ARM_GET] = "GET",     [ARM_PUT] = "PUT",       [ARM_POST] = "POST",
-        [ARM_PATCH] = "PATCH", [ARM_DELETE] = "DELETE",
-};
-
 static int64_t _now_ms(void)
 {
 	struct timespec ts;
@@ -149,22 +144,20 @@ void arm_tuning_default(struct arm_tuning *t)
 	t->token_margin_s = 300;
 }
 
-void arm_result_free(struct arm_result *r)
-{
-	if (!r)
-		return;
-	json_object_put(r->body);
-	arm_error_free(&r->error);
-	free(r->request_id);
-	free(r);
-}
-
 static void _result_clear(struct arm_result *r)
 {
 	json_object_put(r->body);
 	arm_error_free(&r->error);
 	free(r->request_id);
 	memset(r, 0, sizeof(*r));
+}
+
+void arm_result_free(struct arm_result *r)
+{
+	if (!r)
+		return;
+	_result_clear(r);
+	free(r);
 }
 
 /* ---- easy handles and headers --------------------------------------- */
@@ -553,7 +546,7 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 		if (op->step_method != ARM_POST)
 			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-			                 _method_names[op->step_method]);
+			                 arm_method_name(op->step_method));
 		break;
 	}
 	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
@@ -605,7 +598,7 @@ static void _finish_error(struct arm_client *c, struct arm_op *op,
 		                              : "(no message)");
 	else
 		_finish(c, op, rc, "%s %.*s: HTTP %ld",
-		        _method_names[op->step_method], n, p, op->res.status);
+		        arm_method_name(op->step_method), n, p, op->res.status);
 }
 
 /*
@@ -690,13 +683,14 @@ static bool _retry(struct arm_client *c, struct arm_op *op, long retry_after_ms,
 
 	if (d < 0) {
 		log_verbose("arm: %s %.*s: %s; giving up after %u tries",
-		            _method_names[op->step_method], n, p, why,
+		            arm_method_name(op->step_method), n, p, why,
 		            op->attempt + 1);
 		return false;
 	}
 	log_verbose("arm: %s %.*s: %s; retry %u in %ld ms%s",
-	            _method_names[op->step_method], n, p, why, op->attempt + 1,
-	            d, retry_after_ms >= 0 ? " (Retry-After)" : "");
+	            arm_method_name(op->step_method), n, p, why,
+	            op->attempt + 1, d,
+	            retry_after_ms >= 0 ? " (Retry-After)" : "");
 	op->attempt++;
 	op->state = _S_WAIT;
 	op->due_ms = now + d;
@@ -957,14 +951,14 @@ static void _call_step_done(struct arm_client *c, struct arm_op *op,
 		if (op->resp_too_big) {
 			_finish(c, op, AZ_EHTTP,
 			        "%s %.*s: response larger than %u bytes",
-			        _method_names[op->step_method], n, p,
+			        arm_method_name(op->step_method), n, p,
 			        _MAX_BODY);
 			return;
 		}
 		if (arm_curl_retryable(cc) && _retry(c, op, -1, why))
 			return;
 		_finish(c, op, AZ_EHTTP, "%s %.*s: %s",
-		        _method_names[op->step_method], n, p, why);
+		        arm_method_name(op->step_method), n, p, why);
 		return;
 	}
 	op->res.status = status;
@@ -1103,13 +1097,13 @@ static void _log_exchange(const struct arm_op *op, CURLcode cc, long status,
 	if (cc != CURLE_OK)
 		log_debug("arm: %s%s %.*s -> %s (%lld ms)",
 		          op->kind == _K_TOKEN ? "token " : "",
-		          _method_names[op->step_method], n, p,
+		          arm_method_name(op->step_method), n, p,
 		          op->errbuf[0] ? op->errbuf : curl_easy_strerror(cc),
 		          (long long)(now - op->sent_ms));
 	else
 		log_debug("arm: %s%s %.*s -> %ld (request id %s, %lld ms)",
 		          op->kind == _K_TOKEN ? "token " : "",
-		          _method_names[op->step_method], n, p, status,
+		          arm_method_name(op->step_method), n, p, status,
 		          op->hdr_request_id ? op->hdr_request_id : "-",
 		          (long long)(now - op->sent_ms));
 }

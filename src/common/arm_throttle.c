@@ -284,7 +284,7 @@ enum arm_rl_class arm_rl_class_of(enum arm_method method)
 	}
 }
 
-static const char *_method_name(enum arm_method m)
+const char *arm_method_name(enum arm_method m)
 {
 	static const char *const names[] = {[ARM_GET] = "GET",
 	                                    [ARM_PUT] = "PUT",
@@ -315,7 +315,7 @@ char *arm_throttle_key(enum arm_method method, const char *path)
 		if (!strncmp(s, "/providers/", 11))
 			prov = s + 11;
 	if (!prov) {
-		rc = buf_printf(&b, "%s %.*s", _method_name(method),
+		rc = buf_printf(&b, "%s %.*s", arm_method_name(method),
 		                (int)(end - p), p);
 		goto out;
 	}
@@ -327,7 +327,7 @@ char *arm_throttle_key(enum arm_method method, const char *path)
 		segl[n] = (size_t)((slash ? slash : end) - s);
 		s += segl[n] + 1;
 	}
-	rc = buf_printf(&b, "%s %.*s/%.*s%s%.*s", _method_name(method),
+	rc = buf_printf(&b, "%s %.*s/%.*s%s%.*s", arm_method_name(method),
 	                (int)segl[0], seg[0], (int)segl[1], n > 1 ? seg[1] : "",
 	                n > 3 ? "/" : "", (int)segl[3], n > 3 ? seg[3] : "");
 out:
