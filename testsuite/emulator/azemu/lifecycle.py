@@ -8,6 +8,7 @@ lock serialises boot and teardown of one VM, and is always taken before the stor
 import base64
 import logging
 import threading
+import time
 
 from . import catalog, errors, ops
 from .host import HostError
@@ -59,6 +60,8 @@ class Lifecycle:
         return op, op["target"], vm
 
     def _settle(self, op, vm, status, error=None):
+        log.info("%s of %s: %s%s", op["kind"], vm["name"], status,
+                 f" ({error['code']})" if error else "")
         ops.finish(op, status, error)
         vm["activeOp"] = None
         vm["stateTime"] = now()
@@ -182,6 +185,7 @@ class Lifecycle:
             op, key, vm = cur
             self._forget(key, vm)
             ops.finish(op, ops.SUCCEEDED)
+            log.info("vm.delete of %s: Succeeded", vm["name"])
             self.world.store.save()
 
     def _forget(self, key, vm):
@@ -211,8 +215,9 @@ class Lifecycle:
                     "rdmaIp": vm["rdmaIp"] if size.rdma else None,
                     "customData": base64.b64decode(vm["customData"]) if vm["customData"] else b""}
             self.world.store.save()
+        started = time.monotonic()
         try:
-            hosts.boot(host, info)
+            rc = hosts.boot(host, info)
         except HostError as e:
             log.error("booting %s failed: %s", info["name"], e)
             with self.world.store.lock:
@@ -221,6 +226,8 @@ class Lifecycle:
                     self.world.store.save()
             return {"code": "InternalOperationError",
                     "message": f"The VM host could not be started: {e}"}
+        log.info("%s booted as %s in %.1fs (boot hook exit %s)", info["name"], host["netns"],
+                 time.monotonic() - started, rc)
         return None
 
     def _teardown(self, key):
@@ -230,6 +237,7 @@ class Lifecycle:
         if host is None or self.world.hosts is None:
             return
         self.world.hosts.teardown(host)
+        log.info("host %s torn down", host["netns"])
         with self.world.store.lock:
             if key in self.data["vms"]:
                 self.data["vms"][key]["host"] = None

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -25,6 +26,8 @@ CLONE_NEWNET = 0x40000000
 
 HOOK = """#!/bin/sh
 # Trivial boot hook: record what the VM looks like, start a detached daemon.
+# A VM whose custom data says "# hang" gets a hook that never returns.
+grep -q '^# hang' "$AZ_VM_CUSTOM_DATA" && exec sleep 100000
 env > "$AZ_VM_DIR/env"
 hostname > "$AZ_VM_DIR/hostname"
 cat /proc/uptime > "$AZ_VM_DIR/uptime"
@@ -380,3 +383,18 @@ def test_custom_data_reaches_the_hook_as_a_file(cloud, booted):
         assert f.read() == data
     cloud.wait_op(cloud.arm("DELETE", cloud.vm_path(rg, "c1")))
     assert f"{PREFIX}-c1" not in _netns_list()
+
+
+def test_a_hanging_boot_hook_is_killed_after_the_boot_timeout(cloud, booted):
+    rg = booted
+    cloud.admin("POST", "timing", {"bootTimeout": 1})
+    try:
+        started = time.monotonic()
+        r = cloud.create_vm(rg, "hang1", size="Standard_D2s_v5", custom_data="# hang\n")
+        assert r.final["status"] == "Succeeded"  # the guest's trouble is not the platform's
+        assert 1 <= time.monotonic() - started < 10
+        assert cloud.in_vm("hang1", "hostname").stdout.strip() == "hang1"
+        assert not _ns_pids(f"/run/netns/{PREFIX}-hang1")  # the hook was killed
+    finally:
+        cloud.admin("POST", "timing", {"bootTimeout": 60})
+    cloud.wait_op(cloud.arm("DELETE", cloud.vm_path(rg, "hang1")))
