@@ -196,61 +196,83 @@ static enum az_rc _read_secret(struct arm_client *c, char **secret, char *err,
 	return AZ_OK;
 }
 
+/* <imds>/metadata/identity/oauth2/token?api-version=..&resource=<aud>/ */
+static enum az_rc _imds_url(struct arm_client *c, struct az_buf *u)
+{
+	struct az_buf resource = {0};
+	enum az_rc rc;
+
+	rc = buf_printf(&resource, "%s/", c->audience);
+	if (rc == AZ_OK)
+		rc = buf_printf(u,
+		                "%s/metadata/identity/oauth2/token"
+		                "?api-version=" ARM_IMDS_API_VERSION
+		                "&resource=",
+		                c->imds_endpoint);
+	if (rc == AZ_OK)
+		rc = _put_escaped(u, resource.data);
+	/* A user-assigned identity is named by its client id. */
+	if (rc == AZ_OK && c->client_id) {
+		rc = buf_puts(u, "&client_id=");
+		if (rc == AZ_OK)
+			rc = _put_escaped(u, c->client_id);
+	}
+	buf_free(&resource);
+	return rc;
+}
+
+/* <authority>/<tenant>/oauth2/v2.0/token and its client-credentials form,
+ * which holds the secret. */
+static enum az_rc _aad_request(struct arm_client *c, const char *secret,
+                               struct az_buf *u, struct az_buf *f)
+{
+	struct az_buf scope = {0};
+	enum az_rc rc = AZ_ENOMEM;
+
+	if (buf_printf(u, "%s/", c->authority_host) != AZ_OK
+	    || _put_escaped(u, c->tenant_id) != AZ_OK
+	    || buf_puts(u, "/oauth2/v2.0/token") != AZ_OK
+	    || buf_printf(&scope, "%s/.default", c->audience) != AZ_OK
+	    || buf_puts(f, "grant_type=client_credentials&client_id=") != AZ_OK
+	    || _put_escaped(f, c->client_id) != AZ_OK
+	    || buf_puts(f, "&client_secret=") != AZ_OK
+	    || _put_escaped(f, secret) != AZ_OK
+	    || buf_puts(f, "&scope=") != AZ_OK
+	    || _put_escaped(f, scope.data) != AZ_OK)
+		goto out;
+	rc = AZ_OK;
+out:
+	buf_free(&scope);
+	return rc;
+}
+
 enum az_rc arm_auth_request(struct arm_client *c, char **url, char **body,
                             enum arm_peer *peer, char *err, size_t errlen)
 {
 	struct az_buf u = {0}, f = {0};
-	char *secret = NULL, *scope = NULL;
-	enum az_rc rc = AZ_ENOMEM;
+	char *secret = NULL;
+	enum az_rc rc;
 
 	*url = *body = NULL;
 	if (c->auth == AUTH_MANAGED_IDENTITY) {
 		*peer = ARM_PEER_IMDS;
-		if (buf_printf(&u,
-		               "%s/metadata/identity/oauth2/token"
-		               "?api-version=" ARM_IMDS_API_VERSION
-		               "&resource=",
-		               c->imds_endpoint)
-		            != AZ_OK
-		    || buf_printf(&f, "%s/", c->audience) != AZ_OK
-		    || _put_escaped(&u, f.data) != AZ_OK)
+		rc = _imds_url(c, &u);
+	} else {
+		*peer = ARM_PEER_AAD;
+		rc = _read_secret(c, &secret, err, errlen);
+		if (rc != AZ_OK)
 			goto out;
-		/* A user-assigned identity is named by its client id. */
-		if (c->client_id
-		    && (buf_puts(&u, "&client_id=") != AZ_OK
-		        || _put_escaped(&u, c->client_id) != AZ_OK))
-			goto out;
-		*url = buf_steal(&u);
-		rc = AZ_OK;
+		rc = _aad_request(c, secret, &u, &f);
+	}
+	if (rc != AZ_OK) {
+		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		goto out;
 	}
-	*peer = ARM_PEER_AAD;
-	rc = _read_secret(c, &secret, err, errlen);
-	if (rc != AZ_OK)
-		goto out;
-	rc = AZ_ENOMEM;
-	if (buf_printf(&u, "%s/", c->authority_host) != AZ_OK
-	    || _put_escaped(&u, c->tenant_id) != AZ_OK
-	    || buf_puts(&u, "/oauth2/v2.0/token") != AZ_OK)
-		goto out;
-	if (!(scope = malloc(strlen(c->audience) + sizeof("/.default"))))
-		goto out;
-	sprintf(scope, "%s/.default", c->audience);
-	if (buf_puts(&f, "grant_type=client_credentials&client_id=") != AZ_OK
-	    || _put_escaped(&f, c->client_id) != AZ_OK
-	    || buf_puts(&f, "&client_secret=") != AZ_OK
-	    || _put_escaped(&f, secret) != AZ_OK
-	    || buf_puts(&f, "&scope=") != AZ_OK
-	    || _put_escaped(&f, scope) != AZ_OK)
-		goto out;
 	*url = buf_steal(&u);
-	*body = buf_steal(&f);
-	rc = AZ_OK;
+	if (f.data)
+		*body = buf_steal(&f);
 out:
-	if (rc == AZ_ENOMEM)
-		az_err(rc, err, errlen, "out of memory");
 	arm_free_secret(secret);
-	free(scope);
 	buf_free(&u);
 	if (f.data)
 		explicit_bzero(f.data, f.len);
