@@ -576,6 +576,10 @@ static void _finish(struct arm_client *c, struct arm_op *op, enum az_rc rc,
 		va_start(ap, fmt);
 		vsnprintf(op->res.err, sizeof(op->res.err), fmt, ap);
 		va_end(ap);
+		/* One line: it may become a node's reason. */
+		for (char *p = op->res.err; *p; p++)
+			if (*p == '\n' || *p == '\r' || *p == '\t')
+				*p = ' ';
 	}
 	_detach(c, op);
 	_unlink(c, op);

@@ -699,6 +699,10 @@ START_TEST(failed_lro_names_the_nested_cause)
 	ck_assert_int_eq(arm_vm_create(c, "hb-000", NULL, &res), AZ_EARM);
 	ck_assert_str_eq(res->error.code, "OverconstrainedAllocationRequest");
 	ck_assert_str_eq(res->error.top_code, "ResourceOperationFailure");
+	/* The message lists constraints on lines of their own; err is one. */
+	ck_assert_ptr_nonnull(strchr(res->error.message, '\n'));
+	ck_assert_ptr_null(strchr(res->err, '\n'));
+	ck_assert_ptr_nonnull(strstr(res->err, "Availability Set"));
 	ck_assert(!strncmp(res->err,
 	                   "OverconstrainedAllocationRequest: Allocation "
 	                   "failed.",
