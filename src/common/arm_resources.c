@@ -85,196 +85,187 @@ struct _call {
 	enum arm_method method;
 	enum arm_api api;
 	const char *query;
-	json_object *body;
 	unsigned flags;
 };
 
 /*
- * Run (done == NULL: synchronously, into *res) or submit call on the
- * resource name.
+ * Submit call on the resource name with body (done != NULL), or make it
+ * and wait, into *res.
  */
 static enum az_rc _do(struct arm_client *c, const char *name,
-                      const struct _call *call, struct arm_result **res,
-                      arm_done_fn done, void *arg, char *err, size_t errlen)
+                      const struct _call *call, json_object *body,
+                      struct arm_result **res, arm_done_fn done, void *arg,
+                      char *err, size_t errlen)
 {
 	struct arm_request req = {
 	        .method = call->method,
 	        .api = call->api,
 	        .query = call->query,
-	        .body = call->body,
+	        .body = body,
 	        .flags = call->flags,
 	};
-	char *base = call->path(c, name), *path = NULL;
-	enum az_rc rc = AZ_ENOMEM;
+	struct az_buf path = {0};
+	char *base = call->path(c, name);
+	enum az_rc rc;
 
-	if (base && call->suffix) {
-		path = malloc(strlen(base) + strlen(call->suffix) + 1);
-		if (path)
-			sprintf(path, "%s%s", base, call->suffix);
-	} else {
-		path = base;
-		base = NULL;
-	}
-	if (!path) {
-		if (res)
-			*res = NULL;
-		az_err(rc, err, errlen, "out of memory");
+	if (res)
+		*res = NULL;
+	if (!base || buf_puts(&path, base) != AZ_OK
+	    || (call->suffix && buf_puts(&path, call->suffix) != AZ_OK)) {
+		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		goto out;
 	}
-	req.path = path;
+	req.path = path.data;
 	if (done)
 		rc = arm_submit(c, &req, done, arg, err, errlen);
 	else
 		rc = arm_call_sync(c, &req, res);
 out:
 	free(base);
-	free(path);
+	buf_free(&path);
 	return rc;
 }
 
-#define _SYNC(c, name, call, res) _do(c, name, call, res, NULL, NULL, NULL, 0)
+static enum az_rc _sync(struct arm_client *c, const char *name,
+                        const struct _call *call, json_object *body,
+                        struct arm_result **res)
+{
+	return _do(c, name, call, body, res, NULL, NULL, NULL, 0);
+}
+
+static enum az_rc _async(struct arm_client *c, const char *name,
+                         const struct _call *call, json_object *body,
+                         arm_done_fn done, void *arg, char *err, size_t errlen)
+{
+	return _do(c, name, call, body, NULL, done, arg, err, errlen);
+}
+
+static const struct _call _vm_put = {.path = arm_vm_path, .method = ARM_PUT};
+static const struct _call _vm_get = {.path = arm_vm_path, .method = ARM_GET};
+static const struct _call _vm_get_iv = {.path = arm_vm_path,
+                                        .method = ARM_GET,
+                                        .query = "$expand=instanceView"};
+static const struct _call _vm_start = {
+        .path = arm_vm_path, .suffix = "/start", .method = ARM_POST};
+static const struct _call _vm_deallocate = {
+        .path = arm_vm_path, .suffix = "/deallocate", .method = ARM_POST};
+static const struct _call _vm_power_off = {
+        .path = arm_vm_path, .suffix = "/powerOff", .method = ARM_POST};
+static const struct _call _vm_power_off_now = {.path = arm_vm_path,
+                                               .suffix = "/powerOff",
+                                               .method = ARM_POST,
+                                               .query = "skipShutdown=true"};
+/* forceDeletion is always explicit: since 2024-11-01 leaving it out may
+ * mean force-delete. */
+static const struct _call _vm_delete = {.path = arm_vm_path,
+                                        .method = ARM_DELETE,
+                                        .query = "forceDeletion=false"};
+static const struct _call _vm_delete_force = {.path = arm_vm_path,
+                                              .method = ARM_DELETE,
+                                              .query = "forceDeletion=true"};
+static const struct _call _nic_put = {
+        .path = arm_nic_path, .method = ARM_PUT, .api = ARM_API_NETWORK};
+static const struct _call _nic_get = {
+        .path = arm_nic_path, .method = ARM_GET, .api = ARM_API_NETWORK};
+static const struct _call _nic_delete = {
+        .path = arm_nic_path, .method = ARM_DELETE, .api = ARM_API_NETWORK};
+static const struct _call _avset_put = {.path = arm_avset_path,
+                                        .method = ARM_PUT};
+static const struct _call _avset_get = {.path = arm_avset_path,
+                                        .method = ARM_GET};
+static const struct _call _avset_delete = {.path = arm_avset_path,
+                                           .method = ARM_DELETE};
+static const struct _call _ppg_put = {.path = arm_ppg_path, .method = ARM_PUT};
+static const struct _call _ppg_get = {.path = arm_ppg_path, .method = ARM_GET};
+static const struct _call _ppg_delete = {.path = arm_ppg_path,
+                                         .method = ARM_DELETE};
 
 enum az_rc arm_vm_create(struct arm_client *c, const char *name,
                          json_object *body, struct arm_result **res)
 {
-	struct _call call = {arm_vm_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-	                     NULL,        body, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_vm_put, body, res);
 }
 
 enum az_rc arm_vm_create_async(struct arm_client *c, const char *name,
                                json_object *body, arm_done_fn done, void *arg,
                                char *err, size_t errlen)
 {
-	struct _call call = {arm_vm_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-	                     NULL,        body, 0};
-
-	return _do(c, name, &call, NULL, done, arg, err, errlen);
-}
-
-static void _vm_get_call(struct _call *call, unsigned flags)
-{
-	*call = (struct _call){arm_vm_path, NULL, ARM_GET, ARM_API_COMPUTE,
-	                       NULL,        NULL, 0};
-	if (flags & ARM_VM_INSTANCE_VIEW)
-		call->query = "$expand=instanceView";
+	return _async(c, name, &_vm_put, body, done, arg, err, errlen);
 }
 
 enum az_rc arm_vm_get(struct arm_client *c, const char *name, unsigned flags,
                       struct arm_result **res)
 {
-	struct _call call;
-
-	_vm_get_call(&call, flags);
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name,
+	             flags & ARM_VM_INSTANCE_VIEW ? &_vm_get_iv : &_vm_get,
+	             NULL, res);
 }
 
 enum az_rc arm_vm_get_async(struct arm_client *c, const char *name,
                             unsigned flags, arm_done_fn done, void *arg,
                             char *err, size_t errlen)
 {
-	struct _call call;
-
-	_vm_get_call(&call, flags);
-	return _do(c, name, &call, NULL, done, arg, err, errlen);
+	return _async(c, name,
+	              flags & ARM_VM_INSTANCE_VIEW ? &_vm_get_iv : &_vm_get,
+	              NULL, done, arg, err, errlen);
 }
-
-static const struct _call _vm_start = {
-        arm_vm_path, "/start", ARM_POST, ARM_API_COMPUTE, NULL, NULL, 0};
 
 enum az_rc arm_vm_start(struct arm_client *c, const char *name,
                         struct arm_result **res)
 {
-	return _SYNC(c, name, &_vm_start, res);
+	return _sync(c, name, &_vm_start, NULL, res);
 }
 
 enum az_rc arm_vm_start_async(struct arm_client *c, const char *name,
                               arm_done_fn done, void *arg, char *err,
                               size_t errlen)
 {
-	return _do(c, name, &_vm_start, NULL, done, arg, err, errlen);
+	return _async(c, name, &_vm_start, NULL, done, arg, err, errlen);
 }
-
-static const struct _call _vm_deallocate = {
-        arm_vm_path, "/deallocate", ARM_POST, ARM_API_COMPUTE, NULL, NULL, 0};
 
 enum az_rc arm_vm_deallocate(struct arm_client *c, const char *name,
                              struct arm_result **res)
 {
-	return _SYNC(c, name, &_vm_deallocate, res);
+	return _sync(c, name, &_vm_deallocate, NULL, res);
 }
 
 enum az_rc arm_vm_deallocate_async(struct arm_client *c, const char *name,
                                    arm_done_fn done, void *arg, char *err,
                                    size_t errlen)
 {
-	return _do(c, name, &_vm_deallocate, NULL, done, arg, err, errlen);
-}
-
-static void _vm_power_off_call(struct _call *call, bool skip_shutdown)
-{
-	*call = (struct _call){arm_vm_path,
-	                       "/powerOff",
-	                       ARM_POST,
-	                       ARM_API_COMPUTE,
-	                       skip_shutdown ? "skipShutdown=true" : NULL,
-	                       NULL,
-	                       0};
+	return _async(c, name, &_vm_deallocate, NULL, done, arg, err, errlen);
 }
 
 enum az_rc arm_vm_power_off(struct arm_client *c, const char *name,
                             bool skip_shutdown, struct arm_result **res)
 {
-	struct _call call;
-
-	_vm_power_off_call(&call, skip_shutdown);
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name,
+	             skip_shutdown ? &_vm_power_off_now : &_vm_power_off, NULL,
+	             res);
 }
 
 enum az_rc arm_vm_power_off_async(struct arm_client *c, const char *name,
                                   bool skip_shutdown, arm_done_fn done,
                                   void *arg, char *err, size_t errlen)
 {
-	struct _call call;
-
-	_vm_power_off_call(&call, skip_shutdown);
-	return _do(c, name, &call, NULL, done, arg, err, errlen);
-}
-
-/*
- * forceDeletion is always explicit: since 2024-11-01 leaving it out may
- * mean force-delete.
- */
-static void _vm_delete_call(struct _call *call, bool force)
-{
-	*call = (struct _call){arm_vm_path,
-	                       NULL,
-	                       ARM_DELETE,
-	                       ARM_API_COMPUTE,
-	                       force ? "forceDeletion=true"
-	                             : "forceDeletion=false",
-	                       NULL,
-	                       0};
+	return _async(c, name,
+	              skip_shutdown ? &_vm_power_off_now : &_vm_power_off, NULL,
+	              done, arg, err, errlen);
 }
 
 enum az_rc arm_vm_delete(struct arm_client *c, const char *name, bool force,
                          struct arm_result **res)
 {
-	struct _call call;
-
-	_vm_delete_call(&call, force);
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, force ? &_vm_delete_force : &_vm_delete, NULL,
+	             res);
 }
 
 enum az_rc arm_vm_delete_async(struct arm_client *c, const char *name,
                                bool force, arm_done_fn done, void *arg,
                                char *err, size_t errlen)
 {
-	struct _call call;
-
-	_vm_delete_call(&call, force);
-	return _do(c, name, &call, NULL, done, arg, err, errlen);
+	return _async(c, name, force ? &_vm_delete_force : &_vm_delete, NULL,
+	              done, arg, err, errlen);
 }
 
 /* The VM collection: the path of a VM named "" without the slash. */
@@ -289,116 +280,86 @@ static char *_vm_collection(const struct arm_client *c, const char *unused)
 
 enum az_rc arm_vm_list(struct arm_client *c, struct arm_result **res)
 {
-	struct _call call = {_vm_collection,  NULL, ARM_GET,
-	                     ARM_API_COMPUTE, NULL, NULL,
-	                     ARM_REQ_PAGED};
+	static const struct _call list = {.path = _vm_collection,
+	                                  .method = ARM_GET,
+	                                  .flags = ARM_REQ_PAGED};
 
-	return _SYNC(c, "", &call, res);
+	return _sync(c, "", &list, NULL, res);
 }
 
 enum az_rc arm_nic_create(struct arm_client *c, const char *name,
                           json_object *body, struct arm_result **res)
 {
-	struct _call call = {arm_nic_path, NULL, ARM_PUT, ARM_API_NETWORK,
-	                     NULL,         body, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_nic_put, body, res);
 }
 
 enum az_rc arm_nic_create_async(struct arm_client *c, const char *name,
                                 json_object *body, arm_done_fn done, void *arg,
                                 char *err, size_t errlen)
 {
-	struct _call call = {arm_nic_path, NULL, ARM_PUT, ARM_API_NETWORK,
-	                     NULL,         body, 0};
-
-	return _do(c, name, &call, NULL, done, arg, err, errlen);
+	return _async(c, name, &_nic_put, body, done, arg, err, errlen);
 }
-
-static const struct _call _nic_get = {
-        arm_nic_path, NULL, ARM_GET, ARM_API_NETWORK, NULL, NULL, 0};
 
 enum az_rc arm_nic_get(struct arm_client *c, const char *name,
                        struct arm_result **res)
 {
-	return _SYNC(c, name, &_nic_get, res);
+	return _sync(c, name, &_nic_get, NULL, res);
 }
 
 enum az_rc arm_nic_get_async(struct arm_client *c, const char *name,
                              arm_done_fn done, void *arg, char *err,
                              size_t errlen)
 {
-	return _do(c, name, &_nic_get, NULL, done, arg, err, errlen);
+	return _async(c, name, &_nic_get, NULL, done, arg, err, errlen);
 }
-
-static const struct _call _nic_delete = {
-        arm_nic_path, NULL, ARM_DELETE, ARM_API_NETWORK, NULL, NULL, 0};
 
 enum az_rc arm_nic_delete(struct arm_client *c, const char *name,
                           struct arm_result **res)
 {
-	return _SYNC(c, name, &_nic_delete, res);
+	return _sync(c, name, &_nic_delete, NULL, res);
 }
 
 enum az_rc arm_nic_delete_async(struct arm_client *c, const char *name,
                                 arm_done_fn done, void *arg, char *err,
                                 size_t errlen)
 {
-	return _do(c, name, &_nic_delete, NULL, done, arg, err, errlen);
+	return _async(c, name, &_nic_delete, NULL, done, arg, err, errlen);
 }
 
 enum az_rc arm_avset_put(struct arm_client *c, const char *name,
                          json_object *body, struct arm_result **res)
 {
-	struct _call call = {arm_avset_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-	                     NULL,           body, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_avset_put, body, res);
 }
 
 enum az_rc arm_avset_get(struct arm_client *c, const char *name,
                          struct arm_result **res)
 {
-	struct _call call = {arm_avset_path, NULL, ARM_GET, ARM_API_COMPUTE,
-	                     NULL,           NULL, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_avset_get, NULL, res);
 }
 
 enum az_rc arm_avset_delete(struct arm_client *c, const char *name,
                             struct arm_result **res)
 {
-	struct _call call = {arm_avset_path, NULL, ARM_DELETE, ARM_API_COMPUTE,
-	                     NULL,           NULL, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_avset_delete, NULL, res);
 }
 
 enum az_rc arm_ppg_put(struct arm_client *c, const char *name,
                        json_object *body, struct arm_result **res)
 {
-	struct _call call = {arm_ppg_path, NULL, ARM_PUT, ARM_API_COMPUTE,
-	                     NULL,         body, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_ppg_put, body, res);
 }
 
 enum az_rc arm_ppg_get(struct arm_client *c, const char *name,
                        struct arm_result **res)
 {
-	struct _call call = {arm_ppg_path, NULL, ARM_GET, ARM_API_COMPUTE,
-	                     NULL,         NULL, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_ppg_get, NULL, res);
 }
 
 enum az_rc arm_ppg_delete(struct arm_client *c, const char *name,
                           struct arm_result **res)
 {
-	struct _call call = {arm_ppg_path, NULL, ARM_DELETE, ARM_API_COMPUTE,
-	                     NULL,         NULL, 0};
-
-	return _SYNC(c, name, &call, res);
+	return _sync(c, name, &_ppg_delete, NULL, res);
 }
 
 /* /subscriptions/<sub>/providers/Microsoft.Compute/skus */
@@ -422,16 +383,18 @@ static char *_skus_path(const struct arm_client *c, const char *unused)
 enum az_rc arm_skus_list(struct arm_client *c, const char *location,
                          struct arm_result **res)
 {
-	struct _call call = {_skus_path, NULL, ARM_GET,      ARM_API_SKUS,
-	                     NULL,       NULL, ARM_REQ_PAGED};
+	struct _call list = {.path = _skus_path,
+	                     .method = ARM_GET,
+	                     .api = ARM_API_SKUS,
+	                     .flags = ARM_REQ_PAGED};
 	struct az_buf q = {0};
 	char *loc;
 	enum az_rc rc;
 
-	if (!location)
-		location = c->location;
 	if (res)
 		*res = NULL;
+	if (!location)
+		location = c->location;
 	if (!location)
 		return AZ_EINVAL;
 	/* $filter=location eq '<location>' */
@@ -443,8 +406,8 @@ enum az_rc arm_skus_list(struct arm_client *c, const char *location,
 		buf_free(&q);
 		return AZ_ENOMEM;
 	}
-	call.query = q.data;
-	rc = _SYNC(c, "", &call, res);
+	list.query = q.data;
+	rc = _sync(c, "", &list, NULL, res);
 	free(loc);
 	buf_free(&q);
 	return rc;

@@ -31,6 +31,9 @@
 #define RG SUB "/resourceGroups/azrdma-rg"
 #define VM RG "/providers/Microsoft.Compute/virtualMachines/hb-000"
 #define NIC RG "/providers/Microsoft.Network/networkInterfaces/hb-000-nic"
+#define AVSET RG "/providers/Microsoft.Compute/availabilitySets/AZRDMA-FABRIC1"
+#define PPG                                                                    \
+	RG "/providers/Microsoft.Compute/proximityPlacementGroups/fabric1-ppg"
 #define OPS SUB "/providers/Microsoft.Compute/locations/eastus/operations"
 #define IMDS_PATH "/metadata/identity/oauth2/token"
 #define SECRET "s3cr&t+/=value"
@@ -1137,6 +1140,72 @@ START_TEST(callbacks_chain_the_steps_of_a_node)
 }
 END_TEST
 
+/* Each helper's verb, path and query, as one table. */
+START_TEST(helpers_call_the_documented_operations)
+{
+	static const struct {
+		const char *method, *path, *query;
+	} want[] = {
+	        {"POST", VM "/powerOff",
+	         "api-version=2024-11-01&skipShutdown=true"},
+	        {"POST", VM "/powerOff", "api-version=2024-11-01"},
+	        {"POST", VM "/start", "api-version=2024-11-01"},
+	        {"POST", VM "/deallocate", "api-version=2024-11-01"},
+	        {"GET", VM, "api-version=2024-11-01&$expand=instanceView"},
+	        {"PUT", AVSET, "api-version=2024-11-01"},
+	        {"GET", AVSET, "api-version=2024-11-01"},
+	        {"DELETE", AVSET, "api-version=2024-11-01"},
+	        {"GET", PPG, "api-version=2024-11-01"},
+	        {"DELETE", PPG, "api-version=2024-11-01"},
+	        {"DELETE", NIC, "api-version=2025-07-01"},
+	};
+	struct srv s;
+	struct fixture f;
+	struct arm_client *c;
+	struct tally t = {0};
+	json_object *body = json_object_new_object();
+
+	_srv_start(&s, "helpers", NULL);
+	_fixture(&f, &s);
+	c = _client(&f);
+	ck_assert_int_eq(arm_vm_power_off(c, "hb-000", true, NULL), AZ_OK);
+	ck_assert_int_eq(arm_vm_power_off_async(c, "hb-000", false, _count_done,
+	                                        &t, NULL, 0),
+	                 AZ_OK);
+	ck_assert_int_eq(arm_client_run(c, 10000, NULL, 0), AZ_OK);
+	ck_assert_int_eq(
+	        arm_vm_start_async(c, "hb-000", _count_done, &t, NULL, 0),
+	        AZ_OK);
+	ck_assert_int_eq(arm_client_run(c, 10000, NULL, 0), AZ_OK);
+	ck_assert_int_eq(
+	        arm_vm_deallocate_async(c, "hb-000", _count_done, &t, NULL, 0),
+	        AZ_OK);
+	ck_assert_int_eq(arm_client_run(c, 10000, NULL, 0), AZ_OK);
+	ck_assert_int_eq(arm_vm_get(c, "hb-000", ARM_VM_INSTANCE_VIEW, NULL),
+	                 AZ_OK);
+	ck_assert_int_eq(arm_avset_put(c, "AZRDMA-FABRIC1", body, NULL), AZ_OK);
+	ck_assert_int_eq(arm_avset_get(c, "AZRDMA-FABRIC1", NULL), AZ_OK);
+	ck_assert_int_eq(arm_avset_delete(c, "AZRDMA-FABRIC1", NULL), AZ_OK);
+	ck_assert_int_eq(arm_ppg_get(c, "fabric1-ppg", NULL), AZ_OK);
+	ck_assert_int_eq(arm_ppg_delete(c, "fabric1-ppg", NULL), AZ_OK);
+	ck_assert_int_eq(
+	        arm_nic_delete_async(c, "hb-000-nic", _count_done, &t, NULL, 0),
+	        AZ_OK);
+	ck_assert_int_eq(arm_client_run(c, 10000, NULL, 0), AZ_OK);
+	ck_assert_int_eq(t.ok, 4);
+	json_object_put(body);
+	arm_client_free(c);
+	_srv_stop(&s);
+	ck_assert_uint_eq(_nreq(&s), 1 + sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		_assert_request(&s, i + 1, want[i].method, want[i].path);
+		ck_assert_str_eq(_field(_req(&s, i + 1), "query"),
+		                 want[i].query);
+	}
+	_srv_free(&s);
+}
+END_TEST
+
 START_TEST(paths_and_bad_requests)
 {
 	struct srv s = {.base = "https://127.0.0.1:1"};
@@ -1214,6 +1283,7 @@ int main(void)
 	tcase_add_test(eng, run_deadline_fails_what_is_left);
 	tcase_add_test(eng, network_and_sku_calls_carry_their_api_versions);
 	tcase_add_test(eng, callbacks_chain_the_steps_of_a_node);
+	tcase_add_test(eng, helpers_call_the_documented_operations);
 	tcase_add_test(eng, paths_and_bad_requests);
 	suite_add_tcase(s, tok);
 	suite_add_tcase(s, lro);
