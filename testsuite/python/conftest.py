@@ -95,3 +95,6 @@ def pytest_sessionfinish(session, exitstatus):
         else:
             print(f"\nazt: world {w.world_id} torn down, nothing left; "
                   f"logs in {w.rundir}/logs")
+        if w.swept:
+            print("azt: the safety net had to remove what the daemons left:\n  "
+                  + "\n  ".join(w.swept))

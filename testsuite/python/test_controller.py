@@ -44,3 +44,12 @@ def test_power_save_programs_are_valid_for_slurmctld(world):
         assert mode & 0o022 == 0, f"{prog} is group/world writable"
     with open(world.path("logs", "slurmctld.log")) as f:
         assert "power_save module disabled" not in f.read()
+
+
+def test_slurm_conf_overrides_can_restart_slurmctld(world):
+    old_pid = world.procs["slurmctld"].pid
+    with world.slurm_conf_changed({"SlurmctldDebug": "verbose"}, restart=True):
+        assert world.procs["slurmctld"].pid != old_pid
+        assert "SlurmctldDebug          = verbose" in world.scontrol("show", "config")
+    assert "SlurmctldDebug          = debug" in world.scontrol("show", "config")
+    assert set(world.nodes()) == {n for d in world.domains for n in d.nodes}

@@ -61,6 +61,7 @@ class World:
         self.ctl = None
         self.procs = {}
         self.ns_inodes = set()
+        self.swept = []
         self.conf_overrides = {}
         self.domains = [Domain(name, nodes, f"{self.prefix}-{name}", size)
                         for name, nodes, size in DOMAINS]
@@ -123,12 +124,25 @@ class World:
             proc = self.procs.pop(name, None)
             if proc:
                 _terminate(proc, grace)
-        for name in netns.prefix_netns(self.prefix):
-            self.ns_inodes.add(netns.ns_inode(netns.netns_path(name)))
+        self.swept = self._unswept()
         self.ns_inodes |= netns.destroy_world(self.prefix, self.rundir,
                                               self.world_id)
         self.ns_inodes.discard(None)
         return self.leftovers()
+
+    def _unswept(self):
+        """What the daemons left for the safety net (they should leave nothing)."""
+        ctl = f"{self.prefix}ctl"
+        names = netns.prefix_netns(self.prefix)
+        found = [f"netns {n}" for n in names if n != ctl]
+        if ctl in names:
+            found += [f"link {link} in {ctl}"
+                      for link in netns.prefix_links(self.prefix, ctl)
+                      if link != f"{self.prefix}br0"]
+        inodes = {netns.ns_inode(netns.netns_path(n)) for n in names} - {None}
+        found += [f"process {d}" for d in netns.world_processes(
+            self.rundir, self.world_id, inodes).values()]
+        return found
 
     def leftovers(self):
         return netns.leftovers(self.prefix, self.rundir, self.world_id,
