@@ -1,6 +1,7 @@
 """The admin API under /_emulator/ (HTTPS, no authentication): how tests look inside the
 world and bend it. Answers are compact JSON; errors are {"error": "text"}."""
 
+import copy
 import re
 
 from . import catalog
@@ -100,12 +101,14 @@ class Admin:
     def list_faults(self, request):
         return self.world.faults.list()
 
+    # Answers are copies: they are serialised after the store lock is released.
+
     def get_capacity(self, request):
         with self.world.store.lock:
-            return self.world.store.data["capacity"]
+            return copy.deepcopy(self.world.store.data["capacity"])
 
     def get_timing(self, request):
-        return self.world.cfg.timing
+        return dict(self.world.cfg.timing)
 
     # --- bending it ------------------------------------------------------------------
 
@@ -154,7 +157,7 @@ class Admin:
             else:
                 table[key] = remaining
             self.world.store.save()
-            return cap
+            return copy.deepcopy(cap)
 
     def quota(self, request):
         body = self._body(request)
@@ -171,7 +174,7 @@ class Admin:
             else:
                 quota[f"{region}|{family}"] = limit
             self.world.store.save()
-            return quota
+            return dict(quota)
 
     def expire_tokens(self, request):
         self.world.tokens.expire_all()
@@ -182,7 +185,7 @@ class Admin:
         if not isinstance(body, dict):
             raise AdminError(400, "body must be an object of timings")
         set_timing(self.world.cfg.timing, body)
-        return self.world.cfg.timing
+        return dict(self.world.cfg.timing)
 
     def reset(self, request):
         """Forget faults, capacity and quota overrides (back to the scenario), and refill

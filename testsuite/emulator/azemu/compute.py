@@ -143,12 +143,10 @@ class Compute:
         out["etag"] = f'"{vm["etag"]}"'
         return out
 
-    def _vm_response(self, ctx, status, vm, op, location=False):
+    def _vm_response(self, ctx, status, vm, op):
         headers = {}
         if op is not None:
             headers["Azure-AsyncOperation"] = ops.async_url(ctx.base, op)
-            if location:
-                headers["Location"] = ops.location_url(ctx.base, op)
         if status == 201:
             headers["azure-asyncnotification"] = "Enabled"
         return json_response(status, self.render_vm(vm), headers=headers, pretty=True)

@@ -45,7 +45,7 @@ class Lifecycle:
                 return
             kind = op["kind"]
         {"vm.create": self._finish_up, "vm.start": self._finish_up,
-         "vm.restart": self._finish_restart, "vm.update": self._finish_update,
+         "vm.restart": self._finish_up, "vm.update": self._finish_update,
          "vm.deallocate": self._finish_down, "vm.powerOff": self._finish_down,
          "vm.delete": self._finish_delete}[kind](op_id)
 
@@ -79,6 +79,8 @@ class Lifecycle:
         self._settle(op, vm, ops.FAILED, error)
 
     def _finish_up(self, op_id):
+        """create, start and restart: boot the host (a restart tears it down first), then
+        the VM is running."""
         with self.world.store.lock:
             cur = self._current(op_id)
             if cur is None:
@@ -87,10 +89,13 @@ class Lifecycle:
             if op["failWith"]:
                 self._fail_up(op, key, vm, op["failWith"])
                 return
-            need_boot = self.world.hosts is not None and vm["host"] is None \
-                and vm["powerState"] != "running"
+            restart = op["kind"] == "vm.restart"
+            need_boot = self.world.hosts is not None and \
+                (restart or (vm["host"] is None and vm["powerState"] != "running"))
         if need_boot:
             with self._host_lock(key):
+                if restart:
+                    self._teardown(key)
                 error = self._boot(key, op_id)
             if error:
                 with self.world.store.lock:
@@ -107,33 +112,6 @@ class Lifecycle:
             vm["lastError"] = None
             self._settle(op, vm, ops.SUCCEEDED)
 
-    def _finish_restart(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            if op["failWith"]:
-                self._fail_up(op, key, vm, op["failWith"])
-                return
-        if self.world.hosts is not None:
-            with self._host_lock(key):
-                self._teardown(key)
-                error = self._boot(key, op_id)
-            if error:
-                with self.world.store.lock:
-                    cur = self._current(op_id)
-                    if cur is not None:
-                        self._fail_up(cur[0], cur[1], cur[2], error)
-                return
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            op, key, vm = cur
-            vm["provisioningState"], vm["powerState"] = "Succeeded", "running"
-            self._settle(op, vm, ops.SUCCEEDED)
-
     def _finish_update(self, op_id):
         with self.world.store.lock:
             cur = self._current(op_id)
@@ -148,14 +126,21 @@ class Lifecycle:
             vm["provisioningState"] = "Succeeded"
             self._settle(op, vm, ops.SUCCEEDED)
 
-    def _finish_down(self, op_id):
+    def _teardown_current(self, op_id):
+        """Tear down the host of the operation's VM; False if the operation is no longer
+        the VM's current one (preempted: the newer operation does the work)."""
         with self.world.store.lock:
             cur = self._current(op_id)
-            if cur is None:
-                return
-            key = cur[1]
-        with self._host_lock(key):
-            self._teardown(key)
+        if cur is None:
+            return False
+        with self._host_lock(cur[1]):
+            self._teardown(cur[1])
+        return True
+
+    def _finish_down(self, op_id):
+        """deallocate (releasing the allocation) and powerOff (keeping it)."""
+        if not self._teardown_current(op_id):
+            return
         with self.world.store.lock:
             cur = self._current(op_id)
             if cur is None:
@@ -171,13 +156,8 @@ class Lifecycle:
             self._settle(op, vm, ops.SUCCEEDED)
 
     def _finish_delete(self, op_id):
-        with self.world.store.lock:
-            cur = self._current(op_id)
-            if cur is None:
-                return
-            key = cur[1]
-        with self._host_lock(key):
-            self._teardown(key)
+        if not self._teardown_current(op_id):
+            return
         with self.world.store.lock:
             cur = self._current(op_id)
             if cur is None:
