@@ -53,6 +53,11 @@ def wait_for(predicate, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def private_ip(nic):
+    """The address of a NIC body's first IP configuration."""
+    return nic["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
+
+
 class Resp:
     def __init__(self, status, headers, body):
         self.status = status
@@ -183,8 +188,8 @@ class Emulator:
         return self._token
 
     def imds(self, query, headers=None):
-        return self.request("GET", f"http://127.0.0.1:{self.imds_port}/metadata/identity/oauth2/token?"
-                            + urllib.parse.urlencode(query), headers=headers)
+        url = f"http://127.0.0.1:{self.imds_port}/metadata/identity/oauth2/token?"
+        return self.request("GET", url + urllib.parse.urlencode(query), headers=headers)
 
     # --- ARM -------------------------------------------------------------------------
 
@@ -230,7 +235,8 @@ class Emulator:
     def put_avset(self, rg, name, location="eastus"):
         r = self.arm("PUT", self.avset_path(rg, name),
                      {"location": location, "sku": {"name": "Aligned"},
-                      "properties": {"platformFaultDomainCount": 2, "platformUpdateDomainCount": 5}})
+                      "properties": {"platformFaultDomainCount": 2,
+                                     "platformUpdateDomainCount": 5}})
         assert r.status == 200, r
         return r
 

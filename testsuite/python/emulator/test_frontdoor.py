@@ -12,7 +12,8 @@ def test_every_answer_carries_request_and_correlation_ids(emu, rg):
     assert re.fullmatch(r"[0-9a-f-]{36}", r.header("x-ms-request-id"))
     assert r.header("x-ms-correlation-request-id")
     mine = emu.arm("GET", emu.avset_path(rg, "nothing"),
-                   headers={"x-ms-correlation-request-id": "corr-1", "x-ms-client-request-id": "c-1"})
+                   headers={"x-ms-correlation-request-id": "corr-1",
+                            "x-ms-client-request-id": "c-1"})
     assert mine.header("x-ms-correlation-request-id") == "corr-1"
     assert mine.header("x-ms-client-request-id") == "c-1"
 
@@ -68,7 +69,8 @@ def test_unsupported_api_version_lists_the_supported_ones(emu, rg):
 
 
 def test_api_versions_are_checked_per_provider(emu, rg):
-    for version in ("2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01"):
+    for version in ("2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01",
+                    "2025-11-01"):
         assert emu.arm("GET", emu.rg_path(rg) + "/providers/Microsoft.Compute/availabilitySets",
                        api=version).status == 200, version
     for version in ("2023-09-01", "2024-05-01", "2025-05-01", "2025-07-01"):

@@ -5,7 +5,7 @@ import signal
 import socket
 import subprocess
 
-from conftest import Emulator, SUB
+from conftest import Emulator, SUB, private_ip
 
 
 def test_state_survives_a_restart(make_emulator, rg):
@@ -36,18 +36,18 @@ def test_state_survives_a_restart(make_emulator, rg):
     assert emu.arm("GET", emu.avset_path(rg, "set1"), token=token).status == 200
     assert emu.arm("GET", ppg).status == 200
     nic = emu.arm("GET", emu.nic_path(rg, "vm1-nic"), api="2024-05-01")
-    assert nic.json["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"] == \
-        before["vm1"]["privateIp"]
+    assert private_ip(nic.json) == before["vm1"]["privateIp"]
     # Capacity counters persist too (5 - 1 for vm2, taken before the restart).
     assert emu.admin("GET", "capacity")["availabilitySets"]["set1"] == 4
     # New addresses do not reuse old ones.
-    assert emu.put_nic(rg, "n3").json["properties"]["ipConfigurations"][0]["properties"][
-        "privateIPAddress"] not in {before["vm1"]["privateIp"], after["vm2"]["privateIp"]}
+    assert private_ip(emu.put_nic(rg, "n3").json) not in \
+        {before["vm1"]["privateIp"], after["vm2"]["privateIp"]}
 
 
 def test_sigterm_stops_the_emulator_and_frees_the_port(tmp_path):
     emu = Emulator(str(tmp_path / "e")).start()
-    assert emu.arm("GET", f"/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines").status == 200
+    vms = f"/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines"
+    assert emu.arm("GET", vms).status == 200
     emu.proc.send_signal(signal.SIGTERM)
     assert emu.proc.wait(20) == 0
     with socket.socket() as s:
@@ -56,8 +56,9 @@ def test_sigterm_stops_the_emulator_and_frees_the_port(tmp_path):
 
 
 def test_bad_options_exit_2(tmp_path):
-    emu = Emulator(str(tmp_path / "e"), args=["--netns-prefix", "toolongprefix", "--cluster-bridge", "br",
-                                             "--cluster-cidr", "10.9.0.0/16", "--boot-hook", "/bin/true"])
+    emu = Emulator(str(tmp_path / "e"),
+                   args=["--netns-prefix", "toolongprefix", "--cluster-bridge", "br",
+                         "--cluster-cidr", "10.9.0.0/16", "--boot-hook", "/bin/true"])
     proc = subprocess.run(emu.command(), capture_output=True, text=True, timeout=20)
     assert proc.returncode == 2 and "at most 5 characters" in proc.stderr
 

@@ -109,7 +109,8 @@ def test_a_pinned_set_only_takes_sizes_of_its_cluster(emu, rg):
     ok = emu.create_vm(rg, "a2", avset="a", size="Standard_HB120-32rs_v3")
     assert ok.status == 201
     emu.put_nic(rg, "a3-nic")
-    r = emu.arm("PUT", emu.vm_path(rg, "a3"), emu.vm_body(rg, "a3", avset="a", size="Standard_HC44rs"))
+    r = emu.arm("PUT", emu.vm_path(rg, "a3"),
+                emu.vm_body(rg, "a3", avset="a", size="Standard_HC44rs"))
     assert r.status == 400
     assert r.error["message"].startswith("Unable to create the VM because the requested size "
                                          "Standard_HC44rs is not available in the cluster")
@@ -137,23 +138,28 @@ def test_set_capacity_exhausted_fails_the_operation_with_allocation_failed(emu, 
     # Deallocating c1 gives its slot back; starting c2 then succeeds.
     emu.vm_action(rg, "c1", "deallocate")
     assert emu.vm_action(rg, "c2", "start").final["status"] == "Succeeded"
-    assert emu.arm("GET", emu.vm_path(rg, "c2")).json["properties"]["provisioningState"] == "Succeeded"
+    vm = emu.arm("GET", emu.vm_path(rg, "c2")).json
+    assert vm["properties"]["provisioningState"] == "Succeeded"
 
 
 def test_region_size_capacity(emu, rg):
-    emu.admin("POST", "capacity", {"region": "eastus", "vmSize": "Standard_HX176rs", "remaining": 0})
+    emu.admin("POST", "capacity",
+              {"region": "eastus", "vmSize": "Standard_HX176rs", "remaining": 0})
     r = emu.create_vm(rg, "x1", size="Standard_HX176rs")
     assert r.final["status"] == "Failed"
     assert r.final["error"]["message"].startswith(
-        "Allocation failed. We do not have sufficient capacity for the requested VM size in this region.")
+        "Allocation failed. We do not have sufficient capacity for the requested VM size in "
+        "this region.")
     assert emu.create_vm(rg, "x2", size="Standard_HX176rs", location="westeurope").final["status"] \
         == "Succeeded"
 
 
 def test_failed_create_is_retried_by_a_new_put(emu, rg):
-    emu.admin("POST", "capacity", {"region": "eastus", "vmSize": "Standard_HB176rs_v4", "remaining": 0})
+    emu.admin("POST", "capacity",
+              {"region": "eastus", "vmSize": "Standard_HB176rs_v4", "remaining": 0})
     assert emu.create_vm(rg, "r1", size="Standard_HB176rs_v4").final["status"] == "Failed"
-    emu.admin("POST", "capacity", {"region": "eastus", "vmSize": "Standard_HB176rs_v4", "remaining": None})
+    emu.admin("POST", "capacity",
+              {"region": "eastus", "vmSize": "Standard_HB176rs_v4", "remaining": None})
     r = emu.arm("PUT", emu.vm_path(rg, "r1"), emu.vm_body(rg, "r1", size="Standard_HB176rs_v4"))
     assert r.status == 200
     assert emu.wait_op(r)["status"] == "Succeeded"
@@ -220,7 +226,8 @@ def test_scenario_sets_capacity_and_quota(make_emulator, rg):
     emu = make_emulator({"capacity": {"availabilitySets": {"tiny": 1}, "perSet": 5},
                          "quota": {"families": {"standardHCSFamily": 44}}})
     emu.put_avset(rg, "tiny")
-    assert emu.create_vm(rg, "t1", avset="tiny", size="Standard_D2s_v5").final["status"] == "Succeeded"
+    ok = emu.create_vm(rg, "t1", avset="tiny", size="Standard_D2s_v5")
+    assert ok.final["status"] == "Succeeded"
     assert emu.create_vm(rg, "t2", avset="tiny", size="Standard_D2s_v5").final["error"]["code"] \
         == "AllocationFailed"
     assert emu.create_vm(rg, "h1", size="Standard_HC44rs").final["status"] == "Succeeded"

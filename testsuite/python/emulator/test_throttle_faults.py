@@ -30,7 +30,8 @@ def test_arm_write_bucket_runs_out_with_429_and_retry_after(make_emulator, rg):
 
 
 def test_arm_buckets_are_per_principal_with_a_global_bucket(make_emulator, rg):
-    emu = make_emulator({"throttle": {"arm": {"reads": {"burst": 2, "refill": 0.1}, "globalFactor": 2}}})
+    emu = make_emulator({"throttle": {"arm": {"reads": {"burst": 2, "refill": 0.1},
+                                              "globalFactor": 2}}})
     mi = emu.imds({"api-version": "2018-02-01", "resource": "https://management.azure.com/"},
                   headers={"Metadata": "true"}).json["access_token"]
     path = emu.avset_path(rg, "s")
@@ -42,7 +43,8 @@ def test_arm_buckets_are_per_principal_with_a_global_bucket(make_emulator, rg):
 
 
 def test_compute_resource_bucket_gives_operation_not_allowed(make_emulator, rg):
-    emu = make_emulator({"throttle": {"compute": {"LowCostGet": {"resource": {"burst": 2, "refill": 0.5}}}}})
+    emu = make_emulator({"throttle": {"compute": {
+        "LowCostGet": {"resource": {"burst": 2, "refill": 0.5}}}}})
     emu.put_avset(rg, "s")
     path = emu.avset_path(rg, "s")
     first = emu.arm("GET", path)
@@ -67,7 +69,8 @@ def test_compute_resource_bucket_gives_operation_not_allowed(make_emulator, rg):
 
 
 def test_compute_subscription_bucket(make_emulator, rg):
-    emu = make_emulator({"throttle": {"compute": {"PutVM": {"subscription": {"burst": 1, "refill": 0.01}}}}})
+    emu = make_emulator({"throttle": {"compute": {
+        "PutVM": {"subscription": {"burst": 1, "refill": 0.01}}}}})
     assert emu.put_avset(rg, "a").header("x-ms-ratelimit-remaining-resource").startswith(
         "Microsoft.Compute/PutVMSubscriptionMaximum;0,")
     r = emu.arm("PUT", emu.avset_path(rg, "b"), {"location": "eastus"})
@@ -92,13 +95,15 @@ def test_status_fault_hits_the_next_n_matching_requests(emu, rg):
 
 def test_429_fault_has_retry_after(emu, rg):
     emu.admin("POST", "faults", {"method": "GET", "path": "availabilitySets/t429", "status": 429,
-                                 "code": "TooManyRequests", "message": "slow down", "retryAfter": 7})
+                                 "code": "TooManyRequests", "message": "slow down",
+                                 "retryAfter": 7})
     r = emu.arm("GET", emu.avset_path(rg, "t429"))
     assert r.status == 429 and r.header("Retry-After") == "7"
 
 
 def test_drop_fault_closes_the_connection(emu, rg):
-    emu.admin("POST", "faults", {"method": "GET", "path": "availabilitySets/dropme", "action": "drop"})
+    emu.admin("POST", "faults",
+              {"method": "GET", "path": "availabilitySets/dropme", "action": "drop"})
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
         emu.arm("GET", emu.avset_path(rg, "dropme"))
     assert emu.arm("GET", emu.avset_path(rg, "dropme")).status == 404
@@ -107,7 +112,8 @@ def test_drop_fault_closes_the_connection(emu, rg):
 
 
 def test_delay_fault(emu, rg):
-    emu.admin("POST", "faults", {"path": "availabilitySets/slow", "action": "delay", "seconds": 0.6})
+    emu.admin("POST", "faults",
+              {"path": "availabilitySets/slow", "action": "delay", "seconds": 0.6})
     t = time.monotonic()
     assert emu.arm("GET", emu.avset_path(rg, "slow")).status == 404
     assert time.monotonic() - t >= 0.6
@@ -117,8 +123,9 @@ def test_delay_fault(emu, rg):
 
 
 def test_async_fail_fault_fails_the_operation(emu, rg):
-    emu.admin("POST", "faults", {"method": "PUT", "path": "virtualMachines/af1$", "action": "asyncFail",
-                                 "code": "OSProvisioningTimedOut", "message": "guest did not start"})
+    emu.admin("POST", "faults", {"method": "PUT", "path": "virtualMachines/af1$",
+                                 "action": "asyncFail", "code": "OSProvisioningTimedOut",
+                                 "message": "guest did not start"})
     r = emu.create_vm(rg, "af1", size="Standard_D2s_v5")
     assert r.status == 201
     assert r.final["status"] == "Failed"
@@ -126,8 +133,8 @@ def test_async_fail_fault_fails_the_operation(emu, rg):
 
 
 def test_faults_apply_to_the_token_endpoints(emu):
-    emu.admin("POST", "faults", {"path": "/oauth2/token", "status": 503, "code": "temporarily_unavailable",
-                                 "message": "try later"})
+    emu.admin("POST", "faults", {"path": "/oauth2/token", "status": 503,
+                                 "code": "temporarily_unavailable", "message": "try later"})
     r = emu.imds({"api-version": "2018-02-01", "resource": "https://management.azure.com/"},
                  headers={"Metadata": "true"})
     assert r.status == 503 and r.json == {"error": "temporarily_unavailable",
@@ -149,7 +156,8 @@ def test_bad_fault_is_rejected(emu):
 
 def test_scenario_faults_and_latency(make_emulator, rg):
     emu = make_emulator({"timing": {"latency": 0.3},
-                         "faults": [{"method": "GET", "path": "availabilitySets/sc", "status": 500}]})
+                         "faults": [{"method": "GET", "path": "availabilitySets/sc",
+                                     "status": 500}]})
     t = time.monotonic()
     r = emu.arm("GET", emu.avset_path(rg, "sc"))
     assert r.status == 500 and time.monotonic() - t >= 0.3
@@ -176,5 +184,6 @@ def test_list_subscription_vms_is_high_cost(emu):
 def test_realistic_timings(make_emulator):
     emu = make_emulator(args=["--realistic", "--timing", "delete=5"])
     timing = emu.admin("GET", "timing")
-    assert (timing["create"], timing["start"], timing["deallocate"], timing["delete"]) == (60, 45, 30, 5)
+    durations = [timing[k] for k in ("create", "start", "deallocate", "delete")]
+    assert durations == [60, 45, 30, 5]
     assert timing["latency"] > 0

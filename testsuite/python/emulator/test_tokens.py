@@ -5,7 +5,8 @@ import time
 from conftest import ARM_SCOPE, CLIENT_ID, CLIENT_SECRET, SUB
 
 IMDS_QUERY = {"api-version": "2018-02-01", "resource": "https://management.azure.com/"}
-SOME_ARM_GET = f"/subscriptions/{SUB}/resourceGroups/rg-x/providers/Microsoft.Compute/availabilitySets"
+SOME_ARM_GET = (f"/subscriptions/{SUB}/resourceGroups/rg-x/providers/"
+                "Microsoft.Compute/availabilitySets")
 
 
 def test_imds_requires_the_metadata_header(emu):

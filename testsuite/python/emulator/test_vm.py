@@ -7,7 +7,8 @@ import re
 from conftest import COMPUTE_API, SUB, wait_for
 
 OP_URL = re.compile(rf"^https://127\.0\.0\.1:\d+/subscriptions/{SUB}/providers/Microsoft\.Compute/"
-                    r"locations/eastus/operations/[0-9a-f-]{36}\?p=[0-9a-f-]{36}&api-version=2024-11-01$")
+                    r"locations/eastus/operations/[0-9a-f-]{36}\?p=[0-9a-f-]{36}"
+                    r"&api-version=2024-11-01$")
 ISO7 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+00:00$")
 
 
@@ -48,7 +49,8 @@ def test_get_with_instance_view_shows_provisioning_and_power_state(emu, rg):
     statuses = r.json["properties"]["instanceView"]["statuses"]
     assert statuses[0]["code"] == "ProvisioningState/succeeded"
     assert statuses[0]["displayStatus"] == "Provisioning succeeded"
-    assert statuses[1] == {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"}
+    assert statuses[1] == {"code": "PowerState/running", "level": "Info",
+                           "displayStatus": "VM running"}
     assert r.json["properties"]["provisioningState"] == "Succeeded"
     plain = emu.arm("GET", emu.vm_path(rg, "vm1"))
     assert "instanceView" not in plain.json["properties"]
@@ -106,7 +108,8 @@ def test_unknown_size_is_invalid_parameter_with_the_available_sizes(emu, rg):
         "The requested VM size Standard_X99 is not available in the current region. The sizes "
         "available in the current region are: Standard_A8,Standard_A9,")
     assert r.error["message"].endswith(
-        ".\r\nFind out more on the available VM sizes in each region at https://aka.ms/azure-regions.")
+        ".\r\nFind out more on the available VM sizes in each region at "
+        "https://aka.ms/azure-regions.")
 
 
 def test_legacy_rdma_sizes_are_accepted(emu, rg):
@@ -221,7 +224,8 @@ def test_list_with_expand_needs_a_filter(emu, rg):
 
 def test_list_all_with_status_only_has_instance_views(emu, rg):
     emu.create_vm(rg, "vm1")
-    r = emu.arm("GET", f"/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines?statusOnly=true")
+    r = emu.arm("GET", f"/subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines"
+                       "?statusOnly=true")
     assert r.status == 200
     vms = []
     while True:
