@@ -1,0 +1,201 @@
+/*
+ * sl_slurm.c - programs' libslurm glue.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#include "sl_slurm.h"
+
+/* Exported by libslurm.so.38 but not declared in slurm.h. */
+extern char *slurm_node_state_string(uint32_t inx);
+extern char *slurm_node_state_string_complete(uint32_t inx);
+extern void slurm_xfree(void **ptr);
+
+void sl_init(void)
+{
+	slurm_init(NULL);
+}
+
+void sl_fini(void)
+{
+	slurm_fini();
+}
+
+static char *_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+void sl_node_free(struct sl_node *n)
+{
+	if (!n)
+		return;
+	free(n->name);
+	free(n->addr);
+	free(n->hostname);
+	free(n->reason);
+	free(n->features);
+	free(n->features_act);
+	memset(n, 0, sizeof(*n));
+}
+
+void sl_nodes_free(struct sl_nodes *nodes)
+{
+	if (!nodes)
+		return;
+	for (size_t i = 0; i < nodes->count; i++)
+		sl_node_free(&nodes->items[i]);
+	free(nodes->items);
+	nodes->items = NULL;
+	nodes->count = 0;
+}
+
+static enum az_rc _copy(struct sl_node *out, const node_info_t *in)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = _dup(in->name);
+	out->addr = _dup(in->node_addr);
+	out->hostname = _dup(in->node_hostname);
+	out->reason = _dup(in->reason);
+	out->features = _dup(in->features);
+	out->features_act = _dup(in->features_act);
+	out->state = in->node_state;
+	out->reason_uid = in->reason_uid;
+	out->reason_time = in->reason_time;
+	out->boot_time = in->boot_time;
+	out->last_busy = in->last_busy;
+	if (!out->name || (in->node_addr && !out->addr)
+	    || (in->node_hostname && !out->hostname)
+	    || (in->reason && !out->reason)
+	    || (in->features && !out->features)
+	    || (in->features_act && !out->features_act)) {
+		sl_node_free(out);
+		return AZ_ENOMEM;
+	}
+	return AZ_OK;
+}
+
+static enum az_rc _slurm_err(char *err, size_t errlen, const char *what)
+{
+	int e = slurm_get_errno();
+
+	return az_err(AZ_ESLURM, err, errlen, "%s: %s", what,
+		      slurm_strerror(e));
+}
+
+enum az_rc sl_nodes_load(struct sl_nodes *out, char *err, size_t errlen)
+{
+	node_info_msg_t *msg = NULL;
+	enum az_rc rc = AZ_OK;
+
+	out->items = NULL;
+	out->count = 0;
+	if (slurm_load_node((time_t)0, &msg, SHOW_ALL) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, "loading nodes from slurmctld");
+	out->items = calloc(msg->record_count ? msg->record_count : 1,
+			    sizeof(*out->items));
+	if (!out->items) {
+		slurm_free_node_info_msg(msg);
+		return AZ_ENOMEM;
+	}
+	for (uint32_t i = 0; i < msg->record_count; i++) {
+		/* Hidden cloud nodes come back without a name. */
+		if (!msg->node_array[i].name)
+			continue;
+		rc = _copy(&out->items[out->count], &msg->node_array[i]);
+		if (rc != AZ_OK)
+			break;
+		out->count++;
+	}
+	slurm_free_node_info_msg(msg);
+	if (rc != AZ_OK)
+		sl_nodes_free(out);
+	return rc;
+}
+
+enum az_rc sl_node_load(const char *name, struct sl_node *out, char *err,
+			size_t errlen)
+{
+	node_info_msg_t *msg = NULL;
+	enum az_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	if (slurm_load_node_single(&msg, (char *)name, SHOW_ALL)
+	    != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, name);
+	if (!msg || msg->record_count < 1 || !msg->node_array[0].name) {
+		if (msg)
+			slurm_free_node_info_msg(msg);
+		return az_err(AZ_ENOTFOUND, err, errlen,
+			      "node %s is not in slurm.conf", name);
+	}
+	rc = _copy(out, &msg->node_array[0]);
+	slurm_free_node_info_msg(msg);
+	return rc;
+}
+
+const struct sl_node *sl_nodes_find(const struct sl_nodes *nodes,
+				    const char *name)
+{
+	for (size_t i = 0; i < nodes->count; i++)
+		if (!strcmp(nodes->items[i].name, name))
+			return &nodes->items[i];
+	return NULL;
+}
+
+char *sl_state_string(uint32_t state)
+{
+	char *s = slurm_node_state_string_complete(state);
+
+	/* _complete() returns an xmalloc()ed string; hand back our own. */
+	if (s) {
+		char *copy = strdup(s);
+
+		slurm_xfree((void **)&s);
+		return copy;
+	}
+	return strdup(slurm_node_state_string(state));
+}
+
+enum az_rc sl_node_set_addr(const char *nodes, const char *addrs,
+			    const char *hostnames, char *err, size_t errlen)
+{
+	update_node_msg_t msg;
+
+	slurm_init_update_node_msg(&msg);
+	msg.node_names = (char *)nodes;
+	msg.node_addr = (char *)addrs;
+	msg.node_hostname = (char *)hostnames;
+	if (slurm_update_node(&msg) != SLURM_SUCCESS) {
+		char what[256];
+
+		snprintf(what, sizeof(what), "setting NodeAddr of %s", nodes);
+		return _slurm_err(err, errlen, what);
+	}
+	return AZ_OK;
+}
+
+enum az_rc sl_node_set_state(const char *nodes, uint32_t state,
+			     const char *reason, char *err, size_t errlen)
+{
+	update_node_msg_t msg;
+
+	slurm_init_update_node_msg(&msg);
+	msg.node_names = (char *)nodes;
+	msg.node_state = state;
+	msg.reason = (char *)reason;
+	msg.reason_uid = (uint32_t)getuid();
+	if (slurm_update_node(&msg) != SLURM_SUCCESS) {
+		char what[256];
+
+		snprintf(what, sizeof(what), "updating the state of %s",
+			 nodes);
+		return _slurm_err(err, errlen, what);
+	}
+	return AZ_OK;
+}

@@ -1,0 +1,79 @@
+/*
+ * sl_slurm.h - the programs' glue to slurmctld, through libslurm only
+ * (never by running scontrol): node addresses, states and reasons, and a
+ * snapshot of the nodes azrdma cares about.
+ *
+ * Plugins do not use this file (they run inside the daemons); the
+ * power-save programs, the health check and the tools do, and link
+ * libslurm.
+ */
+#ifndef AZRDMA_SL_SLURM_H
+#define AZRDMA_SL_SLURM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "az_rc.h"
+
+/*
+ * slurm_init() with $SLURM_CONF (or Slurm's default); call once before the
+ * other functions.  sl_fini() releases what libslurm holds.
+ */
+void sl_init(void);
+void sl_fini(void);
+
+/* One node as slurmctld reports it; strings owned by the struct. */
+struct sl_node {
+	char *name;
+	char *addr;		/* NodeAddr */
+	char *hostname;		/* NodeHostName */
+	uint32_t state;		/* base state | flags (NODE_STATE_*) */
+	char *reason;		/* NULL if none */
+	uint32_t reason_uid;
+	time_t reason_time;
+	time_t boot_time;
+	time_t last_busy;
+	char *features;		/* AvailableFeatures */
+	char *features_act;	/* ActiveFeatures */
+};
+
+struct sl_nodes {
+	struct sl_node *items;
+	size_t count;
+};
+
+/*
+ * Load every node (powered-down cloud nodes included; they need
+ * PrivateData=cloud, or they come back nameless and are skipped).
+ * Free with sl_nodes_free().
+ */
+enum az_rc sl_nodes_load(struct sl_nodes *out, char *err, size_t errlen);
+/* Load one node by name (works for hidden cloud nodes too). */
+enum az_rc sl_node_load(const char *name, struct sl_node *out, char *err,
+			size_t errlen);
+const struct sl_node *sl_nodes_find(const struct sl_nodes *nodes,
+				    const char *name);
+void sl_node_free(struct sl_node *node);
+void sl_nodes_free(struct sl_nodes *nodes);
+
+/* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
+char *sl_state_string(uint32_t state);
+
+/*
+ * Set NodeAddr and NodeHostName of nodes (a hostlist) to addrs/hostnames
+ * (hostlists with as many entries, or NULL to leave one unchanged).
+ */
+enum az_rc sl_node_set_addr(const char *nodes, const char *addrs,
+			    const char *hostnames, char *err, size_t errlen);
+
+/*
+ * Set the state of nodes (a hostlist): NODE_STATE_DOWN, NODE_STATE_DRAIN,
+ * NODE_RESUME, NODE_STATE_POWER_DOWN | NODE_STATE_POWERED_DOWN (power down
+ * force), ... .  reason is required by Slurm for DOWN and DRAIN.
+ */
+enum az_rc sl_node_set_state(const char *nodes, uint32_t state,
+			     const char *reason, char *err, size_t errlen);
+
+#endif
