@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import pwd
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -99,12 +100,12 @@ class World:
         stale = netns.prefix_netns(self.prefix) + netns.prefix_links(self.prefix)
         if stale:
             raise RuntimeError(
-                f"prefix {self.prefix!r} is in use ({', '.join(stale)}); "
-                f"another run, or a killed one: cleanup.py removes its leftovers; or set AZT_PREFIX")
+                f"prefix {self.prefix!r} is in use ({', '.join(stale)}): another "
+                "run, or a killed one (cleanup.py removes its leftovers)")
+        self._clear_rundir()
         try:
             self._make_dirs()
             self.ctl = netns.create_controller(self.prefix, self.path("ns"))
-            self.ns_inodes.add(netns.ns_inode(self.ctl.net))
             self._start_munged()
             self._write_hooks_conf()
             self.write_slurm_conf()
@@ -148,6 +149,24 @@ class World:
         return netns.leftovers(self.prefix, self.rundir, self.world_id,
                                self.ns_inodes)
 
+    def _clear_rundir(self):
+        """Empty a reused AZT_RUNDIR of an earlier run (never any other dir)."""
+        if not os.listdir(self.rundir):
+            return
+        if not os.path.exists(self.hooks_conf_path):
+            raise RuntimeError(f"run dir {self.rundir} is not empty and holds no "
+                               "earlier run (etc/azt-hooks.json); not touching it")
+        mounts = netns.mounts_under(self.rundir)
+        if mounts:
+            raise RuntimeError(f"run dir {self.rundir} still has mounts "
+                               f"({', '.join(mounts)}): run cleanup.py first")
+        for entry in os.listdir(self.rundir):
+            path = self.path(entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
     def _make_dirs(self):
         slurm = pwd.getpwnam(SLURM_USER)
         for d in ("etc", "munge", "ns", "emulator", "vms", "jobs", "bin", "mpi"):
@@ -175,10 +194,10 @@ class World:
 
     def _spawn(self, name, cmd, stdout=None):
         """Start a daemon of the controller host, logging to logs/<name>.*"""
-        err = open(self.path("logs", f"{name}.stderr"), "ab")
-        out = stdout or open(self.path("logs", f"{name}.stdout"), "ab")
-        proc = self.ctl.popen(cmd, stdout=out, stderr=err, env=self._env(),
-                              start_new_session=True)
+        with open(self.path("logs", f"{name}.stderr"), "ab") as err, \
+                open(self.path("logs", f"{name}.stdout"), "ab") as out:
+            proc = self.ctl.popen(cmd, stdout=stdout or out, stderr=err,
+                                  env=self._env(), start_new_session=True)
         self.procs[name] = proc
         return proc
 
@@ -288,7 +307,8 @@ class World:
             "SelectType": "select/cons_tres",
             "SelectTypeParameters": "CR_CPU",
             "SchedulerType": "sched/builtin",
-            "SchedulerParameters": "sched_interval=1,defer_batch=0",
+            # No "defer" here: jobs are tried at submit time.
+            "SchedulerParameters": "sched_interval=1",
             "ReturnToService": "2",
             "PrivateData": "cloud",
             "TreeWidth": "65533",
