@@ -20,8 +20,9 @@ ARM_AUDIENCES = (
 SYSTEM_IDENTITY = "system-assigned"
 # The client id IMDS reports for the VM's system-assigned identity.
 SYSTEM_CLIENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "azemu:system-assigned-identity"))
-# Expired tokens are forgotten after a day so the state file does not grow forever.
-TOKEN_RETENTION = 86400
+# Expired tokens are remembered for an hour (to answer ExpiredAuthenticationToken rather
+# than InvalidAuthenticationToken), then forgotten so the state file does not grow.
+TOKEN_RETENTION = 3600
 
 
 def _arm_time(t):

@@ -19,17 +19,22 @@ IN_PROGRESS = "InProgress"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 CANCELED = "Canceled"
-# Finished operations are forgotten after this long.
-RETENTION = 6 * 3600
+# Finished operations are forgotten after an hour, and beyond the newest few thousand, so
+# the state file (rewritten on every change) stays small during long benchmarks.
+RETENTION = 3600
+MAX_FINISHED = 2000
 
 
 def new_op(world, provider, sub, location, kind, target, duration, api_version):
     """Record a new operation (caller holds the store lock) and schedule its completion."""
     t = now()
     data = world.store.data
-    for old in [k for k, v in data["ops"].items()
-                if v["status"] != IN_PROGRESS and (v.get("endTime") or t) + RETENTION < t]:
-        del data["ops"][old]
+    finished = sorted((v["endTime"], k) for k, v in data["ops"].items()
+                      if v["status"] != IN_PROGRESS)
+    excess = len(finished) - MAX_FINISHED
+    for i, (end, key) in enumerate(finished):
+        if i < excess or end + RETENTION < t:
+            del data["ops"][key]
     op = {"id": guid(), "p": guid(), "provider": provider, "sub": sub, "location": location,
           "kind": kind, "target": target, "status": IN_PROGRESS, "startTime": t,
           "endTime": None, "due": t + duration, "error": None, "failWith": None,

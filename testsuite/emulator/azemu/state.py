@@ -2,6 +2,7 @@
 
 Every mutation happens under `Store.lock` and ends with `save()`, which replaces the file
 atomically, so a crash or SIGKILL leaves either the old or the new world, never half of one.
+(No fsync: the emulator must survive its own death, not the machine's.)
 Slow work (booting hosts, sleeping for latency) is done outside the lock.
 """
 
@@ -57,8 +58,6 @@ class Store:
             text = json.dumps(self.data, indent=1, sort_keys=True)
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(tmp, self.path)
 
     def next_counter(self, name):
