@@ -1,0 +1,226 @@
+"""azrdma-config: check reports each problem with file:line and its fix;
+slurm-conf prints lines that check accepts; azure proves access against the
+local Azure over verified TLS."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+BUILDDIR = os.environ.get("AZRDMA_BUILDDIR", "")
+TOOL = os.path.join(BUILDDIR, "src", "tools", "azrdma-config")
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+SUB = "00000000-1111-2222-3333-444444444444"
+SUBNET = (f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+          "Microsoft.Network/virtualNetworks/vnet/subnets/compute")
+
+pytestmark = pytest.mark.skipif(
+    not os.access(TOOL, os.X_OK),
+    reason="azrdma-config not built (set AZRDMA_BUILDDIR)")
+
+
+def _conf(tmp_path, body, name="azrdma.conf"):
+    path = tmp_path / name
+    path.write_text(
+        f"SubscriptionId={SUB}\nResourceGroup=rg\nLocation=eastus\n"
+        f"SubnetId={SUBNET}\n"
+        f"SshPublicKeyFile={os.path.abspath(DATA)}/id_test.pub\n"
+        "Image=alma Urn=almalinux:almalinux-hpc:8_10-hpc-gen2:latest\n"
+        + body)
+    path.chmod(0o644)
+    return path
+
+
+def _run(*args, env=None):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def _programs(tmp_path):
+    """Stand-in power-save programs: check looks at their path and mode."""
+    sbin = tmp_path / "sbin"
+    sbin.mkdir(exist_ok=True)
+    for prog in ("azrdma-resume", "azrdma-suspend", "azrdma-resume-fail"):
+        p = sbin / prog
+        p.write_text("#!/bin/sh\nexit 0\n")
+        p.chmod(0o755)
+    return sbin
+
+
+def _slurm_conf(tmp_path, tool_lines):
+    sbin = _programs(tmp_path)
+    text = tool_lines.replace("/usr/local/sbin", str(sbin)).replace(
+        "/usr/sbin", str(sbin))
+    path = tmp_path / "slurm.conf"
+    path.write_text("ClusterName=test\nSlurmctldHost=ctl\n" + text)
+    return path
+
+
+def test_check_reports_each_invalid_case_with_file_line_and_fix(tmp_path):
+    conf = _conf(tmp_path,
+                 "Domain=hb0 Nodes=hb-[000-009] VmSize=HB120rs_v3\n"
+                 "Domain=hb1 Nodes=hb-[009-012] VmSize=HB120rs_v3\n"
+                 "Domain=big Nodes=x[000-250] VmSize=HB60rs\n"
+                 "Domain=plain Nodes=p[1-2] VmSize=Standard_A10\n"
+                 "Domain=odd Nodes=o[1-2] VmSize=Standard_Q9\n"
+                 "MaxParalelRequests=8\n"
+                 "Cloud=Azure\n")
+    res = _run("-f", str(conf), "-s", "/nonexistent/slurm.conf", "check")
+    assert res.returncode == 1
+    out = res.stdout
+    expected = [
+        (8, "node hb-009 is in Domain=hb1", "a node belongs to exactly one"),
+        (9, "Domain=big has 251 nodes", "split it"),
+        (10, "Standard_A10 has no RDMA network", "use an RDMA size"),
+        (11, "unknown VM size Standard_Q9", "VmSize=Standard_Q9 VCpus="),
+        (12, "unknown key 'MaxParalelRequests'", "MaxParallelRequests"),
+        (13, "Cloud=Azure", "AzurePublic"),
+    ]
+    for line, what, fix in expected:
+        pattern = re.escape(f"error: {conf}:{line}: ") + r".*" + re.escape(what)
+        found = [l for l in out.splitlines() if re.search(pattern, l)]
+        assert found, f"no error for line {line} ({what}) in:\n{out}"
+        assert fix in found[0], found[0]
+    assert "/nonexistent/slurm.conf" in out
+
+
+def test_check_refuses_group_readable_secret_and_world_writable_conf(tmp_path):
+    secret = tmp_path / "sp.secret"
+    secret.write_text("s3cr3t\n")
+    secret.chmod(0o644)
+    conf = _conf(tmp_path,
+                 "Auth=ServicePrincipal TenantId=contoso "
+                 "ClientId=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\n"
+                 f"ClientSecretFile={secret}\n"
+                 "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    res = _run("-f", str(conf), "check")
+    assert res.returncode == 1
+    assert re.search(re.escape(f"{conf}:8: ClientSecretFile {secret}")
+                     + ".*chmod 600", res.stdout), res.stdout
+    assert "s3cr3t" not in res.stdout + res.stderr
+
+    conf.chmod(0o666)
+    res = _run("-f", str(conf), "check")
+    assert res.returncode == 1
+    assert "world-writable" in res.stdout and "chmod o-w" in res.stdout
+
+
+def test_slurm_conf_output_passes_check(tmp_path):
+    conf = _conf(tmp_path,
+                 "RdmaPartitions=mpi\n"
+                 "Domain=hb0 Nodes=hb-[000-015] VmSize=HB120rs_v3\n"
+                 "Domain=cls0 Nodes=a9-[00-07] VmSize=A9\n")
+    res = _run("-f", str(conf), "slurm-conf")
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout
+    # CPUs from the catalog, RealMemory below the nominal memory.
+    m = re.search(r"^NodeName=hb-\[000-015\] CPUs=120 RealMemory=(\d+) "
+                  r"State=CLOUD", lines, re.M)
+    assert m and int(m.group(1)) < 448 * 1024
+    assert re.search(r"^NodeName=a9-\[00-07\] CPUs=16 .*State=CLOUD", lines,
+                     re.M)
+    assert "PartitionName=mpi Nodes=a9-[00-07],hb-[000-015]" in lines \
+        or "PartitionName=mpi Nodes=hb-[000-015],a9-[00-07]" in lines
+
+    slurm_conf = _slurm_conf(tmp_path, lines)
+    res = _run("-f", str(conf), "-s", str(slurm_conf), "check")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "OK (2 domains, 24 nodes, 1 images)" in res.stdout
+    # The retired A9 is a warning, never an error.
+    assert re.search(r"warning: .*retired Standard_A9 in 2021", res.stdout)
+
+
+def test_check_finds_slurm_conf_inconsistencies(tmp_path):
+    conf = _conf(tmp_path, "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    sbin = _programs(tmp_path)
+    (sbin / "azrdma-suspend").chmod(0o777)
+    slurm_conf = tmp_path / "slurm.conf"
+    slurm_conf.write_text(
+        f"ResumeProgram={sbin}/azrdma-resume\n"
+        f"SuspendProgram={sbin}/azrdma-suspend\n"
+        "ResumeFailProgram=azrdma-resume-fail\n"
+        "ResumeTimeout=60\n"
+        "NodeName=hb-[000-001] CPUs=60 State=CLOUD\n"
+        "NodeName=hb-002 CPUs=60\n")
+    res = _run("-f", str(conf), "-s", str(slurm_conf), "check")
+    assert res.returncode == 1
+    out = res.stdout
+    assert re.search(rf"{slurm_conf}:2: SuspendProgram=.*world-writable.*"
+                     r"chmod go-w", out), out
+    assert re.search(rf"{slurm_conf}:3: ResumeFailProgram=azrdma-resume-fail:"
+                     r" slurmctld needs an absolute path", out), out
+    assert re.search(r"warning: .*ResumeTimeout is 60 s", out), out
+    assert "SuspendTime is not set" in out
+    assert "PrivateData does not include cloud" in out
+    assert "TreeWidth is not set" in out
+    assert re.search(rf"{conf}:7: Domain=hb0: 1 of its nodes \(e.g. hb-003\) "
+                     "are not in", out), out
+    assert re.search(rf"{conf}:7: Domain=hb0: 1 of its nodes \(e.g. hb-002\) "
+                     "are not State=CLOUD", out), out
+
+
+def _emulator_conf(world, tmp_path, auth_lines, ca=True):
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    ca_line = f"CaBundle={world.emulator_dir}/ca.pem\n" if ca else ""
+    return _conf(tmp_path,
+                 "Cloud=Custom ArmEndpoint=https://127.0.0.1:8443 "
+                 "ArmAudience=https://management.azure.com "
+                 "AuthorityHost=https://127.0.0.1:8443 "
+                 "ImdsEndpoint=http://127.0.0.1:8080\n"
+                 + ca_line + f"StateDir={state}\n" + auth_lines
+                 + "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n",
+                 name="azure.conf")
+
+
+def test_azure_lists_vms_with_a_managed_identity(cloud, run_ctl, tmp_path):
+    conf = _emulator_conf(cloud, tmp_path, "Auth=ManagedIdentity\n")
+    res = run_ctl(TOOL, "-f", str(conf), "azure", check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "token: OK (ManagedIdentity, https://127.0.0.1:8443)" in res.stdout
+    assert re.search(r"^virtual machines: \d+", res.stdout, re.M)
+    assert re.search(r"^availability sets: \d+", res.stdout, re.M)
+    # The token is cached privately, and never printed.
+    cached = list((tmp_path / "state").glob("token-*"))
+    assert cached and all(p.stat().st_mode & 0o077 == 0 for p in cached)
+    token = cached[0].read_text()
+    assert "access_token" in token
+    assert token.split('"access_token"')[1][:40] not in res.stdout
+
+
+def test_azure_reports_a_wrong_service_principal_secret(cloud, run_ctl,
+                                                         tmp_path):
+    secret = tmp_path / "sp.secret"
+    secret.write_text("not-the-secret\n")
+    secret.chmod(0o600)
+    conf = _emulator_conf(
+        cloud, tmp_path,
+        "Auth=ServicePrincipal TenantId=contoso "
+        "ClientId=00000000-0000-0000-0000-0000000a2d4a\n"
+        f"ClientSecretFile={secret}\n")
+    res = run_ctl(TOOL, "-f", str(conf), "azure", check=False)
+    assert res.returncode == 1
+    assert "cannot get a token (ServicePrincipal)" in res.stderr
+    assert "AADSTS7000215" in res.stderr
+    assert "not-the-secret" not in res.stdout + res.stderr
+
+    secret.write_text("azrdma-emulator-secret\n")
+    res = run_ctl(TOOL, "-f", str(conf), "azure", check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "token: OK (ServicePrincipal" in res.stdout
+
+
+def test_azure_refuses_an_untrusted_certificate(cloud, run_ctl, tmp_path):
+    """Without the emulator's CA the TLS handshake must fail: never unverified."""
+    secret = tmp_path / "sp.secret"
+    secret.write_text("azrdma-emulator-secret\n")
+    secret.chmod(0o600)
+    conf = _emulator_conf(
+        cloud, tmp_path,
+        "Auth=ServicePrincipal TenantId=contoso "
+        "ClientId=00000000-0000-0000-0000-0000000a2d4a\n"
+        f"ClientSecretFile={secret}\n", ca=False)
+    res = run_ctl(TOOL, "-f", str(conf), "azure", check=False, timeout=300)
+    assert res.returncode == 1
+    assert re.search(r"certificate|SSL|TLS", res.stderr, re.I), res.stderr
