@@ -244,6 +244,30 @@ static size_t _total_nodes(const struct azrdma_conf *conf)
 	return n;
 }
 
+/* slurm.conf list keys that must (or should) name an item. */
+struct list_rule {
+	const char *key;
+	const char *item;
+	bool is_error;
+	const char *message;
+};
+
+static const struct list_rule _list_rules[] = {
+	{"PrivateData", "cloud", true,
+	 "PrivateData does not include cloud, so powered-down nodes are "
+	 "hidden from azrdma's programs; add PrivateData=cloud"},
+	{"JobSubmitPlugins", "azrdma", false,
+	 "JobSubmitPlugins does not include azrdma, so nothing keeps an MPI "
+	 "job inside one fabric; add JobSubmitPlugins=azrdma"},
+	{"SlurmctldParameters", "idle_on_node_suspend", false,
+	 "SlurmctldParameters lacks idle_on_node_suspend, so a node that "
+	 "failed to resume stays down after its VM is deallocated; add it"},
+	{"CommunicationParameters", "NoAddrCache", false,
+	 "CommunicationParameters lacks NoAddrCache; a node that comes back "
+	 "with a new address may be unreachable; add "
+	 "CommunicationParameters=NoAddrCache"},
+};
+
 static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 {
 	const struct slurm_conf *sc = ck->sc;
@@ -261,14 +285,6 @@ static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 			      "SuspendTime is %s, so power save is off and no "
 			      "VM is ever deallocated; set e.g. SuspendTime=600",
 			      v ? v : "not set");
-
-	v = slurm_conf_get(sc, "PrivateData", NULL);
-	line = _line_of(sc, "PrivateData", &file);
-	if (!_list_has(v, "cloud"))
-		conf_diag_add(&ck->diags, true, file, line,
-			      "PrivateData does not include cloud, so powered-"
-			      "down nodes are hidden from azrdma's programs; "
-			      "add PrivateData=cloud");
 
 	v = slurm_conf_get(sc, "TreeWidth", NULL);
 	line = _line_of(sc, "TreeWidth", &file);
@@ -289,30 +305,16 @@ static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 			      v ? v : "60 (default)", EXPECTED_BOOT_SECONDS,
 			      EXPECTED_BOOT_SECONDS);
 
-	v = slurm_conf_get(sc, "JobSubmitPlugins", NULL);
-	line = _line_of(sc, "JobSubmitPlugins", &file);
-	if (!_list_has(v, "azrdma"))
-		conf_diag_add(&ck->diags, false, file, line,
-			      "JobSubmitPlugins does not include azrdma, so "
-			      "nothing keeps an MPI job inside one fabric; add "
-			      "JobSubmitPlugins=azrdma");
+	for (size_t i = 0; i < sizeof(_list_rules) / sizeof(_list_rules[0]);
+	     i++) {
+		const struct list_rule *r = &_list_rules[i];
 
-	v = slurm_conf_get(sc, "SlurmctldParameters", NULL);
-	line = _line_of(sc, "SlurmctldParameters", &file);
-	if (!_list_has(v, "idle_on_node_suspend"))
-		conf_diag_add(&ck->diags, false, file, line,
-			      "SlurmctldParameters lacks idle_on_node_suspend, "
-			      "so a node that failed to resume stays down "
-			      "after its VM is deallocated; add it");
-
-	v = slurm_conf_get(sc, "CommunicationParameters", NULL);
-	line = _line_of(sc, "CommunicationParameters", &file);
-	if (!_list_has(v, "NoAddrCache"))
-		conf_diag_add(&ck->diags, false, file, line,
-			      "CommunicationParameters lacks NoAddrCache; a "
-			      "node that comes back with a new address may be "
-			      "unreachable; add CommunicationParameters="
-			      "NoAddrCache");
+		v = slurm_conf_get(sc, r->key, NULL);
+		line = _line_of(sc, r->key, &file);
+		if (!_list_has(v, r->item))
+			conf_diag_add(&ck->diags, r->is_error, file, line, "%s",
+				      r->message);
+	}
 }
 
 static char *_default_slurm_conf(void)

@@ -553,27 +553,21 @@ END_TEST
 
 START_TEST(mpi_profile_lines_add_and_override_profiles)
 {
+#define profiles                                                              \
+	"MpiProfile=testworld Rdma=nd Set=OMPI_MCA_btl=self,tcp "             \
+	"Set=OMPI_MCA_btl_tcp_if_include=172.16.0.0/16\n"                     \
+	"MpiProfile=openmpi-ucx Rdma=ib Set=OMPI_MCA_pml=ucx\n"               \
+	"Image=tw Urn=a:b:c:e Mpi=testworld Default=yes\n"
 	struct result r;
 	const struct conf_mpi_profile *p;
 
-	_load(&r,
-	      _with("MpiProfile=testworld Rdma=nd Set=OMPI_MCA_btl=self,tcp "
-		    "Set=OMPI_MCA_btl_tcp_if_include=172.16.0.0/16\n"
-		    "MpiProfile=openmpi-ucx Rdma=ib Set=OMPI_MCA_pml=ucx\n"
-		    "Image=tw Urn=a:b:c:e Mpi=testworld Default=yes\n"
-		    "MpiProfile=empty\n" "MpiProfile=bad Set=NOEQUALS\n"),
+	_load(&r, _with(profiles "MpiProfile=empty\n" "MpiProfile=bad Set=NOEQUALS\n"),
 	      0);
 	_expect_error(&r, 10, "MpiProfile=empty sets nothing", NULL);
 	_expect_error(&r, 11, "Set=NOEQUALS", "Set=NAME=value");
 	_release(&r);
 
-	_load(&r,
-	      _with("MpiProfile=testworld Rdma=nd Set=OMPI_MCA_btl=self,tcp "
-		    "Set=OMPI_MCA_btl_tcp_if_include=172.16.0.0/16\n"
-		    "MpiProfile=openmpi-ucx Rdma=ib Set=OMPI_MCA_pml=ucx\n"
-		    "Image=tw Urn=a:b:c:e Mpi=testworld Default=yes\n"
-		    "Domain=hb0 Nodes=h[1-2] VmSize=HB60rs\n"),
-	      0);
+	_load(&r, _with(profiles "Domain=hb0 Nodes=h[1-2] VmSize=HB60rs\n"), 0);
 	ck_assert_msg(r.rc == AZ_OK, "%s", r.err);
 	p = conf_mpi_profile_find(r.conf, "testworld");
 	ck_assert_ptr_nonnull(p);
@@ -585,6 +579,7 @@ START_TEST(mpi_profile_lines_add_and_override_profiles)
 	ck_assert_uint_eq(p->env_count, 3);	/* built-in still there */
 	ck_assert_str_eq(p->env[1], "I_MPI_DAPL_PROVIDER=ofa-v2-ib0");
 	_release(&r);
+#undef profiles
 }
 END_TEST
 
