@@ -78,8 +78,7 @@ class Compute:
                        "displayStatus": POWER_DISPLAY[power]}]
 
     def instance_view(self, vm):
-        view = {"computerName": vm["computerName"], "osName": "ubuntu", "osVersion": "22.04",
-                "hyperVGeneration": "V2"}
+        view = {"computerName": vm["computerName"], "hyperVGeneration": "V2"}
         if vm.get("avsetKey"):
             view["platformUpdateDomain"] = vm["updateDomain"]
             view["platformFaultDomain"] = vm["faultDomain"]
@@ -104,7 +103,7 @@ class Compute:
         props["hardwareProfile"] = hw
         storage = props.setdefault("storageProfile", {})
         image = storage.get("imageReference")
-        if isinstance(image, dict) and image.get("version", "").lower() == "latest":
+        if isinstance(image, dict) and str(image.get("version", "")).lower() == "latest":
             image["exactVersion"] = "1.0.20250101"
         os_disk = storage.setdefault("osDisk", {})
         os_disk.setdefault("osType", "Linux")
