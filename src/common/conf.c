@@ -1507,3 +1507,17 @@ conf_mpi_profile_find(const struct azrdma_conf *c, const char *name)
 			return &c->mpi_profiles[i];
 	return NULL;
 }
+
+const struct conf_mpi_profile *
+conf_domain_mpi_profile(const struct azrdma_conf *c,
+			const struct conf_domain *d)
+{
+	const struct conf_image *img = conf_domain_image(c, d);
+	const char *name = NULL;
+
+	if (img && img->mpi)
+		name = img->mpi;
+	else if (d->size)
+		name = mpi_profile_default_for(d->size->rdma);
+	return name ? conf_mpi_profile_find(c, name) : NULL;
+}

@@ -180,6 +180,14 @@ const struct conf_image *conf_domain_image(const struct azrdma_conf *conf,
 					   const struct conf_domain *domain);
 const struct conf_mpi_profile *
 conf_mpi_profile_find(const struct azrdma_conf *conf, const char *name);
+/*
+ * The MPI profile a domain's nodes use: the Mpi= of the domain's image,
+ * else the built-in default for the RDMA kind of its VM size.  NULL if
+ * neither names a profile (a size without RDMA).
+ */
+const struct conf_mpi_profile *
+conf_domain_mpi_profile(const struct azrdma_conf *conf,
+			const struct conf_domain *domain);
 
 const char *conf_cloud_name(enum conf_cloud cloud);
 const char *conf_auth_name(enum conf_auth auth);

@@ -24,6 +24,16 @@
 
 extern char *slurm_xstrdup(const char *str);
 extern void slurm_xfree(void **ptr);
+extern void *slurm_xcalloc(size_t count, size_t size, bool clear, bool try_,
+			   const char *file, int line, const char *func);
+extern void *slurm_xrecalloc(void **item, size_t count, size_t size,
+			     bool clear, bool try_, const char *file, int line,
+			     const char *func);
+
+/* Grow a Slurm-allocated array to count zeroed-on-growth elements. */
+#define sl_xrecalloc(ptr, count, size)                                         \
+	slurm_xrecalloc((void **)&(ptr), (count), (size), true, false,         \
+			__FILE__, __LINE__, __func__)
 
 /* Route libazrdma's log into Slurm's log, each line prefixed by prefix. */
 void sl_plugin_log_init(const char *prefix);

@@ -583,6 +583,34 @@ START_TEST(mpi_profile_lines_add_and_override_profiles)
 }
 END_TEST
 
+START_TEST(domain_mpi_profile_is_the_images_else_the_sizes_default)
+{
+	struct result r;
+
+	_load_file(&r, tu_fixture("conf/valid-hbv3.conf", "hbv3.conf"), 0);
+	ck_assert_msg(r.rc == AZ_OK, "%s", r.err);
+	/* hb0: default image alma, Mpi=openmpi-ucx. */
+	ck_assert_str_eq(conf_domain_mpi_profile(
+				 r.conf, conf_domain_find(r.conf, "hb0"))
+				 ->name,
+			 "openmpi-ucx");
+	/* hb1: image ubuntu names none; the IB default applies. */
+	ck_assert_str_eq(conf_domain_mpi_profile(
+				 r.conf, conf_domain_find(r.conf, "hb1"))
+				 ->name,
+			 "openmpi-ucx");
+	_release(&r);
+
+	_load(&r, _with("Domain=nd Nodes=a[1-2] VmSize=A9\n"), 0);
+	ck_assert_msg(r.rc == AZ_OK, "%s", r.err);
+	ck_assert_str_eq(conf_domain_mpi_profile(
+				 r.conf, conf_domain_find(r.conf, "nd"))
+				 ->name,
+			 "intelmpi-dapl");
+	_release(&r);
+}
+END_TEST
+
 START_TEST(global_key_set_twice_names_the_first_line)
 {
 	struct result r;
@@ -746,6 +774,7 @@ static Suite *_suite(void)
 	tcase_add_test(tc, continuation_quotes_and_comments);
 	tcase_add_test(tc, default_path_follows_azrdma_conf_then_slurm_conf);
 	tcase_add_test(tc, missing_file_is_an_io_error_naming_it);
+	tcase_add_test(tc, domain_mpi_profile_is_the_images_else_the_sizes_default);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,502 @@
+/*
+ * test_job_submit.c - job_submit/azrdma, loaded as slurmctld loads it and
+ * called with crafted job descriptors.
+ *
+ * libslurm, loaded globally, stands in for the daemon: it provides the
+ * allocator (slurm_xcalloc, slurm_xfree, ...) and the logger the module
+ * resolves at load time.  Each descriptor is freed with slurm_xfree as
+ * slurmctld frees it, so a block the plugin allocated with the wrong
+ * allocator, or leaked, shows up under valgrind and ASan.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#include "sl_plugin.h"
+#include "testutil.h"
+
+typedef int (*submit_fn)(job_desc_msg_t *, uint32_t, char **);
+typedef int (*modify_fn)(job_desc_msg_t *, void *, uint32_t);
+
+/*
+ * hb0: 100 HBv3 nodes, default image (Mpi=openmpi-ucx); hb1: 50 HBv3 nodes,
+ * image without Mpi= (the InfiniBand default, openmpi-ucx too); nd0: 16 A9
+ * nodes whose image asks for msmpi.
+ */
+static const char *_conf_text =
+	"SubscriptionId=00000000-1111-2222-3333-444444444444\n"
+	"ResourceGroup=rg\n"
+	"Location=eastus\n"
+	"SubnetId=/subscriptions/00000000-1111-2222-3333-444444444444/"
+	"resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/"
+	"subnets/s\n"
+	"SshPublicKeyFile=/nonexistent/id.pub\n"
+	"RdmaPartitions=hpc\n"
+	"MpiProfile=testworld Set=OMPI_MCA_btl=self,vader,tcp "
+	"Set=OMPI_MCA_pml=ob1\n"
+	"Image=alma Urn=almalinux:almalinux-hpc:8_10-hpc-gen2:latest "
+	"Mpi=openmpi-ucx Default=yes\n"
+	"Image=ubuntu Urn=microsoft-dsvm:ubuntu-hpc:2204:latest\n"
+	"Image=legacy Urn=OpenLogic:CentOS-HPC:7.4:latest Mpi=msmpi\n"
+	"Domain=hb0 Nodes=hb-[000-099] VmSize=Standard_HB120rs_v3\n"
+	"Domain=hb1 Nodes=hb-[100-149] VmSize=HB120rs_v3 Image=ubuntu\n"
+	"Domain=nd0 Nodes=a-[00-15] VmSize=Standard_A9 Image=legacy\n";
+
+static void *_module;
+static submit_fn _submit;
+static int (*_fini)(void);
+
+static void _setup(void)
+{
+	char path[1024];
+	int (*init)(void);
+
+	if (!dlopen("libslurm.so", RTLD_NOW | RTLD_GLOBAL))
+		ck_abort_msg("dlopen libslurm.so: %s", dlerror());
+	snprintf(path, sizeof(path),
+		 "%s/src/plugins/job_submit/azrdma/.libs/job_submit_azrdma.so",
+		 TEST_BUILD_DIR);
+	_module = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+	ck_assert_msg(_module != NULL, "dlopen %s: %s", path, dlerror());
+	setenv("AZRDMA_CONF", tu_write("js.conf", _conf_text, 0644), 1);
+	init = (int (*)(void))dlsym(_module, "init");
+	_submit = (submit_fn)dlsym(_module, "job_submit");
+	_fini = (int (*)(void))dlsym(_module, "fini");
+	ck_assert_int_eq(init(), SLURM_SUCCESS);
+}
+
+static void _teardown(void)
+{
+	_fini();
+	dlclose(_module);
+}
+
+/* A descriptor as slurmctld unpacks it: everything Slurm-allocated. */
+static job_desc_msg_t *_job(const char *features, uint32_t min_nodes,
+			    uint32_t max_nodes)
+{
+	job_desc_msg_t *job = slurm_xcalloc(1, sizeof(*job), true, false,
+					    __FILE__, __LINE__, __func__);
+
+	slurm_init_job_desc_msg(job);
+	job->features = features ? slurm_xstrdup(features) : NULL;
+	job->min_nodes = min_nodes;
+	job->max_nodes = max_nodes;
+	job->user_id = 1000;
+	return job;
+}
+
+static void _xfree_array(char ***array, uint32_t n)
+{
+	for (uint32_t i = 0; *array && i < n; i++)
+		slurm_xfree((void **)&(*array)[i]);
+	slurm_xfree((void **)array);
+}
+
+/*
+ * Free what these tests and the plugin put in a descriptor, as
+ * slurm_free_job_desc_msg() would (which needs a loaded select plugin).
+ */
+static void _job_free(job_desc_msg_t *job)
+{
+	slurm_xfree((void **)&job->features);
+	slurm_xfree((void **)&job->partition);
+	_xfree_array(&job->environment, job->env_size);
+	_xfree_array(&job->spank_job_env, job->spank_job_env_size);
+	slurm_xfree((void **)&job);
+}
+
+/* Give job a batch environment of NULL-terminated entries. */
+static void _batch_env(job_desc_msg_t *job, const char *const *entries)
+{
+	uint32_t n = 0;
+
+	while (entries[n])
+		n++;
+	job->environment = slurm_xcalloc(n + 1, sizeof(char *), true, false,
+					 __FILE__, __LINE__, __func__);
+	for (uint32_t i = 0; i < n; i++)
+		job->environment[i] = slurm_xstrdup(entries[i]);
+	job->env_size = n;
+}
+
+/* Exactly size entries, not NULL-terminated, as srun sends it. */
+static void _spank_env(job_desc_msg_t *job, const char *entry)
+{
+	job->spank_job_env = slurm_xcalloc(1, sizeof(char *), true, false,
+					   __FILE__, __LINE__, __func__);
+	job->spank_job_env[0] = slurm_xstrdup(entry);
+	job->spank_job_env_size = 1;
+}
+
+static const char *_get(char **env, uint32_t n, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (uint32_t i = 0; env && i < n; i++)
+		if (!strncmp(env[i], name, len) && env[i][len] == '=')
+			return env[i] + len + 1;
+	return NULL;
+}
+
+#define env_of(job, name) _get((job)->environment, (job)->env_size, name)
+#define spank_of(job, name)                                                    \
+	_get((job)->spank_job_env, (job)->spank_job_env_size, name)
+
+static const char *const _user_env[] = {"PATH=/usr/bin", "HOME=/home/u",
+					NULL};
+
+START_TEST(job_without_rdma_intent_passes_unchanged)
+{
+	job_desc_msg_t *job = _job("bigmem", 4, 4);
+	char *msg = NULL;
+
+	job->partition = slurm_xstrdup("debug");
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "bigmem");
+	ck_assert_uint_eq(job->env_size, 2);
+	ck_assert_ptr_null(job->spank_job_env);
+	ck_assert_ptr_null(msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(rdma_job_gets_a_matching_or_over_the_domains_that_fit)
+{
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+	char *msg = NULL;
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	/* nd0 holds 16 nodes: not a candidate for 20. */
+	ck_assert_str_eq(job->features, "rdma&[hb0|hb1]");
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ucx");
+	ck_assert_str_eq(env_of(job, "UCX_NET_DEVICES"), "mlx5_ib0:1");
+	ck_assert_str_eq(env_of(job, "AZRDMA_MPI_PROFILE"), "openmpi-ucx");
+	ck_assert_str_eq(env_of(job, "PATH"), "/usr/bin");
+	ck_assert_ptr_null(job->environment[job->env_size]);
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"),
+			 "openmpi-ucx");
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb0|hb1");
+	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1, MPI env openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(rdma_partition_alone_makes_an_rdma_job_and_one_domain_is_plain)
+{
+	job_desc_msg_t *job = _job(NULL, 60, NO_VAL);
+	char *msg = NULL;
+
+	job->partition = slurm_xstrdup("debug,hpc");
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "hb0");
+	ck_assert_str_eq(msg, "azrdma: domain hb0, MPI env openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_users_or_constraint_is_grouped_before_the_join)
+{
+	job_desc_msg_t *job = _job("rdma|fast", 2, NO_VAL);
+
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "(rdma|fast)&[hb0|hb1|nd0]");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(size_feature_narrows_the_domains_and_picks_their_profile)
+{
+	job_desc_msg_t *job = _job("rdma&a9", 4, 4);
+	char *msg = NULL;
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&a9&nd0");
+	ck_assert_str_eq(env_of(job, "MSMPI_DISABLE_SOCK"), "1");
+	ck_assert_str_eq(env_of(job, "MPICH_NETMASK"),
+			 "172.16.0.0/255.255.0.0");
+	ck_assert_ptr_null(env_of(job, "OMPI_MCA_pml"));
+	ck_assert_str_eq(msg, "azrdma: domain nd0, MPI env msmpi");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_job_naming_its_domain_is_checked_not_rewritten)
+{
+	job_desc_msg_t *job = _job("rdma&hb1", 10, 10);
+	char *msg = NULL;
+
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&hb1");
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb1");
+	ck_assert_str_eq(msg,
+			 "azrdma: domain hb1 (as asked), MPI env openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(named_domain_too_small_is_rejected_with_what_fits)
+{
+	job_desc_msg_t *job = _job("rdma&hb1", 60, 60);
+	char *msg = NULL;
+
+	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_str_eq(job->features, "rdma&hb1");
+	ck_assert_ptr_nonnull(strstr(msg, "60 nodes fit in no RDMA domain"));
+	ck_assert_ptr_nonnull(strstr(msg, "(hb1) holds 50 nodes"));
+	ck_assert_ptr_nonnull(strstr(msg, "ask for at most 50 nodes"));
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(more_nodes_than_any_domain_holds_is_rejected_at_submit)
+{
+	job_desc_msg_t *job = _job("rdma", 300, 300);
+	char *msg = NULL;
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_str_eq(msg,
+			 "azrdma: 300 nodes fit in no RDMA domain: an RDMA job "
+			 "runs inside one domain and the largest that matches "
+			 "(hb0) holds 100 nodes; ask for at most 100 nodes");
+	ck_assert_uint_eq(job->env_size, 2);
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_size_no_domain_has_is_an_invalid_feature_listing_the_domains)
+{
+	job_desc_msg_t *job = _job("rdma&hb176rs_v4", 2, 2);
+	char *msg = NULL;
+
+	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_FEATURE);
+	ck_assert_str_eq(msg,
+			 "azrdma: no RDMA domain matches the constraint "
+			 "'rdma&hb176rs_v4'; RDMA domains: hb0 (hb120rs_v3, "
+			 "100 nodes), hb1 (hb120rs_v3, 50 nodes), nd0 (a9, 16 "
+			 "nodes)");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_named_domain_of_another_size_is_an_invalid_feature)
+{
+	job_desc_msg_t *job = _job("rdma&nd0&hb120rs_v3", 2, 2);
+	char *msg = NULL;
+
+	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_FEATURE);
+	ck_assert_ptr_nonnull(strstr(msg, "no RDMA domain matches"));
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_variable_the_user_set_is_never_overwritten)
+{
+	static const char *const env[] = {"PATH=/usr/bin", "OMPI_MCA_pml=ob1",
+					  NULL};
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+	char *msg = NULL;
+
+	_batch_env(job, env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ob1");
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_osc"), "ucx");
+	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1, MPI env openmpi-ucx "
+			      "(1 of your settings kept)");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_single_node_job_is_not_constrained_but_gets_its_env)
+{
+	job_desc_msg_t *job = _job("rdma&hb120rs_v3", 1, 1);
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&hb120rs_v3");
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ucx");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(domains_with_different_profiles_leave_the_env_to_the_nodes)
+{
+	job_desc_msg_t *job = _job("rdma", 2, NO_VAL);
+	char *msg = NULL;
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&[hb0|hb1|nd0]");
+	ck_assert_uint_eq(job->env_size, 2);
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"), "auto");
+	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1|nd0, MPI env from "
+			      "each node's domain");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(an_interactive_job_is_placed_and_recorded_without_env)
+{
+	job_desc_msg_t *job = _job("rdma", 2, 2);
+
+	_spank_env(job, "OTHER_PLUGIN=1");
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&[hb0|hb1|nd0]");
+	ck_assert_ptr_null(job->environment);
+	ck_assert_uint_eq(job->env_size, 0);
+	ck_assert_uint_eq(job->spank_job_env_size, 3);
+	ck_assert_str_eq(spank_of(job, "OTHER_PLUGIN"), "1");
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb0|hb1|nd0");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(rdma_env_off_from_sbatch_injects_nothing)
+{
+	static const char *const env[] = {
+		"PATH=/usr/bin", "_SLURM_SPANK_OPTION_azrdma_rdma_env=off",
+		NULL};
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+	char *msg = NULL;
+
+	_batch_env(job, env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_uint_eq(job->env_size, 2);
+	ck_assert_str_eq(job->features, "rdma&[hb0|hb1]");
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"), "off");
+	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1, MPI env off");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(rdma_env_profile_from_spank_replaces_the_domains_profile)
+{
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+
+	_batch_env(job, _user_env);
+	_spank_env(job, "AZRDMA_RDMA_ENV=testworld");
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_btl"), "self,vader,tcp");
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ob1");
+	ck_assert_str_eq(env_of(job, "AZRDMA_MPI_PROFILE"), "testworld");
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"),
+			 "testworld");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(an_unknown_rdma_env_profile_is_rejected)
+{
+	job_desc_msg_t *job = _job("rdma", 2, 2);
+	char *msg = NULL;
+
+	_spank_env(job, "SPANK_AZRDMA_RDMA_ENV=mvapich");
+	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_NOT_SUPPORTED);
+	ck_assert_ptr_nonnull(strstr(msg, "--rdma-env=mvapich: no such MPI"));
+	ck_assert_str_eq(job->features, "rdma");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(the_message_is_appended_to_another_plugins_message)
+{
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+	char *msg = slurm_xstrdup("other: hello");
+
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(msg, "other: hello\nazrdma: domains hb0|hb1, MPI env "
+			      "openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_users_own_matching_or_is_kept)
+{
+	job_desc_msg_t *job = _job("rdma&[rack1|rack2]*4", 8, 8);
+
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&[rack1|rack2]*4");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_replaced_record_is_not_duplicated)
+{
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+
+	_spank_env(job, "SPANK_AZRDMA_DOMAINS=stale");
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_uint_eq(job->spank_job_env_size, 2);
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb0|hb1");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(job_modify_accepts_every_update)
+{
+	modify_fn modify = (modify_fn)dlsym(_module, "job_modify");
+	job_desc_msg_t *job = _job("rdma", 300, 300);
+
+	ck_assert_int_eq(modify(job, NULL, 0), SLURM_SUCCESS);
+	_job_free(job);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("job_submit");
+	TCase *tc = tcase_create("job_submit");
+
+	tcase_add_checked_fixture(tc, _setup, _teardown);
+	tcase_add_test(tc, job_without_rdma_intent_passes_unchanged);
+	tcase_add_test(tc, rdma_job_gets_a_matching_or_over_the_domains_that_fit);
+	tcase_add_test(
+		tc, rdma_partition_alone_makes_an_rdma_job_and_one_domain_is_plain);
+	tcase_add_test(tc, a_users_or_constraint_is_grouped_before_the_join);
+	tcase_add_test(
+		tc, size_feature_narrows_the_domains_and_picks_their_profile);
+	tcase_add_test(tc, a_job_naming_its_domain_is_checked_not_rewritten);
+	tcase_add_test(tc, named_domain_too_small_is_rejected_with_what_fits);
+	tcase_add_test(tc, more_nodes_than_any_domain_holds_is_rejected_at_submit);
+	tcase_add_test(
+		tc, a_size_no_domain_has_is_an_invalid_feature_listing_the_domains);
+	tcase_add_test(tc, a_named_domain_of_another_size_is_an_invalid_feature);
+	tcase_add_test(tc, a_variable_the_user_set_is_never_overwritten);
+	tcase_add_test(tc, a_single_node_job_is_not_constrained_but_gets_its_env);
+	tcase_add_test(tc,
+		       domains_with_different_profiles_leave_the_env_to_the_nodes);
+	tcase_add_test(tc, an_interactive_job_is_placed_and_recorded_without_env);
+	tcase_add_test(tc, rdma_env_off_from_sbatch_injects_nothing);
+	tcase_add_test(tc,
+		       rdma_env_profile_from_spank_replaces_the_domains_profile);
+	tcase_add_test(tc, an_unknown_rdma_env_profile_is_rejected);
+	tcase_add_test(tc, the_message_is_appended_to_another_plugins_message);
+	tcase_add_test(tc, a_users_own_matching_or_is_kept);
+	tcase_add_test(tc, a_replaced_record_is_not_duplicated);
+	tcase_add_test(tc, job_modify_accepts_every_update);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
