@@ -1,0 +1,451 @@
+/*
+ * azrdma-healthcheck - Slurm's HealthCheckProgram for Azure RDMA nodes.
+ *
+ *   azrdma-healthcheck [-n node] [-f azrdma.conf] [--root DIR]
+ *                      [--timeout S] [--lock-file F] [--no-loopback]
+ *                      [--no-drain] [--list]
+ *
+ * slurmd runs it as root with no arguments and only SLURMD_NODENAME in the
+ * environment, kills it after 60 s, and starts the next run whether or not
+ * the last one ended.  So: a lock skips overlapping runs, the checks run in
+ * a child that a watchdog kills after --timeout (10 s), and the parent,
+ * which never hangs on a device, talks to slurmctld: it drains the node
+ * with "azrdma: <check>: <detail>" when a check fails, leaves a node
+ * drained or down for any other reason alone, and resumes a node it
+ * drained itself once every check passes.  See azrdma-healthcheck(8).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+
+#include "conf.h"
+#include "healthcheck_checks.h"
+#include "sl_slurm.h"
+
+#define DEFAULT_TIMEOUT 10.0
+#define DEFAULT_LOCK "/run/lock/azrdma-healthcheck.lock"
+/* Slurm kills us at 60 s; stop on our own before that, come what may. */
+#define HARD_LIMIT 50
+
+struct options {
+	const char *node;
+	const char *conf_path;
+	const char *root;
+	const char *lock_file;
+	double timeout;
+	bool no_drain, list, loopback;
+};
+
+/* The outcome of the checks. */
+struct outcome {
+	char failed[64];	/* first failing check, "" if none */
+	char detail[512];
+};
+
+static void _on_alarm(int sig)
+{
+	static const char msg[] = "azrdma-healthcheck: hard time limit "
+				  "reached; exiting\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(3);
+	_exit(3);
+}
+
+static void _usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: azrdma-healthcheck [options]\n"
+		"  -n, --node NAME      the Slurm node (default "
+		"$SLURMD_NODENAME, else the host name)\n"
+		"  -f, --conf FILE      azrdma.conf (default $AZRDMA_CONF, "
+		"beside $SLURM_CONF,\n"
+		"                       or /etc/slurm/azrdma.conf)\n"
+		"  -r, --root DIR       read /sys, /dev and /etc under DIR "
+		"(default /)\n"
+		"  -t, --timeout S      watchdog for the checks (default 10 "
+		"s)\n"
+		"  -l, --lock-file F    lock against overlapping runs "
+		"(default " DEFAULT_LOCK ")\n"
+		"      --no-loopback    skip the RDMA loopback test\n"
+		"  -N, --no-drain       only report; never change the node in "
+		"Slurm\n"
+		"  -L, --list           list the checks for this node and "
+		"exit\n"
+		"Exit status: 0 healthy (or skipped), 1 a check failed, 2 "
+		"setup error.\n");
+}
+
+static int _parse(int argc, char **argv, struct options *o)
+{
+	static const struct option longs[] = {
+		{"node", required_argument, NULL, 'n'},
+		{"conf", required_argument, NULL, 'f'},
+		{"root", required_argument, NULL, 'r'},
+		{"timeout", required_argument, NULL, 't'},
+		{"lock-file", required_argument, NULL, 'l'},
+		{"no-loopback", no_argument, NULL, 'B'},
+		{"no-drain", no_argument, NULL, 'N'},
+		{"list", no_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char *end;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "n:f:r:t:l:NLh", longs, NULL))
+	       != -1) {
+		switch (c) {
+		case 'n':
+			o->node = optarg;
+			break;
+		case 'f':
+			o->conf_path = optarg;
+			break;
+		case 'r':
+			o->root = optarg;
+			break;
+		case 't':
+			o->timeout = strtod(optarg, &end);
+			if (*end || o->timeout <= 0.0 || o->timeout > 45.0) {
+				fprintf(stderr, "azrdma-healthcheck: --timeout "
+						"%s: expected 0 < S <= 45\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'l':
+			o->lock_file = optarg;
+			break;
+		case 'B':
+			o->loopback = false;
+			break;
+		case 'N':
+			o->no_drain = true;
+			break;
+		case 'L':
+			o->list = true;
+			break;
+		case 'h':
+			_usage(stdout);
+			return 1;
+		default:
+			_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "azrdma-healthcheck: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	return 0;
+}
+
+static double _now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The child: run each check, one line per event on fd. */
+static void _run_checks(const struct hc_ctx *ctx, int fd)
+{
+	size_t n;
+	const struct hc_check *checks = hc_checks(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		char detail[512] = "", line[700];
+		enum hc_result r;
+		int len;
+
+		if (!hc_check_applies(&checks[i], ctx->size))
+			continue;
+		len = snprintf(line, sizeof(line), "B %s\n", checks[i].name);
+		if (write(fd, line, (size_t)len) < 0)
+			return;
+		r = checks[i].fn(ctx, detail, sizeof(detail));
+		detail[strcspn(detail, "\n")] = '\0';
+		len = snprintf(line, sizeof(line), "R %s %d %s\n",
+			       checks[i].name, (int)r, detail);
+		if (len > (int)sizeof(line) - 1)
+			len = (int)sizeof(line) - 1, line[len - 1] = '\n';
+		if (write(fd, line, (size_t)len) < 0)
+			return;
+	}
+}
+
+/* One line from the child: print it, note the first failure. */
+static void _event(char *line, char *current, size_t curlen,
+		   struct outcome *out)
+{
+	static const char *const names[] = {"PASS", "FAIL", "SKIP"};
+	char name[64];
+	int res, off = 0;
+
+	if (line[0] == 'B') {
+		snprintf(current, curlen, "%.63s", line + 2);
+		return;
+	}
+	if (sscanf(line, "R %63s %d %n", name, &res, &off) < 2 || res < 0
+	    || res > 2)
+		return;
+	current[0] = '\0';
+	printf("%s %s%s%s\n", names[res], name, line[off] ? ": " : "",
+	       line + off);
+	if (res == HC_FAIL && !out->failed[0]) {
+		snprintf(out->failed, sizeof(out->failed), "%s", name);
+		snprintf(out->detail, sizeof(out->detail), "%s", line + off);
+	}
+}
+
+/* Fork the checks and watch them; a hang becomes a "watchdog" failure. */
+static int _checks_with_watchdog(const struct hc_ctx *ctx, double timeout,
+				 struct outcome *out)
+{
+	char buf[8192], current[64] = "";
+	size_t used = 0;
+	double deadline = _now() + timeout;
+	bool eof = false;
+	int fds[2], status;
+	pid_t pid;
+
+	if (pipe(fds) != 0) {
+		perror("azrdma-healthcheck: pipe");
+		return -1;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		perror("azrdma-healthcheck: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		close(fds[0]);
+		_run_checks(ctx, fds[1]);
+		_exit(0);
+	}
+	close(fds[1]);
+	while (!eof) {
+		double left = deadline - _now();
+		struct pollfd p = {.fd = fds[0], .events = POLLIN};
+		ssize_t got;
+		char *nl;
+
+		if (left <= 0.0)
+			break;
+		if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		got = read(fds[0], buf + used, sizeof(buf) - 1 - used);
+		if (got <= 0) {
+			eof = got == 0 || errno != EINTR;
+			continue;
+		}
+		used += (size_t)got;
+		buf[used] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			_event(buf, current, sizeof(current), out);
+			memmove(buf, nl + 1, used - (size_t)(nl + 1 - buf) + 1);
+			used -= (size_t)(nl + 1 - buf);
+		}
+		if (used == sizeof(buf) - 1)
+			used = 0; /* a line that long is garbage */
+	}
+	close(fds[0]);
+	if (!eof) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		printf("FAIL watchdog: %s did not finish within %.0f s\n",
+		       current[0] ? current : "the checks", timeout);
+		if (!out->failed[0]) {
+			snprintf(out->failed, sizeof(out->failed), "watchdog");
+			snprintf(out->detail, sizeof(out->detail),
+				 "%s did not finish within %.0f s",
+				 current[0] ? current : "the checks", timeout);
+		}
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+/* Drain, resume or leave the node as hc_decide says. */
+static int _apply(const char *node, const struct outcome *out)
+{
+	struct sl_node sn;
+	char err[AZ_ERRLEN], reason[700] = "";
+	enum hc_action action;
+	enum az_rc rc = AZ_OK;
+
+	if (out->failed[0])
+		snprintf(reason, sizeof(reason), "%s%s: %s", HC_REASON_PREFIX,
+			 out->failed, out->detail);
+	sl_init();
+	if (sl_node_load(node, &sn, err, sizeof(err)) != AZ_OK) {
+		fprintf(stderr, "azrdma-healthcheck: %s\n", err);
+		sl_fini();
+		return 2;
+	}
+	action = hc_decide(sn.state, sn.reason, reason[0] ? reason : NULL);
+	switch (action) {
+	case HC_DRAIN:
+		rc = sl_node_set_state(node, NODE_STATE_DRAIN, reason, err,
+				       sizeof(err));
+		if (rc == AZ_OK)
+			printf("drained %s: %s\n", node, reason);
+		break;
+	case HC_RESUME:
+		rc = sl_node_set_state(node, NODE_RESUME, NULL, err,
+				       sizeof(err));
+		if (rc == AZ_OK)
+			printf("resumed %s (was: %s)\n", node, sn.reason);
+		break;
+	case HC_LEAVE_ALONE:
+		printf("left %s alone: it is drained or down for another "
+		       "reason (%s)\n",
+		       node, sn.reason ? sn.reason : "no reason");
+		break;
+	case HC_NOTHING:
+		break;
+	}
+	if (rc != AZ_OK)
+		fprintf(stderr, "azrdma-healthcheck: %s\n", err);
+	sl_node_free(&sn);
+	sl_fini();
+	return rc == AZ_OK ? 0 : 2;
+}
+
+static int _lock(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		fprintf(stderr, "azrdma-healthcheck: lock %s: %s\n", path,
+			strerror(errno));
+		return -2;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return errno == EWOULDBLOCK ? -1 : -2;
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.timeout = DEFAULT_TIMEOUT, .root = "/",
+			    .lock_file = DEFAULT_LOCK, .loopback = true};
+	struct azrdma_conf *conf = NULL;
+	const struct conf_domain *dom;
+	struct hc_iface *ifaces = NULL;
+	struct outcome out = {.failed = ""};
+	struct hc_ctx ctx = {0};
+	struct rlimit rl;
+	char err[AZ_ERRLEN], host[256], *path = NULL;
+	int rc, lock = -1;
+
+	signal(SIGALRM, _on_alarm);
+	alarm(HARD_LIMIT);
+	rc = _parse(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	if (!o.node)
+		o.node = getenv("SLURMD_NODENAME");
+	if (!o.node || !*o.node) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		host[strcspn(host, ".")] = '\0';
+		o.node = host;
+	}
+
+	path = o.conf_path ? strdup(o.conf_path) : conf_default_path();
+	if (!path || conf_load(path, 0, &conf, NULL, err, sizeof(err))
+			     != AZ_OK) {
+		fprintf(stderr, "azrdma-healthcheck: %s\n",
+			path ? err : "out of memory");
+		rc = 2;
+		goto out;
+	}
+	dom = domain_for_node(conf, o.node);
+	if (!dom || !dom->size || dom->size->rdma == RDMA_NONE) {
+		printf("azrdma-healthcheck: %s is in no RDMA Domain of %s; "
+		       "nothing to check\n",
+		       o.node, path);
+		rc = 0;
+		goto out;
+	}
+	ctx.root = o.root;
+	ctx.size = dom->size;
+	ctx.loopback = o.loopback;
+	if (o.list) {
+		size_t n;
+		const struct hc_check *checks = hc_checks(&n);
+
+		printf("# %s: Domain=%s VmSize=%s (%s)\n", o.node, dom->name,
+		       dom->size->name, rdma_kind_name(dom->size->rdma));
+		for (size_t i = 0; i < n; i++)
+			if (hc_check_applies(&checks[i], ctx.size))
+				printf("%-15s %s\n", checks[i].name,
+				       checks[i].what);
+		rc = 0;
+		goto out;
+	}
+
+	lock = _lock(o.lock_file);
+	if (lock == -1) {
+		printf("azrdma-healthcheck: another run holds %s; skipping\n",
+		       o.lock_file);
+		rc = 0;
+		goto out;
+	}
+	if (lock < 0) {
+		rc = 2;
+		goto out;
+	}
+	if (hc_ifaces_read(&ifaces, &ctx.iface_count, err, sizeof(err))
+	    != AZ_OK) {
+		fprintf(stderr, "azrdma-healthcheck: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	ctx.ifaces = ifaces;
+	ctx.memlock = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 ? rl.rlim_cur : 0;
+
+	if (_checks_with_watchdog(&ctx, o.timeout, &out) != 0) {
+		rc = 2;
+		goto out;
+	}
+	rc = out.failed[0] ? 1 : 0;
+	if (!o.no_drain) {
+		int arc = _apply(o.node, &out);
+
+		if (arc)
+			rc = arc;
+	}
+out:
+	fflush(stdout);
+	if (lock >= 0)
+		close(lock);
+	free(ifaces);
+	conf_free(conf);
+	free(path);
+	return rc;
+}

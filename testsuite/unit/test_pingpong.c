@@ -1,0 +1,382 @@
+/*
+ * test_pingpong.c - azrdma-pingpong's sizes, rounds, verdicts and output
+ * (the MPI-free part).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pingpong_core.h"
+#include "testutil.h"
+
+START_TEST(default_plan_is_imb_sizes_and_repetitions)
+{
+	struct pp_plan p = {0};
+
+	ck_assert_int_eq(pp_plan_default(&p), AZ_OK);
+	ck_assert_uint_eq(p.count, 24);	/* 0, then 2^0 .. 2^22 */
+	ck_assert_uint_eq(p.sizes[0].bytes, 0);
+	ck_assert_uint_eq(p.sizes[0].reps, 1000);
+	ck_assert_uint_eq(p.sizes[1].bytes, 1);
+	ck_assert_uint_eq(p.sizes[16].bytes, 32768);
+	ck_assert_uint_eq(p.sizes[16].reps, 1000);
+	ck_assert_uint_eq(p.sizes[17].bytes, 65536);
+	ck_assert_uint_eq(p.sizes[17].reps, 640);
+	ck_assert_uint_eq(p.sizes[18].reps, 320);
+	ck_assert_uint_eq(p.sizes[21].reps, 40);
+	ck_assert_uint_eq(p.sizes[23].bytes, 4194304);
+	ck_assert_uint_eq(p.sizes[23].reps, 10);
+	pp_plan_free(&p);
+}
+END_TEST
+
+START_TEST(warm_up_is_a_tenth_but_at_least_ten)
+{
+	ck_assert_uint_eq(pp_warmup_reps(1000), 100);
+	ck_assert_uint_eq(pp_warmup_reps(640), 64);
+	ck_assert_uint_eq(pp_warmup_reps(40), 10);
+	ck_assert_uint_eq(pp_warmup_reps(10), 10);
+	ck_assert_uint_eq(pp_warmup_reps(3), 3);
+	ck_assert_uint_eq(pp_warmup_reps(100000), 10000);
+}
+END_TEST
+
+START_TEST(packet_spec_takes_size_and_iterations_like_mpipingpong)
+{
+	struct pp_plan p = {0};
+	char err[AZ_ERRLEN];
+
+	ck_assert_int_eq(pp_plan_add_spec(&p, "1:100000", err, sizeof(err)),
+			 AZ_OK);
+	ck_assert_int_eq(pp_plan_add_spec(&p, "4000000:1000", err,
+					  sizeof(err)),
+			 AZ_OK);
+	ck_assert_int_eq(pp_plan_add_spec(&p, "64K", err, sizeof(err)), AZ_OK);
+	ck_assert_int_eq(pp_plan_add_spec(&p, "4M", err, sizeof(err)), AZ_OK);
+	ck_assert_uint_eq(p.count, 4);
+	ck_assert_uint_eq(p.sizes[0].bytes, 1);
+	ck_assert_uint_eq(p.sizes[0].reps, 100000);
+	ck_assert_uint_eq(p.sizes[1].bytes, 4000000);
+	ck_assert_uint_eq(p.sizes[1].reps, 1000);
+	ck_assert_uint_eq(p.sizes[2].bytes, 65536);
+	ck_assert_uint_eq(p.sizes[2].reps, 640);
+	ck_assert_uint_eq(p.sizes[3].reps, 10);
+	pp_plan_free(&p);
+}
+END_TEST
+
+START_TEST(bad_packet_specs_are_refused_with_the_spec)
+{
+	const char *bad[] = {"", "x", "-1", "1:", "1:0", "1:x", "2G", "12q",
+			     "1:-5"};
+	struct pp_plan p = {0};
+	char err[AZ_ERRLEN];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(pp_plan_add_spec(&p, bad[i], err,
+						  sizeof(err)),
+				 AZ_EINVAL);
+		ck_assert_ptr_nonnull(strstr(err, bad[i]));
+	}
+	ck_assert_uint_eq(p.count, 0);
+	pp_plan_free(&p);
+}
+END_TEST
+
+START_TEST(quick_plan_covers_both_thresholds)
+{
+	struct pp_plan p = {0};
+
+	ck_assert_int_eq(pp_plan_quick(&p), AZ_OK);
+	ck_assert_uint_eq(p.count, 3);
+	ck_assert_uint_eq(p.sizes[1].bytes, PP_LATENCY_MAX_BYTES);
+	ck_assert_uint_ge(p.sizes[2].bytes, PP_BANDWIDTH_MIN_BYTES);
+	pp_plan_free(&p);
+}
+END_TEST
+
+/* Every pair of ranks exactly once, rounds disjoint. */
+static void _check_all_pairs(int n)
+{
+	struct pp_schedule s;
+	char err[AZ_ERRLEN];
+	int *seen = calloc((size_t)(n * n), sizeof(int));
+
+	ck_assert_int_eq(pp_schedule_build(PP_MODE_ALL, n, &s, err,
+					   sizeof(err)),
+			 AZ_OK);
+	ck_assert_uint_eq(s.count, (size_t)(n % 2 ? n : n - 1));
+	ck_assert_uint_eq(s.pair_count, (size_t)(n * (n - 1) / 2));
+	for (size_t r = 0; r < s.count; r++) {
+		int *busy = calloc((size_t)n, sizeof(int));
+
+		for (size_t k = 0; k < s.rounds[r].count; k++) {
+			const struct pp_pair *p = &s.rounds[r].pairs[k];
+
+			ck_assert_int_lt(p->a, p->b);
+			ck_assert_int_eq(busy[p->a]++, 0);
+			ck_assert_int_eq(busy[p->b]++, 0);
+			seen[p->a * n + p->b]++;
+			ck_assert_ptr_eq(pp_round_pair_of(&s.rounds[r], p->b),
+					 p);
+		}
+		free(busy);
+	}
+	for (int a = 0; a < n; a++)
+		for (int b = a + 1; b < n; b++)
+			ck_assert_int_eq(seen[a * n + b], 1);
+	free(seen);
+	pp_schedule_free(&s);
+}
+
+START_TEST(all_pairs_run_in_rounds_of_disjoint_pairs)
+{
+	for (int n = 2; n <= 17; n++)
+		_check_all_pairs(n);
+}
+END_TEST
+
+START_TEST(ring_pairs_each_node_with_the_next)
+{
+	struct pp_schedule s;
+	char err[AZ_ERRLEN];
+	int seen[5] = {0};
+
+	ck_assert_int_eq(pp_schedule_build(PP_MODE_RING, 5, &s, err,
+					   sizeof(err)),
+			 AZ_OK);
+	ck_assert_uint_eq(s.pair_count, 5);
+	ck_assert_uint_eq(s.count, 3);
+	for (size_t r = 0; r < s.count; r++)
+		for (size_t k = 0; k < s.rounds[r].count; k++) {
+			const struct pp_pair *p = &s.rounds[r].pairs[k];
+
+			/* (i, i+1), and (0, 4) closes the ring */
+			if (p->b == p->a + 1)
+				seen[p->a]++;
+			else if (p->a == 0 && p->b == 4)
+				seen[4]++;
+			else
+				ck_abort_msg("pair %d-%d", p->a, p->b);
+		}
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(seen[i], 1);
+	pp_schedule_free(&s);
+
+	ck_assert_int_eq(pp_schedule_build(PP_MODE_RING, 4, &s, err,
+					   sizeof(err)),
+			 AZ_OK);
+	ck_assert_uint_eq(s.count, 2);
+	ck_assert_uint_eq(s.pair_count, 4);
+	pp_schedule_free(&s);
+	ck_assert_int_eq(pp_schedule_build(PP_MODE_RING, 2, &s, err,
+					   sizeof(err)),
+			 AZ_OK);
+	ck_assert_uint_eq(s.pair_count, 1);
+	pp_schedule_free(&s);
+}
+END_TEST
+
+START_TEST(pair_mode_is_ranks_0_and_1_and_one_rank_is_refused)
+{
+	struct pp_schedule s;
+	char err[AZ_ERRLEN];
+	enum pp_mode m;
+
+	ck_assert_int_eq(pp_schedule_build(PP_MODE_PAIR, 4, &s, err,
+					   sizeof(err)),
+			 AZ_OK);
+	ck_assert_uint_eq(s.pair_count, 1);
+	ck_assert_int_eq(s.rounds[0].pairs[0].a, 0);
+	ck_assert_int_eq(s.rounds[0].pairs[0].b, 1);
+	ck_assert_ptr_null(pp_round_pair_of(&s.rounds[0], 2));
+	pp_schedule_free(&s);
+	ck_assert_int_eq(pp_schedule_build(PP_MODE_ALL, 1, &s, err,
+					   sizeof(err)),
+			 AZ_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "at least 2"));
+	ck_assert(pp_mode_parse("ring", &m) && m == PP_MODE_RING);
+	ck_assert(!pp_mode_parse("tournament", &m));
+	ck_assert_str_eq(pp_mode_name(PP_MODE_ALL), "all");
+}
+END_TEST
+
+START_TEST(mbytes_per_sec_is_bytes_per_microsecond)
+{
+	/* The A9 sample: 4194304 B in 1082.94 us is 3873 MB/s (10^6). */
+	ck_assert_double_eq_tol(pp_mbytes_per_sec(4194304, 1082.94), 3873.07,
+				0.01);
+	ck_assert_double_eq_tol(pp_mbytes_per_sec(0, 2.23), 0.0, 1e-12);
+	ck_assert_double_eq_tol(pp_mbytes_per_sec(10, 0.0), 0.0, 1e-12);
+}
+END_TEST
+
+static struct pp_point _pts[3] = {
+	{0, 1000, 2.23, 0.0},
+	{512, 1000, 3.09, 165.70},
+	{4194304, 10, 1082.94, 3873.07},
+};
+
+static struct pp_pair_result _pair(double lat, double bw)
+{
+	struct pp_pair_result r = {
+		.a = 0, .b = 1, .host_a = "a9-001", .host_b = "a9-002",
+		.points = _pts, .count = 3,
+		.limits = {.max_latency_us = lat, .min_bandwidth_mbs = bw},
+	};
+	return r;
+}
+
+START_TEST(seed_a9_figures_meet_the_a9_thresholds)
+{
+	struct pp_pair_result r = _pair(3.0, 3500.0);
+
+	/* 3.09 us at 512 B is over the seed documents' 3 us. */
+	ck_assert_int_eq(pp_pair_judge(&r), PP_SLOW);
+	ck_assert_str_eq(r.why, "t[usec] 3.09 at 512 bytes > 3.00");
+	r = _pair(3.1, 3500.0);
+	ck_assert_int_eq(pp_pair_judge(&r), PP_PASS);
+	r = _pair(3.1, 4000.0);
+	ck_assert_int_eq(pp_pair_judge(&r), PP_SLOW);
+	ck_assert_str_eq(r.why, "Mbytes/sec 3873.07 at 4194304 bytes < "
+				"4000.00");
+	r = _pair(1.0, 4000.0);
+	ck_assert_int_eq(pp_pair_judge(&r), PP_SLOW);
+	ck_assert_ptr_nonnull(strstr(r.why, "; Mbytes/sec"));
+	r = _pair(0.0, 0.0);
+	ck_assert_int_eq(pp_pair_judge(&r), PP_PASS);
+	r.failed = true;
+	r.error = "no answer";
+	ck_assert_int_eq(pp_pair_judge(&r), PP_FAILED);
+	ck_assert_str_eq(r.why, "no answer");
+}
+END_TEST
+
+START_TEST(pair_thresholds_are_the_looser_of_the_two_nodes)
+{
+	struct pp_thresholds a = {2.0, 23000.0, "x"}, b = {3.0, 3500.0, NULL};
+	struct pp_thresholds none = {0.0, 0.0, NULL};
+	struct pp_thresholds t = pp_thresholds_pair(&a, &b);
+
+	ck_assert_double_eq_tol(t.max_latency_us, 3.0, 1e-12);
+	ck_assert_double_eq_tol(t.min_bandwidth_mbs, 3500.0, 1e-12);
+	t = pp_thresholds_pair(&a, &none);
+	ck_assert_double_eq_tol(t.max_latency_us, 0.0, 1e-12);
+}
+END_TEST
+
+static char *_capture(void (*fn)(FILE *, void *), void *arg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	fn(f, arg);
+	fclose(f);
+	return buf;
+}
+
+static void _table(FILE *f, void *arg)
+{
+	(void)arg;
+	pp_print_table_header(f);
+	for (int i = 0; i < 3; i++)
+		pp_print_row(f, &_pts[i]);
+}
+
+START_TEST(table_has_imb_columns_and_widths)
+{
+	char *out = _capture(_table, NULL);
+
+	ck_assert_str_eq(out,
+			 "       #bytes #repetitions      t[usec]   Mbytes/sec\n"
+			 "            0         1000         2.23         0.00\n"
+			 "          512         1000         3.09       165.70\n"
+			 "      4194304           10      1082.94      3873.07\n");
+	free(out);
+}
+END_TEST
+
+static void _summary(FILE *f, void *arg)
+{
+	struct pp_pair_result *r = arg;
+
+	pp_print_summary(f, r, 3, false);
+}
+
+START_TEST(summary_names_bad_pairs_and_the_node_they_share)
+{
+	struct pp_pair_result r[3] = {_pair(3.1, 3500.0), _pair(3.1, 3500.0),
+				      _pair(3.1, 3500.0)};
+	char *out;
+
+	r[1].host_a = "a9-002";
+	r[1].host_b = "a9-003";
+	r[1].failed = true;
+	r[1].error = "no answer within 10 s";
+	r[2].host_a = "a9-001";
+	r[2].host_b = "a9-003";
+	r[2].limits.max_latency_us = 2.0;
+	out = _capture(_summary, r);
+	ck_assert_ptr_null(strstr(out, "a9-001 <-> a9-002"));
+	ck_assert_ptr_nonnull(strstr(out, "# FAIL a9-002 <-> a9-003: no answer "
+					  "within 10 s\n"));
+	ck_assert_ptr_nonnull(strstr(out, "# SLOW a9-001 <-> a9-003: t[usec] "
+					  "3.09 at 512 bytes > 2.00\n"));
+	ck_assert_ptr_nonnull(strstr(out, "# Nodes in slow or failing pairs: "
+					  "a9-003 (2 of 2 pairs) a9-001 (1 of "
+					  "2 pairs) a9-002 (1 of 2 pairs)\n"));
+	ck_assert_ptr_nonnull(strstr(out, "# Result: FAIL (2 of 3 pairs"));
+	free(out);
+}
+END_TEST
+
+static void _json(FILE *f, void *arg)
+{
+	struct pp_pair_result *r = arg;
+
+	pp_pair_judge(r);
+	pp_print_json(f, PP_MODE_PAIR, r, 1);
+}
+
+START_TEST(json_holds_every_point_and_the_verdict)
+{
+	struct pp_pair_result r = _pair(3.1, 3500.0);
+	char *out;
+
+	r.host_b = "a9-\"002\"";
+	out = _capture(_json, &r);
+	ck_assert_ptr_nonnull(strstr(out, "{\"mode\": \"pair\""));
+	ck_assert_ptr_nonnull(strstr(out, "\"b\": \"a9-\\\"002\\\"\""));
+	ck_assert_ptr_nonnull(strstr(out, "{\"bytes\": 4194304, "
+					  "\"repetitions\": 10, \"t_usec\": "
+					  "1082.94, \"mbytes_per_sec\": "
+					  "3873.07}"));
+	ck_assert_ptr_nonnull(strstr(out, "\"result\": \"PASS\"}"));
+	free(out);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pingpong");
+	TCase *tc = tcase_create("pingpong");
+
+	tcase_add_test(tc, default_plan_is_imb_sizes_and_repetitions);
+	tcase_add_test(tc, warm_up_is_a_tenth_but_at_least_ten);
+	tcase_add_test(tc, packet_spec_takes_size_and_iterations_like_mpipingpong);
+	tcase_add_test(tc, bad_packet_specs_are_refused_with_the_spec);
+	tcase_add_test(tc, quick_plan_covers_both_thresholds);
+	tcase_add_test(tc, all_pairs_run_in_rounds_of_disjoint_pairs);
+	tcase_add_test(tc, ring_pairs_each_node_with_the_next);
+	tcase_add_test(tc, pair_mode_is_ranks_0_and_1_and_one_rank_is_refused);
+	tcase_add_test(tc, mbytes_per_sec_is_bytes_per_microsecond);
+	tcase_add_test(tc, seed_a9_figures_meet_the_a9_thresholds);
+	tcase_add_test(tc, pair_thresholds_are_the_looser_of_the_two_nodes);
+	tcase_add_test(tc, table_has_imb_columns_and_widths);
+	tcase_add_test(tc, summary_names_bad_pairs_and_the_node_they_share);
+	tcase_add_test(tc, json_holds_every_point_and_the_verdict);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
