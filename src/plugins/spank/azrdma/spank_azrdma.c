@@ -1,10 +1,33 @@
 /*
  * spank_azrdma.c - spank/azrdma: the MPI environment in every task.
  *
- * This revision registers the plugin and checks that azrdma.conf is
- * readable where it runs; applying the job's MPI profile to each task and
- * the --rdma-env option are the job_submit/spank issue's work.
+ * job_submit/azrdma gives a batch job's environment its MPI profile, but a
+ * job_submit plugin never sees the environment of srun and salloc jobs.
+ * This plugin runs in every task of every step (slurmstepd, remote
+ * context) and sets the profile's variables there, never replacing one the
+ * task already has (the user's, or what job_submit put in a batch job).
+ *
+ * The profile is, in this order:
+ *  1. --rdma-env=<profile> (off: nothing at all);
+ *  2. the job's: AZRDMA_MPI_PROFILE in the task's environment (a batch job
+ *     and the steps it starts), or SPANK_AZRDMA_MPI_PROFILE that
+ *     job_submit/azrdma recorded in the job's spank_job_env;
+ *  3. the node's own: its domain's image Mpi=, else the default for the
+ *     RDMA kind of the domain's VM size (azrdma.conf).
+ * The first task of each node also warns in the job's output when its
+ * memlock limit is not unlimited, which RDMA needs.
+ *
+ * In srun, salloc and sbatch (local and allocator contexts) the plugin only
+ * registers --rdma-env and records its value for job_submit/azrdma in the
+ * job's spank_job_env (AZRDMA_RDMA_ENV); no azrdma.conf is needed there.
  */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
 #include <slurm/spank.h>
 
 #include "conf.h"
@@ -13,17 +36,179 @@
 
 SPANK_PLUGIN(azrdma, 1);
 
+#define PROFILE_VAR "AZRDMA_MPI_PROFILE"
+#define SPANK_PROFILE_VAR "SPANK_AZRDMA_MPI_PROFILE"
+#define RDMA_ENV_SPANK "AZRDMA_RDMA_ENV"
+
+static struct azrdma_conf *_conf;
+static char _rdma_env[64];	/* --rdma-env value, "" for auto */
+
+static int _rdma_env_option(int val, const char *optarg, int remote);
+
+struct spank_option spank_options[] = {
+	{"rdma-env", "auto|off|PROFILE",
+	 "MPI environment for RDMA in every task: auto (the job's profile, "
+	 "else the node's), off, or a profile of azrdma.conf",
+	 1, 0, _rdma_env_option},
+	SPANK_OPTIONS_TABLE_END};
+
+static int _rdma_env_option(int val, const char *optarg, int remote)
+{
+	size_t len = optarg ? strlen(optarg) : 0;
+
+	if (!len || len >= sizeof(_rdma_env)) {
+		slurm_error("azrdma: --rdma-env needs auto, off or a profile "
+			    "name");
+		return ESPANK_BAD_ARG;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)optarg[i])
+		    && !strchr("_-.", optarg[i])) {
+			slurm_error("azrdma: --rdma-env=%s: a profile name "
+				    "has letters, digits, _ - . only",
+				    optarg);
+			return ESPANK_BAD_ARG;
+		}
+	snprintf(_rdma_env, sizeof(_rdma_env), "%s",
+		 strcmp(optarg, "auto") ? optarg : "");
+	return ESPANK_SUCCESS;
+}
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
-	struct azrdma_conf *conf;
-
 	/* Only where tasks run: srun, salloc and sbatch need no config. */
 	if (spank_context() != S_CTX_REMOTE)
 		return ESPANK_SUCCESS;
 	sl_plugin_log_init("spank/azrdma");
-	conf = sl_plugin_conf_load();
-	if (!conf)
-		return ESPANK_ERROR;
-	conf_free(conf);
+	_conf = sl_plugin_conf_load();
+	return _conf ? ESPANK_SUCCESS : ESPANK_ERROR;
+}
+
+/* Record --rdma-env in the job for job_submit/azrdma. */
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	spank_context_t ctx = spank_context();
+
+	if (ctx != S_CTX_LOCAL && ctx != S_CTX_ALLOCATOR)
+		return ESPANK_SUCCESS;
+	if (!_rdma_env[0])
+		return ESPANK_SUCCESS;
+	if (spank_job_control_setenv(sp, RDMA_ENV_SPANK, _rdma_env, 1)
+	    != ESPANK_SUCCESS)
+		slurm_verbose("azrdma: cannot record --rdma-env=%s in the job",
+			      _rdma_env);
+	return ESPANK_SUCCESS;
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	conf_free(_conf);
+	_conf = NULL;
+	return ESPANK_SUCCESS;
+}
+
+/* A variable of the task's environment into buf, or NULL. */
+static const char *_task_getenv(spank_t sp, const char *name, char *buf,
+				int len)
+{
+	if (spank_getenv(sp, name, buf, len) != ESPANK_SUCCESS || !buf[0])
+		return NULL;
+	return buf;
+}
+
+/* The profile this task gets, or NULL for none; *why says where from. */
+static const struct conf_mpi_profile *_resolve(spank_t sp, const char **why)
+{
+	const struct conf_domain *d;
+	char name[256], node[256];
+	const char *v;
+
+	*why = "--rdma-env";
+	if (!strcmp(_rdma_env, "off"))
+		return NULL;
+	if (_rdma_env[0])
+		return conf_mpi_profile_find(_conf, _rdma_env);
+
+	*why = "the job";
+	v = _task_getenv(sp, PROFILE_VAR, name, sizeof(name));
+	if (!v)
+		v = _task_getenv(sp, SPANK_PROFILE_VAR, name, sizeof(name));
+	if (v && !strcmp(v, "off"))
+		return NULL;
+	if (v && strcmp(v, "auto"))
+		return conf_mpi_profile_find(_conf, v);
+
+	*why = "this node's domain";
+	if (!_task_getenv(sp, "SLURMD_NODENAME", node, sizeof(node)))
+		return NULL;
+	d = domain_for_node(_conf, node);
+	return d ? conf_domain_mpi_profile(_conf, d) : NULL;
+}
+
+/* Set what the task lacks; a value it already has stays.  Returns kept. */
+static size_t _apply(spank_t sp, const struct conf_mpi_profile *p)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < p->env_count; i++) {
+		const char *eq = strchr(p->env[i], '=');
+		char name[256];
+		size_t len;
+
+		if (!eq)
+			continue;
+		len = (size_t)(eq - p->env[i]);
+		if (len >= sizeof(name))
+			continue;
+		memcpy(name, p->env[i], len);
+		name[len] = '\0';
+		if (spank_setenv(sp, name, eq + 1, 0) == ESPANK_ENV_EXISTS)
+			kept++;
+	}
+	spank_setenv(sp, PROFILE_VAR, p->name, 0);
+	return kept;
+}
+
+/* RDMA registers memory: a limited memlock breaks or slows MPI. */
+static void _warn_memlock(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	fprintf(stderr,
+		"azrdma: warning: the memlock limit of this task is %llu KiB, "
+		"not unlimited; RDMA MPI may fail to register memory (set "
+		"memlock unlimited in limits.conf for slurmd and the users)\n",
+		(unsigned long long)rl.rlim_cur / 1024);
+}
+
+/* In the task, as the user, before it execs. */
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	const struct conf_mpi_profile *p;
+	const char *why;
+	int task_id = -1;
+	size_t kept;
+
+	if (!_conf || spank_context() != S_CTX_REMOTE)
+		return ESPANK_SUCCESS;
+	/* Say things once per node and step: from its first task. */
+	spank_get_item(sp, S_TASK_ID, &task_id);
+	p = _resolve(sp, &why);
+	if (!p) {
+		if (task_id == 0 && _rdma_env[0] && strcmp(_rdma_env, "off"))
+			fprintf(stderr,
+				"azrdma: --rdma-env=%s: no such MPI profile "
+				"in azrdma.conf; no MPI environment set\n",
+				_rdma_env);
+		return ESPANK_SUCCESS;
+	}
+	kept = _apply(sp, p);
+	if (task_id != 0)
+		return ESPANK_SUCCESS;
+	log_verbose("MPI profile %s from %s (%zu of the task's values kept)",
+		    p->name, why, kept);
+	_warn_memlock();
 	return ESPANK_SUCCESS;
 }
