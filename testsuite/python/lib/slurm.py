@@ -4,10 +4,6 @@ import re
 
 DEBIAN_PLUGINDIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
 
-# State flag suffixes of sinfo/scontrol: ~ powered down, # powering up,
-# % powering down, ! power down pending, * not responding.
-POWER_FLAGS = ("POWERED_DOWN", "POWERING_UP", "POWERING_DOWN", "POWER_DOWN")
-
 
 class Domain:
     """A fabric domain: Slurm nodes that share one availability set."""
