@@ -22,6 +22,8 @@
  * job's spank_job_env (AZRDMA_RDMA_ENV); no azrdma.conf is needed there.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,12 +47,15 @@ static char _rdma_env[64];	/* --rdma-env value, "" for auto */
 
 static int _rdma_env_option(int val, const char *optarg, int remote);
 
-struct spank_option spank_options[] = {
-	{"rdma-env", "auto|off|PROFILE",
-	 "MPI environment for RDMA in every task: auto (the job's profile, "
-	 "else the node's), off, or a profile of azrdma.conf",
-	 1, 0, _rdma_env_option},
-	SPANK_OPTIONS_TABLE_END};
+/*
+ * Registered from slurm_spank_init in every context: sbatch and salloc
+ * ignore a spank_options table.
+ */
+static struct spank_option _rdma_env_opt = {
+	"rdma-env", "auto|off|PROFILE",
+	"MPI environment for RDMA in every task: auto (the job's profile, "
+	"else the node's), off, or a profile of azrdma.conf",
+	1, 0, _rdma_env_option};
 
 static int _rdma_env_option(int val, const char *optarg, int remote)
 {
@@ -76,8 +81,13 @@ static int _rdma_env_option(int val, const char *optarg, int remote)
 
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
+	spank_context_t ctx = spank_context();
+
+	if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR || ctx == S_CTX_REMOTE)
+		if (spank_option_register(sp, &_rdma_env_opt) != ESPANK_SUCCESS)
+			slurm_error("azrdma: cannot register --rdma-env");
 	/* Only where tasks run: srun, salloc and sbatch need no config. */
-	if (spank_context() != S_CTX_REMOTE)
+	if (ctx != S_CTX_REMOTE)
 		return ESPANK_SUCCESS;
 	sl_plugin_log_init("spank/azrdma");
 	_conf = sl_plugin_conf_load();
@@ -169,18 +179,44 @@ static size_t _apply(spank_t sp, const struct conf_mpi_profile *p)
 	return kept;
 }
 
-/* RDMA registers memory: a limited memlock breaks or slows MPI. */
-static void _warn_memlock(void)
+/*
+ * The memlock limit the task will run with, in bytes: the submitter's,
+ * which srun and sbatch pass in SLURM_RLIMIT_MEMLOCK ("U" first when asked
+ * for with --propagate) and slurmstepd applies after this plugin's
+ * task_init, else the current one.  False if unlimited.
+ */
+static bool _memlock_limited(spank_t sp, unsigned long long *bytes)
 {
+	char v[64];
 	struct rlimit rl;
 
+	if (_task_getenv(sp, "SLURM_RLIMIT_MEMLOCK", v, sizeof(v))) {
+		const char *p = v[0] == 'U' ? v + 1 : v;
+		char *end;
+
+		errno = 0;
+		*bytes = strtoull(p, &end, 10);
+		if (!errno && end != p && !*end)
+			return *bytes != (unsigned long long)RLIM_INFINITY;
+	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	*bytes = rl.rlim_cur;
+	return true;
+}
+
+/* RDMA registers memory: a limited memlock breaks or slows MPI. */
+static void _warn_memlock(spank_t sp)
+{
+	unsigned long long bytes;
+
+	if (!_memlock_limited(sp, &bytes))
 		return;
 	fprintf(stderr,
 		"azrdma: warning: the memlock limit of this task is %llu KiB, "
 		"not unlimited; RDMA MPI may fail to register memory (set "
 		"memlock unlimited in limits.conf for slurmd and the users)\n",
-		(unsigned long long)rl.rlim_cur / 1024);
+		bytes / 1024);
 }
 
 /* In the task, as the user, before it execs. */
@@ -209,6 +245,6 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 		return ESPANK_SUCCESS;
 	log_verbose("MPI profile %s from %s (%zu of the task's values kept)",
 		    p->name, why, kept);
-	_warn_memlock();
+	_warn_memlock(sp);
 	return ESPANK_SUCCESS;
 }

@@ -1,0 +1,128 @@
+"""spank/azrdma on the VM hosts: srun and salloc jobs, whose environment
+job_submit/azrdma never sees, get the MPI profile in every task; the
+user's values stay; --rdma-env=auto|off|<profile>; the memlock warning.
+
+Jobs run on f4n1..f4n4 (domain fab4), shared with test_job_submit.py.
+"""
+
+import pytest
+
+from lib.rdma_jobs import (PROFILE, PROFILE_ENV, RDMA_PARTITION,
+                           azrdma_job_plugins, per_node_env)
+
+TASK_ENV = ["bash", "-c", 'env | sed "s/^/$(hostname): /"; '
+            'echo "$(hostname): MEMLOCK=$(ulimit -l)"']
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugins(cloud):
+    with azrdma_job_plugins(cloud):
+        yield cloud
+
+
+def _domains_for(world, nodes):
+    return "|".join(d.name for d in world.domains if len(d.nodes) >= nodes)
+
+
+def _srun(world, *args, env=None, check=True):
+    return world.run_ctl("srun", "-p", "all", *args, *TASK_ENV, env=env,
+                         check=check, timeout=180)
+
+
+def _assert_profile(env, host, keep=()):
+    for name, value in PROFILE_ENV.items():
+        if name not in keep:
+            assert env.get(name) == value, (host, name, env)
+    assert env.get("AZRDMA_MPI_PROFILE") == PROFILE, (host, env)
+
+
+def test_srun_job_gets_one_domain_and_the_profile_on_every_node(plugins):
+    r = _srun(plugins, "-N", "2", "-C", "rdma", "-w", "f4n1,f4n2")
+    domains = _domains_for(plugins, 2)
+    assert f"srun: azrdma: domains {domains}, MPI env {PROFILE}" in r.stderr, r.stderr
+    hosts = per_node_env(r.stdout)
+    assert sorted(hosts) == ["f4n1", "f4n2"], r.stdout
+    for host in hosts:
+        _assert_profile(hosts[host], host)
+    job_id = hosts["f4n1"]["SLURM_JOB_ID"]
+    assert plugins.job(job_id)["Features"] == f"rdma&[{domains}]"
+
+
+def test_memlock_below_unlimited_is_warned_in_the_job_output(plugins):
+    r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n1")
+    limit = per_node_env(r.stdout)["f4n1"]["MEMLOCK"]
+    warned = "azrdma: warning: the memlock limit of this task is" in r.stderr
+    assert warned == (limit != "unlimited"), (limit, r.stderr)
+
+
+def test_memlock_warning_names_the_limit(plugins):
+    r = plugins.run_ctl("bash", "-c", "ulimit -l 1024 && exec srun -p all -N 1 "
+                        "-C rdma -w f4n1 true", timeout=180)
+    assert ("azrdma: warning: the memlock limit of this task is 1024 KiB, "
+            "not unlimited") in r.stderr, r.stderr
+
+
+def test_a_users_value_survives_in_an_srun_job(plugins):
+    r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n2",
+              env={"OMPI_MCA_pml": "cm"})
+    env = per_node_env(r.stdout)["f4n2"]
+    assert env["OMPI_MCA_pml"] == "cm", env
+    _assert_profile(env, "f4n2", keep=("OMPI_MCA_pml",))
+
+
+def test_salloc_job_gets_the_profile_in_its_steps(plugins):
+    r = plugins.run_ctl("salloc", "-p", "all", "-N", "2", "-C", "rdma",
+                        "-w", "f4n1,f4n2", "srun", *TASK_ENV, timeout=180)
+    assert f"salloc: azrdma: domains {_domains_for(plugins, 2)}" in r.stderr, r.stderr
+    hosts = per_node_env(r.stdout)
+    assert sorted(hosts) == ["f4n1", "f4n2"], r.stdout
+    for host, env in hosts.items():
+        _assert_profile(env, host)
+
+
+def test_an_rdma_partition_is_rdma_intent(plugins):
+    r = plugins.run_ctl("srun", "-p", RDMA_PARTITION, "-N", "2", *TASK_ENV,
+                        timeout=180)
+    assert f"srun: azrdma: domains {_domains_for(plugins, 2)}" in r.stderr, r.stderr
+    for host, env in per_node_env(r.stdout).items():
+        _assert_profile(env, host)
+
+
+def test_rdma_env_off_sets_nothing(plugins):
+    r = _srun(plugins, "--rdma-env=off", "-N", "1", "-C", "rdma", "-w", "f4n1")
+    assert "MPI env off" in r.stderr, r.stderr
+    env = per_node_env(r.stdout)["f4n1"]
+    assert not {"AZRDMA_MPI_PROFILE", *PROFILE_ENV} & set(env), env
+
+
+def test_rdma_env_off_in_a_batch_job_reaches_its_steps(plugins):
+    job_id = plugins.submit("--rdma-env=off", "-p", "all", "-N", "1", "-C", "rdma",
+                            "-w", "f4n1",
+                            wrap="srun bash -c 'env | sed \"s/^/$(hostname): /\"'")
+    plugins.wait_job(job_id, timeout=180)
+    env = per_node_env(plugins.job_output(job_id))["f4n1"]
+    assert not {"AZRDMA_MPI_PROFILE", *PROFILE_ENV} & set(env), env
+
+
+def test_rdma_env_names_another_profile(plugins):
+    r = _srun(plugins, "--rdma-env=openmpi-ucx", "-N", "1", "-C", "rdma",
+              "-w", "f4n1")
+    assert "MPI env openmpi-ucx" in r.stderr, r.stderr
+    env = per_node_env(r.stdout)["f4n1"]
+    assert env.get("OMPI_MCA_pml") == "ucx", env
+    assert env.get("UCX_NET_DEVICES") == "mlx5_ib0:1", env
+    assert env.get("AZRDMA_MPI_PROFILE") == "openmpi-ucx", env
+
+
+def test_an_unknown_rdma_env_profile_is_rejected_at_submit(plugins):
+    r = _srun(plugins, "--rdma-env=nompi", "-N", "1", "-C", "rdma", "-w", "f4n1",
+              check=False)
+    assert r.returncode == 1, r
+    assert "srun: error: azrdma: --rdma-env=nompi: no such MPI profile" in r.stderr, \
+        r.stderr
+
+
+def test_a_malformed_rdma_env_is_refused_by_the_client(plugins):
+    r = _srun(plugins, "--rdma-env=a/b", "-N", "1", "-w", "f4n1", check=False)
+    assert r.returncode != 0, r
+    assert "--rdma-env=a/b: a profile name has letters" in r.stderr, r.stderr
