@@ -70,14 +70,18 @@ def test_a_users_value_survives_in_an_srun_job(plugins):
     _assert_profile(env, "f4n2", keep=("OMPI_MCA_pml",))
 
 
-def test_salloc_job_gets_the_profile_in_its_steps(plugins):
+def test_salloc_job_gets_the_profile_in_every_step(plugins):
+    step = "srun bash -c 'env | sed \"s/^/$(hostname): /\"'"
     r = plugins.run_ctl("salloc", "-p", "all", "-N", "2", "-C", "rdma",
-                        "-w", "f4n1,f4n2", "srun", *TASK_ENV, timeout=180)
+                        "-w", "f4n1,f4n2", "bash", "-c", f"{step}; {step}",
+                        timeout=180)
     assert f"salloc: azrdma: domains {_domains_for(plugins, 2)}" in r.stderr, r.stderr
     hosts = per_node_env(r.stdout)
     assert sorted(hosts) == ["f4n1", "f4n2"], r.stdout
     for host, env in hosts.items():
         _assert_profile(env, host)
+        # Two steps, each with the profile.
+        assert r.stdout.count(f"{host}: AZRDMA_MPI_PROFILE={PROFILE}\n") == 2, r.stdout
 
 
 def test_an_rdma_partition_is_rdma_intent(plugins):
@@ -126,3 +130,11 @@ def test_a_malformed_rdma_env_is_refused_by_the_client(plugins):
     r = _srun(plugins, "--rdma-env=a/b", "-N", "1", "-w", "f4n1", check=False)
     assert r.returncode != 0, r
     assert "--rdma-env=a/b: a profile name has letters" in r.stderr, r.stderr
+
+
+def test_rdma_env_off_in_salloc_reaches_its_steps(plugins):
+    r = plugins.run_ctl("salloc", "--rdma-env=off", "-p", "all", "-N", "1",
+                        "-C", "rdma", "-w", "f4n2", "srun", *TASK_ENV, timeout=180)
+    assert "MPI env off" in r.stderr, r.stderr
+    env = per_node_env(r.stdout)["f4n2"]
+    assert not {"AZRDMA_MPI_PROFILE", *PROFILE_ENV} & set(env), env
