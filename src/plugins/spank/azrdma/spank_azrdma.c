@@ -14,6 +14,8 @@
  *     job_submit/azrdma recorded in the job's spank_job_env;
  *  3. the node's own: its domain's image Mpi=, else the default for the
  *     RDMA kind of the domain's VM size (azrdma.conf).
+ * An InfiniBand profile that names a UCX device also gets UCX_IB_PKEY, the
+ * tenant partition key of that device's port, read on the node.
  * The first task of each node also warns in the job's output when its
  * memlock limit is not unlimited, which RDMA needs.
  *
@@ -155,6 +157,60 @@ static const struct conf_mpi_profile *_resolve(spank_t sp, const char **why)
 	return d ? conf_domain_mpi_profile(_conf, d) : NULL;
 }
 
+/*
+ * The tenant partition key of an InfiniBand port, for UCX_IB_PKEY: of the
+ * port's two keys (pkeys/0 and pkeys/1 under <root>/sys/class/infiniband/
+ * <dev>/ports/<port>) the larger is the tenant's; UCX wants it without the
+ * full-membership bit.  root is "" on a real node.  Exported for the unit
+ * tests only.
+ */
+int spank_azrdma_tenant_pkey(const char *root, const char *dev,
+			     const char *port, unsigned *pkey)
+{
+	unsigned best = 0;
+
+	for (int i = 0; i < 2; i++) {
+		char path[512];
+		unsigned v;
+		FILE *f;
+
+		snprintf(path, sizeof(path),
+			 "%s/sys/class/infiniband/%s/ports/%s/pkeys/%d", root,
+			 dev, port, i);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%x", &v) == 1 && v > best)
+			best = v;
+		fclose(f);
+	}
+	if (!(best & 0x7fff))
+		return -1;
+	*pkey = best & 0x7fff;
+	return 0;
+}
+
+/* UCX_IB_PKEY from the device UCX_NET_DEVICES names ("mlx5_ib0:1"). */
+static void _set_ucx_pkey(spank_t sp)
+{
+	char devs[256], pkey[16], *port;
+	const char *root = getenv("AZRDMA_SYSFS_ROOT");
+	unsigned v;
+
+	if (_task_getenv(sp, "UCX_IB_PKEY", pkey, sizeof(pkey))
+	    || !_task_getenv(sp, "UCX_NET_DEVICES", devs, sizeof(devs)))
+		return;
+	devs[strcspn(devs, ",")] = '\0';
+	port = strchr(devs, ':');
+	if (!port)
+		return;
+	*port++ = '\0';
+	if (spank_azrdma_tenant_pkey(root ? root : "", devs, port, &v))
+		return;
+	snprintf(pkey, sizeof(pkey), "0x%04x", v);
+	spank_setenv(sp, "UCX_IB_PKEY", pkey, 0);
+}
+
 /* Set what the task lacks; a value it already has stays.  Returns kept. */
 static size_t _apply(spank_t sp, const struct conf_mpi_profile *p)
 {
@@ -176,6 +232,8 @@ static size_t _apply(spank_t sp, const struct conf_mpi_profile *p)
 			kept++;
 	}
 	spank_setenv(sp, PROFILE_VAR, p->name, 0);
+	if (p->rdma == RDMA_IB)
+		_set_ucx_pkey(sp);
 	return kept;
 }
 
