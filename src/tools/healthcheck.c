@@ -45,6 +45,7 @@ struct options {
 	const char *root;
 	const char *lock_file;
 	double timeout;
+	rlim_t memlock_min;	/* 0: unlimited required */
 	bool no_drain, list, loopback;
 };
 
@@ -80,6 +81,9 @@ static void _usage(FILE *out)
 		"s)\n"
 		"  -l, --lock-file F    lock against overlapping runs "
 		"(default " DEFAULT_LOCK ")\n"
+		"  -m, --min-memlock K  accept a locked memory limit of K KiB "
+		"or more\n"
+		"                       (default: only unlimited)\n"
 		"      --no-loopback    skip the RDMA loopback test\n"
 		"  -N, --no-drain       only report; never change the node in "
 		"Slurm\n"
@@ -97,6 +101,7 @@ static int _parse(int argc, char **argv, struct options *o)
 		{"root", required_argument, NULL, 'r'},
 		{"timeout", required_argument, NULL, 't'},
 		{"lock-file", required_argument, NULL, 'l'},
+		{"min-memlock", required_argument, NULL, 'm'},
 		{"no-loopback", no_argument, NULL, 'B'},
 		{"no-drain", no_argument, NULL, 'N'},
 		{"list", no_argument, NULL, 'L'},
@@ -106,7 +111,7 @@ static int _parse(int argc, char **argv, struct options *o)
 	char *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:f:r:t:l:NLh", longs, NULL))
+	while ((c = getopt_long(argc, argv, "n:f:r:t:l:m:NLh", longs, NULL))
 	       != -1) {
 		switch (c) {
 		case 'n':
@@ -130,6 +135,19 @@ static int _parse(int argc, char **argv, struct options *o)
 		case 'l':
 			o->lock_file = optarg;
 			break;
+		case 'm': {
+			unsigned long long k = strtoull(optarg, &end, 10);
+
+			if (*end || end == optarg || !k) {
+				fprintf(stderr, "azrdma-healthcheck: "
+						"--min-memlock %s: expected a "
+						"positive number of KiB\n",
+					optarg);
+				return 2;
+			}
+			o->memlock_min = (rlim_t)k * 1024;
+			break;
+		}
 		case 'B':
 			o->loopback = false;
 			break;
@@ -428,6 +446,7 @@ int main(int argc, char **argv)
 	}
 	ctx.ifaces = ifaces;
 	ctx.memlock = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 ? rl.rlim_cur : 0;
+	ctx.memlock_min = o.memlock_min;
 
 	if (_checks_with_watchdog(&ctx, o.timeout, &out) != 0) {
 		rc = 2;

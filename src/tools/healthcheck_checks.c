@@ -440,12 +440,22 @@ enum hc_result hc_rdma_interface(const struct hc_ctx *ctx, char *d,
 
 enum hc_result hc_memlock(const struct hc_ctx *ctx, char *d, size_t len)
 {
-	if (ctx->memlock == RLIM_INFINITY)
+	rlim_t min = ctx->memlock_min ? ctx->memlock_min : RLIM_INFINITY;
+
+	if (ctx->memlock == RLIM_INFINITY
+	    || (min != RLIM_INFINITY && ctx->memlock >= min))
 		return HC_PASS;
-	snprintf(d, len,
-		 "locked memory limit of slurmd is %llu KiB, not unlimited "
-		 "(LimitMEMLOCK=infinity in slurmd.service)",
-		 (unsigned long long)ctx->memlock / 1024);
+	if (min == RLIM_INFINITY)
+		snprintf(d, len,
+			 "locked memory limit of slurmd is %llu KiB, not "
+			 "unlimited (LimitMEMLOCK=infinity in slurmd.service)",
+			 (unsigned long long)ctx->memlock / 1024);
+	else
+		snprintf(d, len,
+			 "locked memory limit of slurmd is %llu KiB, less than "
+			 "%llu KiB",
+			 (unsigned long long)ctx->memlock / 1024,
+			 (unsigned long long)min / 1024);
 	return HC_FAIL;
 }
 

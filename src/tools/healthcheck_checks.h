@@ -37,6 +37,7 @@ struct hc_ctx {
 	const struct hc_iface *ifaces;	/* IPv4 addresses of the node */
 	size_t iface_count;
 	rlim_t memlock;			/* RLIMIT_MEMLOCK (soft) to judge */
+	rlim_t memlock_min;		/* least allowed; 0 = RLIM_INFINITY */
 	bool loopback;			/* run the verbs loopback test */
 };
 

@@ -239,7 +239,16 @@ START_TEST(memlock_must_be_unlimited)
 
 	ctx.memlock = 8u << 20;
 	ck_assert_str_eq(_first_failure(&ctx), "memlock");
-	ck_assert_ptr_nonnull(strstr(_detail, "8192 KiB"));
+	ck_assert_ptr_nonnull(strstr(_detail, "8192 KiB, not unlimited"));
+	/* --min-memlock: a finite limit at or above it is enough. */
+	ctx.memlock_min = 8u << 20;
+	ck_assert_int_eq(hc_memlock(&ctx, _detail, sizeof(_detail)), HC_PASS);
+	ctx.memlock_min = 16u << 20;
+	ck_assert_int_eq(hc_memlock(&ctx, _detail, sizeof(_detail)), HC_FAIL);
+	ck_assert_str_eq(_detail, "locked memory limit of slurmd is 8192 KiB, "
+				  "less than 16384 KiB");
+	ctx.memlock = RLIM_INFINITY;
+	ck_assert_int_eq(hc_memlock(&ctx, _detail, sizeof(_detail)), HC_PASS);
 }
 END_TEST
 

@@ -1,0 +1,183 @@
+"""azrdma-pingpong and azrdma-healthcheck in the test world.
+
+    conf = write_fabric_conf(world, "pp-world", latency_us=5000, bandwidth_mbs=10)
+    job_id = hold_nodes(world, ["f1n1", "f1n2"])   # a job keeps them up
+    res = pingpong(world, job_id, ["f1n1", "f1n2"], "--quick", conf=conf)
+    with health_checks(world, conf, root=sysfs_tree("ib-healthy")) as hc:
+        ...
+
+The programs come from the build tree named by AZRDMA_BUILDDIR (the
+integrator's testsuite/run sets it), else build/ of the repository. The test
+world runs them under their own azrdma.conf (<run>/etc/<name>.conf, passed
+as AZRDMA_CONF), so they never disturb the azrdma.conf of other modules.
+"""
+
+import contextlib
+import os
+import re
+
+from .wait import wait_for
+from .world import REPO
+
+RDMA_NET = "172.16.0.0/16"
+# Open MPI over TCP on the RDMA network, as test_mpi.py shows it works here.
+MPI_ENV = {
+    "OMPI_MCA_pml": "ob1",
+    "OMPI_MCA_btl": "self,tcp",
+    "OMPI_MCA_btl_tcp_if_include": RDMA_NET,
+    "OMPI_MCA_oob_tcp_if_include": "10.123.0.0/16",
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+}
+# IMB-MPI1 PingPong's column header and rows.
+IMB_HEADER = "       #bytes #repetitions      t[usec]   Mbytes/sec"
+IMB_ROW = re.compile(r"^ +(\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d)$", re.M)
+SYSFS = os.path.join(REPO, "testsuite", "data", "sysfs")
+
+
+def builddir():
+    return os.environ.get("AZRDMA_BUILDDIR") or os.path.join(REPO, "build")
+
+
+def tool(name):
+    """Absolute path of src/tools/<name> in the build tree, or None."""
+    path = os.path.abspath(os.path.join(builddir(), "src", "tools", name))
+    return path if os.access(path, os.X_OK) else None
+
+
+def sysfs_tree(name):
+    return os.path.join(SYSFS, name)
+
+
+def write_fabric_conf(world, name, latency_us=None, bandwidth_mbs=None):
+    """<run>/etc/<name>.conf: the world's domains; with a VmSize line that
+    sets the pingpong thresholds of the test size when they are given."""
+    lines = [
+        f"# written by testsuite/python/lib/fabric_checks.py",
+        f"ClusterName={world.prefix}",
+        "SubscriptionId=00000000-0000-0000-0000-000000000000",
+        f"ResourceGroup={world.prefix}-rg",
+        "Location=eastus",
+        "SubnetId=/subscriptions/00000000-0000-0000-0000-000000000000/"
+        f"resourceGroups/{world.prefix}-rg/providers/Microsoft.Network/"
+        "virtualNetworks/cluster/subnets/default",
+        f"SshPublicKeyFile={os.path.join(REPO, 'testsuite', 'data', 'id_test.pub')}",
+        "Image=alma Urn=almalinux:almalinux-hpc:8_7-hpc-gen2:latest Default=yes",
+    ]
+    sizes = sorted({d.vm_size for d in world.domains})
+    if latency_us is not None:
+        for size in sizes:
+            lines.append(f"VmSize={size} MaxLatencyUs={latency_us}"
+                         f" MinBandwidthMBs={bandwidth_mbs}")
+    for d in world.domains:
+        lines.append(f"Domain={d.name} Nodes={d.hostlist} VmSize={d.vm_size}"
+                     f" AvailabilitySet={d.availability_set}")
+    path = world.path("etc", f"{name}.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+    return path
+
+
+def hold_nodes(world, nodes, partition="all", timeout=180):
+    """A job that keeps nodes powered up; its id. scancel it when done."""
+    job_id = world.submit("-p", partition, "-N", str(len(nodes)),
+                          "-w", ",".join(nodes), wrap="sleep 1800")
+    world.wait_job_running(job_id, timeout=timeout)
+    world.wait_up(nodes)
+    return job_id
+
+
+def pingpong(world, job_id, nodes, *args, conf=None, timeout=240):
+    """azrdma-pingpong as a step of job_id on nodes, one task each.
+
+    Returns the CompletedProcess (stdout holds rank 0's report)."""
+    env = dict(MPI_ENV)
+    if conf:
+        env["AZRDMA_CONF"] = conf
+    return world.run_ctl(
+        "srun", f"--jobid={job_id}", "--overlap", "--mpi=pmix",
+        "-N", str(len(nodes)), "-n", str(len(nodes)), "--ntasks-per-node=1",
+        "-w", ",".join(nodes), "--kill-on-bad-exit=1",
+        tool("azrdma-pingpong"), *args,
+        check=False, timeout=timeout, env=env)
+
+
+def imb_rows(text):
+    """[(bytes, repetitions, t_usec, mbytes_per_sec)] of every table row."""
+    return [(int(b), int(r), float(t), float(m))
+            for b, r, t, m in IMB_ROW.findall(text)]
+
+
+class HealthChecks:
+    """azrdma-healthcheck as the world's HealthCheckProgram, through a
+    wrapper that gives it what slurmd does not (SLURM_CONF, AZRDMA_CONF, the
+    captured device tree, a per-VM lock) and logs each run."""
+
+    def __init__(self, world, conf, root, interval):
+        self.world = world
+        self.conf = conf
+        self.root = root
+        self.interval = interval
+        self.wrapper = world.path("bin", "azrdma-healthcheck-test")
+        self.log_dir = world.path("logs")
+
+    def log_path(self, node):
+        return os.path.join(self.log_dir, f"healthcheck-{node}.log")
+
+    def write_wrapper(self):
+        text = f"""#!/bin/sh
+# generated by testsuite/python/lib/fabric_checks.py: HealthCheckProgram of
+# the test world. slurmd gives only SLURMD_NODENAME; a real node finds
+# /etc/slurm/slurm.conf and azrdma.conf itself and runs under systemd's
+# LimitMEMLOCK=infinity; here the hard limit cannot be raised, so the
+# current one is accepted.
+export SLURM_CONF='{self.world.slurm_conf_path}'
+export AZRDMA_CONF='{self.conf}'
+memlock=
+ulimit -l unlimited 2>/dev/null || memlock="--min-memlock=$(ulimit -l)"
+start=$(date +%s.%N)
+out=$('{tool("azrdma-healthcheck")}' --root '{self.root}' $memlock \\
+	--lock-file '{self.world.path("vms")}'/"$SLURMD_NODENAME"/healthcheck.lock 2>&1)
+rc=$?
+end=$(date +%s.%N)
+printf '=== %s rc=%d start=%s end=%s\\n%s\\n' "$SLURMD_NODENAME" "$rc" \\
+	"$start" "$end" "$out" >> '{self.log_dir}'/healthcheck-"$SLURMD_NODENAME".log
+printf '%s\\n' "$out"
+exit $rc
+"""
+        with open(self.wrapper, "w") as f:
+            f.write(text)
+        os.chmod(self.wrapper, 0o755)
+
+    def runs(self, node):
+        """[(rc, start, end, output)] of every logged run on node."""
+        try:
+            with open(self.log_path(node)) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for m in re.finditer(r"^=== (\S+) rc=(\d+) start=(\S+) end=(\S+)\n"
+                             r"(.*?)(?=^=== |\Z)", text, re.M | re.S):
+            out.append((int(m[2]), float(m[3]), float(m[4]), m[5]))
+        return out
+
+    def wait_runs(self, node, count, timeout=None):
+        """Wait until `count` more runs than now have been logged on node;
+        return the last one."""
+        start = len(self.runs(node))
+        timeout = timeout or 6 * self.interval + 60
+        wait_for(lambda: len(self.runs(node)) >= start + count, timeout,
+                 f"{count} more health check runs on {node}")
+        return self.runs(node)[-1]
+
+
+@contextlib.contextmanager
+def health_checks(world, conf, root, interval=5):
+    """Run a block with azrdma-healthcheck as HealthCheckProgram."""
+    hc = HealthChecks(world, conf, root, interval)
+    hc.write_wrapper()
+    with world.slurm_conf_changed({"HealthCheckProgram": hc.wrapper,
+                                   "HealthCheckInterval": str(interval)}):
+        yield hc

@@ -1,0 +1,169 @@
+"""azrdma-healthcheck as HealthCheckProgram: a broken RDMA interface drains
+the node with the check's reason, repair resumes it, an administrator's
+drain is never touched; and the program itself stays within its budget."""
+
+import fcntl
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from lib.fabric_checks import (health_checks, hold_nodes, sysfs_tree, tool,
+                               write_fabric_conf)
+from lib.wait import wait_for
+
+NODES = ["f1n5", "f1n6"]
+DOMAIN_CONF = """\
+SubscriptionId=00000000-0000-0000-0000-000000000000
+ResourceGroup=rg
+Location=eastus
+SubnetId=/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s
+SshPublicKeyFile=/nonexistent.pub
+Image=alma Urn=almalinux:almalinux-hpc:8_7-hpc-gen2:latest Default=yes
+Domain=hb Nodes=hb[1-4] VmSize=Standard_HB120rs_v3
+Domain=nd Nodes=a9-[1-2] VmSize=Standard_A9
+"""
+
+
+@pytest.fixture
+def healthcheck(tmp_path):
+    """Run the built azrdma-healthcheck against a local azrdma.conf."""
+    exe = tool("azrdma-healthcheck")
+    if not exe:
+        pytest.skip("azrdma-healthcheck is not built")
+    conf = tmp_path / "azrdma.conf"
+    conf.write_text(DOMAIN_CONF)
+
+    def run(*args, root=None):
+        cmd = [exe, "-f", str(conf), "--lock-file", str(tmp_path / "lock"),
+               "--no-drain"]
+        if root:
+            cmd += ["--root", str(root)]
+        return subprocess.run(cmd + list(args), text=True, timeout=60,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={"PATH": "/usr/bin:/bin"})
+    return run
+
+
+def test_list_names_the_checks_of_the_nodes_size(healthcheck):
+    res = healthcheck("--list", "-n", "hb2")
+    names = [line.split()[0] for line in res.stdout.splitlines()
+             if not line.startswith("#")]
+    assert names == ["ib_device", "ib_port", "ib_pkey", "rdma_interface",
+                     "memlock", "loopback"], res.stdout
+    res = healthcheck("--list", "-n", "a9-1")
+    names = [line.split()[0] for line in res.stdout.splitlines()
+             if not line.startswith("#")]
+    assert names == ["nd_device", "nd_driver", "rdma_interface", "dat_conf",
+                     "memlock"], res.stdout
+
+
+def test_node_outside_every_domain_has_nothing_to_check(healthcheck):
+    res = healthcheck("-n", "login1")
+    assert res.returncode == 0 and "nothing to check" in res.stdout
+
+
+def test_each_check_reports_one_line(healthcheck):
+    res = healthcheck("-n", "hb1", root=sysfs_tree("ib-port-down"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert "PASS ib_device" in lines, res.stdout
+    assert ("FAIL ib_port: no port is ACTIVE (LinkUp): mlx5_ib0 port 1 is "
+            "DOWN (Polling)") in lines, res.stdout
+    assert any(line.startswith("SKIP loopback: ") for line in lines)
+
+
+def test_hung_check_is_killed_by_the_watchdog(healthcheck, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(sysfs_tree("ib-healthy"), root)
+    state = root / "sys/class/infiniband/mlx5_ib0/ports/1/state"
+    state.unlink()
+    os.mkfifo(state)  # reading it blocks, like a wedged driver
+    res = healthcheck("-n", "hb1", "--timeout", "1", root=root)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAIL watchdog: ib_port did not finish within 1 s" in res.stdout
+
+
+def test_overlapping_run_is_skipped(healthcheck, tmp_path):
+    with open(tmp_path / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "another run holds" in res.stdout
+
+
+# ---- in the test world ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hc(cloud):
+    """azrdma-healthcheck every 5 s on every node, with the healthy HBv3
+    device tree (the world has no InfiniBand device) and the VMs' real
+    RDMA interfaces; NODES held up by a job."""
+    if not tool("azrdma-healthcheck"):
+        pytest.skip("azrdma-healthcheck is not built")
+    conf = write_fabric_conf(cloud, "healthcheck")
+    with health_checks(cloud, conf, sysfs_tree("ib-healthy")) as checks:
+        job_id = hold_nodes(cloud, NODES, partition="fab1")
+        try:
+            yield checks
+        finally:
+            for node in NODES:
+                cloud.emulator_admin("POST", f"vms/{node}/rdma", {"up": True})
+            cloud.run_ctl("scancel", str(job_id))
+
+
+def _drained(cloud, node):
+    return "DRAIN" in cloud.node_flags(node)
+
+
+def test_healthy_nodes_pass_and_stay_in_service(cloud, hc):
+    for node in NODES:
+        rc, _, _, out = hc.wait_runs(node, 1)
+        assert rc == 0, out
+        assert "PASS rdma_interface" in out and "PASS ib_port" in out, out
+        assert not _drained(cloud, node)
+
+
+def test_rdma_interface_down_drains_and_repair_resumes(cloud, hc):
+    node = NODES[0]
+    rdma_ip = cloud.vms()[node]["rdmaIp"]
+    cloud.emulator_admin("POST", f"vms/{node}/rdma", {"up": False})
+    reason = f"azrdma: rdma_interface: ib0 ({rdma_ip}) is down"
+    wait_for(lambda: _drained(cloud, node)
+             and cloud.node(node).get("Reason", "").startswith(reason),
+             hc.interval * 6 + 30, f"{node} drained with '{reason}'")
+    cloud.emulator_admin("POST", f"vms/{node}/rdma", {"up": True})
+    wait_for(lambda: not _drained(cloud, node), hc.interval * 6 + 30,
+             f"{node} resumed after repair")
+    rc, _, _, out = hc.runs(node)[-1]
+    assert f"resumed {node}" in out or rc == 0, out
+
+
+def test_admin_drain_is_left_alone(cloud, hc):
+    node = NODES[1]
+    cloud.scontrol("update", f"nodename={node}", "state=drain",
+                   "reason=admin maintenance")
+    try:
+        cloud.emulator_admin("POST", f"vms/{node}/rdma", {"up": False})
+        rc, _, _, out = hc.wait_runs(node, 2)
+        assert rc == 1 and f"left {node} alone" in out, out
+        assert cloud.node(node)["Reason"].startswith("admin maintenance")
+        cloud.emulator_admin("POST", f"vms/{node}/rdma", {"up": True})
+        rc, _, _, out = hc.wait_runs(node, 2)
+        assert rc == 0, out
+        assert _drained(cloud, node)
+        assert cloud.node(node)["Reason"].startswith("admin maintenance")
+    finally:
+        cloud.scontrol("update", f"nodename={node}", "state=resume")
+
+
+def test_no_run_comes_near_slurms_60_s_limit(cloud, hc):
+    for node in NODES:
+        runs = hc.runs(node)
+        assert runs
+        assert all(rc in (0, 1) for rc, _, _, _ in runs), runs
+        with open(cloud.path("logs", f"slurmd-{node}.log"),
+                  errors="replace") as f:
+            assert "health_check poll timeout" not in f.read()
