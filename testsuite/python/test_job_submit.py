@@ -76,6 +76,16 @@ def test_a_job_without_rdma_intent_is_left_alone(plugins):
         plugins.run_ctl("scancel", str(job_id))
 
 
+def test_a_users_or_constraint_is_grouped_and_accepted(plugins):
+    job_id, err = _sbatch(plugins, "-N", "2", "-C", "rdma|rdma", "-p", "all",
+                          "--hold", wrap="true")
+    try:
+        assert (plugins.job(job_id)["Features"]
+                == f"(rdma|rdma)&[{_domains_for(plugins, 2)}]"), err
+    finally:
+        plugins.run_ctl("scancel", str(job_id))
+
+
 def test_batch_job_stays_in_one_domain_with_the_profile_and_the_users_value(
         plugins):
     domains = _domains_for(plugins, 2)
