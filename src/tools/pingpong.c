@@ -488,9 +488,9 @@ static void _collect(const struct options *o, struct run *run)
 		r->failed = buf[i * (n + 1)] != 0.0;
 		if (r->failed) {
 			snprintf(run->errors[i], sizeof(run->errors[i]),
-				 "%s and %s could not reach each other "
-				 "within %.0f s",
-				 r->host_a, r->host_b, o->timeout);
+				 "no answer within %.0f s over the MPI "
+				 "network: the nodes cannot reach each other",
+				 o->timeout);
 			r->error = run->errors[i];
 		}
 		for (size_t j = 0; j < n; j++) {
@@ -548,6 +548,9 @@ static int _run(const struct options *o)
 		return 2;
 	}
 	np = run.sched.pair_count;
+	/* Each round may wait a timeout for an unreachable peer. */
+	alarm(o->time_limit
+	      + (unsigned)((double)(run.sched.count + 3) * o->timeout));
 	for (size_t i = 0; i < o->plan.count; i++)
 		if (o->plan.sizes[i].bytes > maxbytes)
 			maxbytes = o->plan.sizes[i].bytes;
@@ -596,6 +599,13 @@ static int _run(const struct options *o)
 						res->host_a, res->host_b,
 						o->timeout);
 					res->failed = true;
+					snprintf(run.errors[idx],
+						 sizeof(run.errors[idx]),
+						 "no answer within %.0f s over "
+						 "the MPI network: the nodes "
+						 "cannot reach each other",
+						 o->timeout);
+					res->error = run.errors[idx];
 					local_fail = true;
 					continue;
 				}
@@ -623,7 +633,7 @@ static int _run(const struct options *o)
 		 * for it forever.  Rank 0 has printed; end the whole step.
 		 */
 		if (_rank != 0)
-			sleep(2);
+			sleep((unsigned)(2 * o->timeout) + 10);
 		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
 out:
@@ -661,7 +671,7 @@ int main(int argc, char **argv)
 		return prc == 1 ? 0 : 2;
 	}
 	signal(SIGALRM, _on_alarm);
-	alarm(o.time_limit);
+	alarm(o.time_limit + (unsigned)(3 * o.timeout));
 	snprintf(_doing, sizeof(_doing), "learning the node names");
 	if (!_gather_names(o.timeout) && _rank == 0)
 		fprintf(stderr, "azrdma-pingpong: some ranks did not tell "

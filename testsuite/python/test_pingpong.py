@@ -119,5 +119,21 @@ def test_pair_across_two_fabrics_fails_and_is_named(cloud, held, world_conf):
     res = pingpong(cloud, held, [FAB1[0], FAB2], "--quick", "--timeout", "5",
                    conf=world_conf)
     assert res.returncode != 0, res.stdout + res.stderr
-    out = res.stdout + res.stderr
-    assert "FAIL f1n1 <-> f2n2" in out, out
+    assert "azrdma-pingpong: FAIL f1n1 <-> f2n2: no answer within 5 s" in (
+        res.stderr), res.stderr
+    assert ("# FAIL f1n1 <-> f2n2: no answer within 5 s over the MPI network: "
+            "the nodes cannot reach each other") in res.stdout, res.stdout
+    assert "# Result: FAIL (1 of 1 pairs slow or failing)" in res.stdout
+
+
+def test_ring_through_another_fabric_names_the_node_in_every_bad_pair(
+        cloud, held, world_conf):
+    res = pingpong(cloud, held, FAB1[:2] + [FAB2], "--mode", "ring",
+                   "--quick", "--timeout", "5", "--verbose", conf=world_conf)
+    assert res.returncode != 0, res.stdout + res.stderr
+    out = res.stdout
+    assert "# PASS f1n1 <-> f1n2" in out, out
+    assert "# FAIL f1n2 <-> f2n2: no answer" in out, out
+    assert "# FAIL f1n1 <-> f2n2: no answer" in out, out
+    assert ("# Nodes in slow or failing pairs: f2n2 (2 of 2 pairs) "
+            "f1n1 (1 of 2 pairs) f1n2 (1 of 2 pairs)") in out, out
