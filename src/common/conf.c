@@ -248,6 +248,7 @@ static const struct gkey _global_keys[] = {
 	{"CapacityCooldown", G_UINT, OFF(capacity_cooldown), 0, 86400},
 	{"RdmaPartitions", G_SPECIAL, 0, 0, 0},
 	{"Tags", G_SPECIAL, 0, 0, 0},
+	{"NodeImageFile", G_PATH, OFF(node_image_file), 0, 0},
 };
 
 #define N_GLOBAL_KEYS (sizeof(_global_keys) / sizeof(_global_keys[0]))
@@ -1016,6 +1017,9 @@ static bool _fill_defaults(struct parse *ps)
 		return false;
 	if (!c->state_dir && !(c->state_dir = strdup(CONF_DEFAULT_STATE_DIR)))
 		return false;
+	if (!c->node_image_file
+	    && !(c->node_image_file = strdup(CONF_DEFAULT_NODE_IMAGE_FILE)))
+		return false;
 	if (!c->compute_api_version
 	    && !(c->compute_api_version = strdup(CONF_DEFAULT_COMPUTE_API)))
 		return false;
@@ -1421,6 +1425,7 @@ void conf_free(struct azrdma_conf *c)
 	free(c->custom_data_file);
 	free(c->state_dir);
 	free(c->log_file);
+	free(c->node_image_file);
 	free(c->compute_api_version);
 	free(c->network_api_version);
 	hostnames_free(c->rdma_partitions, c->rdma_partition_count);

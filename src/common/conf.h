@@ -24,6 +24,7 @@
 #define CONF_DEFAULT_MAX_PARALLEL 16
 #define CONF_DEFAULT_CAPACITY_COOLDOWN 300
 #define CONF_DEFAULT_ADMIN_USERNAME "azureuser"
+#define CONF_DEFAULT_NODE_IMAGE_FILE "/var/lib/azrdma/image"
 
 enum conf_cloud {
 	CLOUD_AZURE_PUBLIC = 0,
@@ -109,6 +110,11 @@ struct azrdma_conf {
 	enum conf_suspend_action suspend_action;
 	char *state_dir;
 	char *log_file;
+	/*
+	 * On a compute node, the file naming the image the VM runs (written
+	 * at boot from its customData); "%n" stands for the node name.
+	 */
+	char *node_image_file;
 	char *compute_api_version;
 	char *network_api_version;
 	unsigned max_parallel_requests;

@@ -1,21 +1,40 @@
 /*
  * node_features_azrdma.c - node_features/azrdma: node features from
- * azrdma.conf and the OS image as a changeable feature.
+ * azrdma.conf, and the OS image as a changeable feature.
  *
- * This revision exports the complete 22.05 symbol set (a missing symbol is
- * fatal to the daemon) and validates azrdma.conf at load.  It claims no
- * feature as changeable and requires nothing of power save yet, so Slurm
- * behaves as without a node_features plugin; the image features and the
- * reprovisioning path are the node_features issue's work.
+ * Every node of a domain has "azure,<domain>,<size>,rdma,<nd|ib>" and, as
+ * changeable features, "img_<name>" for each Image line, one of them
+ * active.  A job asking -C img_X on nodes whose active image differs is
+ * rebooted by Slurm through power save: ResumeProgram <nodes> img_X, which
+ * reprovisions the VMs with image X in their availability set.
+ *
+ * Powered-down cloud nodes never register, so slurmctld would not know
+ * their features: after slurmctld starts (and on reconfigure) a thread of
+ * this plugin publishes them with slurm_update_node(), as an administrator
+ * would with scontrol.  On a running VM slurmd reports the image it runs
+ * through node_state(), read from NodeImageFile.
+ *
+ * The plugin is loaded by slurmctld and slurmd alike, so it uses only
+ * symbols of libslurmfull (reference/slurm-22.05-contracts.md 2.2, 2.7).
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "buf.h"
 #include "conf.h"
+#include "feature_set.h"
+#include "fsutil.h"
+#include "hostlist.h"
 #include "log.h"
 #include "sl_plugin.h"
 
@@ -30,11 +49,33 @@ typedef struct {
 	List key_pairs;
 } config_plugin_params_t;
 
+/* libslurmfull functions without a public declaration. */
+extern int node_name2bitmap(char *node_names, bool best_effort,
+			    bitstr_t **bitmap);
+extern bitstr_t *slurm_bit_copy(bitstr_t *b);
+extern void slurm_bit_and(bitstr_t *b1, bitstr_t *b2);
+extern int32_t slurm_bit_set_count(bitstr_t *b);
+extern void slurm_bit_free(bitstr_t **b);
+extern void *slurm_xcalloc(size_t count, size_t size, bool clear,
+			   bool try, const char *file, int line,
+			   const char *func);
+extern void _xstrcat(char **str1, const char *str2);
+
 const char plugin_name[] = "azrdma node features plugin";
 const char plugin_type[] = "node_features/azrdma";
 const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 
+/* A VM is created and boots to slurmd in about this long. */
+#define BOOT_TIME_SECONDS 600
+/* How long the publisher waits for slurmctld to answer RPCs. */
+#define PUBLISH_WAIT_SECONDS 300
+
 static struct azrdma_conf *_conf;
+static pthread_mutex_t _lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t _publisher;
+static bool _publisher_started;
+static volatile bool _stopping;
+static volatile bool _republish;
 
 extern int init(void)
 {
@@ -45,59 +86,340 @@ extern int init(void)
 
 extern int fini(void)
 {
+	if (_publisher_started) {
+		_stopping = true;
+		pthread_join(_publisher, NULL);
+		_publisher_started = false;
+	}
 	conf_free(_conf);
 	_conf = NULL;
 	return SLURM_SUCCESS;
 }
 
+/* A malloc()ed string handed to Slurm as an xmalloc()ed one. */
+static char *_to_xstr(char *s)
+{
+	char *x = s ? slurm_xstrdup(s) : NULL;
+
+	free(s);
+	return x;
+}
+
+/* ---- publishing features of nodes that never registered ------------- */
+
+/*
+ * The image a node's VM disk holds: azrdma-resume records it in
+ * <StateDir>/images/<node> when it creates the VM; else the default.
+ */
+static const struct conf_image *_recorded_image(const char *node)
+{
+	char path[1024], *text = NULL;
+	const struct conf_image *img = NULL;
+
+	snprintf(path, sizeof(path), "%s/images/%s", _conf->state_dir, node);
+	if (fs_read_file(path, 256, &text, NULL, NULL, 0) == AZ_OK) {
+		text[strcspn(text, " \t\r\n")] = '\0';
+		img = conf_image_find(_conf, text);
+	}
+	free(text);
+	return img ? img : conf_image_default(_conf);
+}
+
+/* Has list the image feature of some known image? */
+static bool _has_image(const char *list)
+{
+	char *copy = list ? strdup(list) : NULL, *tok, *save = NULL;
+	bool found = false;
+
+	for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !found;
+	     tok = strtok_r(NULL, ",", &save)) {
+		const struct conf_image *img;
+
+		found = feature_is_image(_conf, tok, &img) && img;
+	}
+	free(copy);
+	return found;
+}
+
+/* Publish one node's features if slurmctld lacks any; false: retry later. */
+static bool _publish_node(const struct conf_domain *d, const char *node)
+{
+	node_info_msg_t *msg = NULL;
+	update_node_msg_t upd;
+	char *stat = NULL, *images = NULL, *avail = NULL, *act = NULL;
+	char *img_feature = NULL, *base = NULL;
+	const node_info_t *ni;
+	bool ok = false;
+
+	if (slurm_load_node_single(&msg, (char *)node, SHOW_ALL)
+	    != SLURM_SUCCESS)
+		return false;
+	if (!msg->record_count || !msg->node_array[0].name) {
+		log_warn("node %s of domain %s is not in slurm.conf", node,
+			 d->name);
+		slurm_free_node_info_msg(msg);
+		return true;
+	}
+	ni = &msg->node_array[0];
+	stat = features_static(d);
+	images = features_images(_conf);
+	base = features_union(ni->features, stat);
+	avail = base ? features_union(base, images) : NULL;
+	free(base);
+	base = NULL;
+	if (_has_image(ni->features_act)) {
+		act = features_union(ni->features_act, stat);
+	} else {
+		img_feature = feature_of_image(_recorded_image(node));
+		base = features_union(ni->features_act, stat);
+		act = base ? features_union(base, img_feature) : NULL;
+	}
+	if (!stat || !images || !avail || !act) {
+		log_error("out of memory publishing features of %s", node);
+		goto out;
+	}
+	if (ni->features && !strcmp(ni->features, avail) && ni->features_act
+	    && !strcmp(ni->features_act, act)) {
+		ok = true;
+		goto out;
+	}
+	slurm_init_update_node_msg(&upd);
+	upd.node_names = (char *)node;
+	upd.features = avail;
+	upd.features_act = act;
+	if (slurm_update_node(&upd) != SLURM_SUCCESS) {
+		log_verbose("publishing features of %s: %s", node,
+			    slurm_strerror(slurm_get_errno()));
+		goto out;
+	}
+	log_verbose("%s: AvailableFeatures=%s ActiveFeatures=%s", node, avail,
+		    act);
+	ok = true;
+out:
+	free(stat);
+	free(images);
+	free(avail);
+	free(act);
+	free(img_feature);
+	free(base);
+	slurm_free_node_info_msg(msg);
+	return ok;
+}
+
+static bool _publish_all(void)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < _conf->domain_count && !_stopping; i++) {
+		const struct conf_domain *d = &_conf->domains[i];
+
+		for (size_t j = 0; j < d->node_count && !_stopping; j++)
+			if (!_publish_node(d, d->node_names[j]))
+				ok = false;
+	}
+	return ok;
+}
+
+/*
+ * Runs inside slurmctld.  It is started while slurmctld reads its
+ * configuration, before it answers RPCs, so it retries until they work.
+ */
+static void *_publish_thread(void *arg)
+{
+	for (unsigned waited = 0; !_stopping && waited < PUBLISH_WAIT_SECONDS;
+	     waited++) {
+		sleep(1);
+		pthread_mutex_lock(&_lock);
+		_republish = false;
+		bool done = _publish_all();
+		pthread_mutex_unlock(&_lock);
+		if (done && !_republish) {
+			log_info("features published for %zu domains",
+				 _conf->domain_count);
+			return NULL;
+		}
+	}
+	if (!_stopping)
+		log_error("could not publish node features within %d s; "
+			  "jobs asking for img_ features may be refused",
+			  PUBLISH_WAIT_SECONDS);
+	return NULL;
+}
+
+static void _start_publisher(void)
+{
+	if (_publisher_started) {
+		void *ret;
+
+		/* A reconfigure while it runs: let it go round again. */
+		if (pthread_tryjoin_np(_publisher, &ret) != 0) {
+			_republish = true;
+			return;
+		}
+		_publisher_started = false;
+	}
+	_stopping = false;
+	if (pthread_create(&_publisher, NULL, _publish_thread, NULL) == 0)
+		_publisher_started = true;
+	else
+		log_error("cannot start the feature publisher thread");
+}
+
+/* ---- the node_features API ------------------------------------------ */
+
 extern uint32_t node_features_p_boot_time(void)
 {
-	return 300;
+	return BOOT_TIME_SECONDS;
 }
 
+/* One feature name: is it ours to change (an image)? */
 extern bool node_features_p_changeable_feature(char *input)
 {
-	return false;
+	const struct conf_image *img;
+
+	return input && feature_is_image(_conf, input, &img) && img;
 }
 
+/* slurmctld: at start-up, reconfigure and after a node rebooted. */
 extern int node_features_p_get_node(char *node_list)
 {
+	if (!node_list)
+		_start_publisher();
 	return SLURM_SUCCESS;
 }
 
 extern int node_features_p_job_valid(char *job_features)
 {
+	char err[AZ_ERRLEN];
+
+	if (features_job_check(_conf, job_features, NULL, err, sizeof(err))
+	    != AZ_OK) {
+		log_info("refusing constraint '%s': %s", job_features, err);
+		return ESLURM_INVALID_FEATURE;
+	}
 	return SLURM_SUCCESS;
 }
 
+/* The features that must be active after the reboot: the image asked. */
 extern char *node_features_p_job_xlate(char *job_features)
 {
-	return NULL;
+	const struct conf_image *img = NULL;
+
+	if (features_job_check(_conf, job_features, &img, NULL, 0) != AZ_OK
+	    || !img)
+		return NULL;
+	return _to_xstr(feature_of_image(img));
 }
 
+/* Every node of every domain; the caller frees the bitmap. */
 extern bitstr_t *node_features_p_get_node_bitmap(void)
 {
-	return NULL;
+	bitstr_t *bitmap = NULL;
+	char *all;
+	size_t n = 0, k = 0;
+	char **names;
+
+	for (size_t i = 0; i < _conf->domain_count; i++)
+		n += _conf->domains[i].node_count;
+	names = calloc(n ? n : 1, sizeof(*names));
+	if (!names)
+		return NULL;
+	for (size_t i = 0; i < _conf->domain_count; i++)
+		for (size_t j = 0; j < _conf->domains[i].node_count; j++)
+			names[k++] = _conf->domains[i].node_names[j];
+	all = hostlist_compress(names, k);
+	free(names);
+	if (all)
+		node_name2bitmap(all, true, &bitmap);
+	free(all);
+	return bitmap;
 }
 
 extern int node_features_p_overlap(bitstr_t *active_bitmap)
 {
-	return 0;
+	bitstr_t *ours = node_features_p_get_node_bitmap();
+	bitstr_t *both;
+	int count;
+
+	if (!ours || !active_bitmap) {
+		if (ours)
+			slurm_bit_free(&ours);
+		return 0;
+	}
+	both = slurm_bit_copy(active_bitmap);
+	slurm_bit_and(both, ours);
+	count = slurm_bit_set_count(both);
+	slurm_bit_free(&both);
+	slurm_bit_free(&ours);
+	return count;
 }
 
+/* Images change through power save, so Slurm must have it configured. */
 extern bool node_features_p_node_power(void)
 {
-	return false;
+	return true;
 }
 
+/* slurmd, only with RebootProgram; azrdma reprovisions through power save. */
 extern int node_features_p_node_set(char *active_features)
 {
 	return SLURM_SUCCESS;
 }
 
+/*
+ * slurmd: every image is available, the active one is what NodeImageFile
+ * ("%n" = this host's short name, which azrdma makes the node name) says.
+ */
 extern void node_features_p_node_state(char **avail_modes,
 				       char **current_mode)
 {
+	char host[256], path[1024], *text = NULL, *images;
+	const struct conf_image *img = NULL;
+	struct az_buf b = {0};
+
+	if (!_conf)
+		return;
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	host[strcspn(host, ".")] = '\0';
+	for (const char *p = _conf->node_image_file; *p; p++) {
+		if (p[0] == '%' && p[1] == 'n') {
+			buf_puts(&b, host);
+			p++;
+		} else {
+			buf_append(&b, p, 1);
+		}
+	}
+	if (b.data && fs_read_file(b.data, 256, &text, NULL, NULL, 0) == AZ_OK) {
+		text[strcspn(text, " \t\r\n")] = '\0';
+		img = conf_image_find(_conf, text);
+		if (!img)
+			log_warn("%s names image '%s', which azrdma.conf does "
+				 "not define",
+				 b.data, text);
+	}
+	snprintf(path, sizeof(path), "%s", b.data ? b.data : "");
+	buf_free(&b);
+	free(text);
+
+	images = features_images(_conf);
+	if (images && *images) {
+		if (*avail_modes && **avail_modes)
+			_xstrcat(avail_modes, ",");
+		_xstrcat(avail_modes, images);
+	}
+	free(images);
+	if (img) {
+		char *f = feature_of_image(img);
+
+		if (*current_mode && **current_mode)
+			_xstrcat(current_mode, ",");
+		_xstrcat(current_mode, f);
+		free(f);
+	} else {
+		log_verbose("no image recorded in %s", path);
+	}
 }
 
 extern int node_features_p_node_update(char *active_features,
@@ -106,22 +428,54 @@ extern int node_features_p_node_update(char *active_features,
 	return SLURM_SUCCESS;
 }
 
+/* Refuse a new active set that names an unknown image or two images. */
 extern bool node_features_p_node_update_valid(void *node_ptr,
-					      update_node_msg_t *update_node_msg)
+					      update_node_msg_t *msg)
 {
+	char err[AZ_ERRLEN];
+	const char *list = msg->features_act;
+	int images = 0;
+	char *copy, *tok, *save = NULL;
+
+	if (!list)
+		return true;
+	if (!(copy = strdup(list)))
+		return false;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		const struct conf_image *img;
+
+		if (!feature_is_image(_conf, tok, &img))
+			continue;
+		if (!img || ++images > 1) {
+			snprintf(err, sizeof(err),
+				 "ActiveFeatures=%s: %s", list,
+				 img ? "a node runs one image"
+				     : "unknown image feature");
+			log_info("refusing node update: %s", err);
+			free(copy);
+			return false;
+		}
+	}
+	free(copy);
 	return true;
 }
 
+/* new_features plus the non-image features of orig, without duplicates. */
 extern char *node_features_p_node_xlate(char *new_features,
 					char *orig_features,
 					char *avail_features, int node_inx)
 {
-	return slurm_xstrdup(new_features);
+	char *kept = features_without_images(_conf, orig_features);
+	char *merged = kept ? features_union(new_features, kept) : NULL;
+
+	free(kept);
+	return _to_xstr(merged);
 }
 
 extern char *node_features_p_node_xlate2(char *new_features)
 {
-	return slurm_xstrdup(new_features);
+	return _to_xstr(features_union(new_features, NULL));
 }
 
 extern void node_features_p_step_config(bool mem_sort, bitstr_t *numa_bitmap)
@@ -139,16 +493,49 @@ extern int node_features_p_reconfig(void)
 
 	if (!fresh)
 		return SLURM_ERROR;
+	pthread_mutex_lock(&_lock);
 	conf_free(_conf);
 	_conf = fresh;
+	pthread_mutex_unlock(&_lock);
 	return SLURM_SUCCESS;
 }
 
+/* Any user may pick the image of the nodes of their job. */
 extern bool node_features_p_user_update(uid_t uid)
 {
 	return true;
 }
 
+static void _add_pair(config_plugin_params_t *p, const char *name,
+		      const char *value)
+{
+	config_key_pair_t *kp = slurm_xcalloc(1, sizeof(*kp), true, false,
+					      __FILE__, __LINE__, __func__);
+
+	kp->name = slurm_xstrdup(name);
+	kp->value = slurm_xstrdup(value);
+	slurm_list_append(p->key_pairs, kp);
+}
+
+/* scontrol show config: the domains and the images. */
 extern void node_features_p_get_config(config_plugin_params_t *p)
 {
+	struct az_buf b = {0};
+
+	p->name = slurm_xstrdup(plugin_type);
+	for (size_t i = 0; i < _conf->domain_count; i++) {
+		const struct conf_domain *d = &_conf->domains[i];
+
+		buf_printf(&b, "%s%s=%s(%s,%s)", i ? " " : "", d->name,
+			   d->nodes, d->size->name, d->availability_set);
+	}
+	_add_pair(p, "Domains", b.data ? b.data : "");
+	buf_reset(&b);
+	for (size_t i = 0; i < _conf->image_count; i++)
+		buf_printf(&b, "%s" FEATURE_IMAGE_PREFIX "%s%s", i ? "," : "",
+			   _conf->images[i].name,
+			   _conf->images[i].is_default ? "(default)" : "");
+	_add_pair(p, "Images", b.data ? b.data : "");
+	_add_pair(p, "NodeImageFile", _conf->node_image_file);
+	buf_free(&b);
 }
