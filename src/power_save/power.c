@@ -1,0 +1,276 @@
+/*
+ * power.c - start-up, locks, journal, cooldown and reasons shared by the
+ * power-save programs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arm.h"
+#include "conf.h"
+#include "fsutil.h"
+#include "log.h"
+#include "power.h"
+
+void power_stdio_init(void)
+{
+	struct rlimit rl;
+	int fd;
+
+	/* open() returns the lowest free fd: stop once it is past 2. */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+	/* One lock file per node: a big resume needs many descriptors. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+enum az_rc power_setup(const char *ident, struct azrdma_conf **conf, char *err,
+                       size_t errlen)
+{
+	char *path = conf_default_path();
+	enum az_rc rc;
+
+	*conf = NULL;
+	if (!path) {
+		log_open(ident, NULL, NULL, 0);
+		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
+	}
+	rc = conf_load(path, CONF_CHECK_FILES, conf, NULL, err, errlen);
+	free(path);
+	if (rc != AZ_OK) {
+		log_open(ident, NULL, NULL, 0);
+		return rc;
+	}
+	if (log_open(ident, (*conf)->log_file, NULL, 0) != AZ_OK)
+		log_open(ident, NULL, NULL, 0);
+	log_level_from_env();
+	return AZ_OK;
+}
+
+char *power_nic_name(const char *node)
+{
+	char *name;
+
+	if (asprintf(&name, "%s-nic", node) < 0)
+		return NULL;
+	return name;
+}
+
+/* StateDir/<sub>/<node>, with StateDir/<sub> created; caller frees. */
+static char *_state_path(const struct azrdma_conf *conf, const char *sub,
+                         const char *node, char *err, size_t errlen)
+{
+	char *dir, *path = NULL;
+
+	if (asprintf(&dir, "%s/%s", conf->state_dir, sub) < 0) {
+		az_err(AZ_ENOMEM, err, errlen, "out of memory");
+		return NULL;
+	}
+	if (fs_mkdir_p(dir, 0700, err, errlen) == AZ_OK
+	    && asprintf(&path, "%s/%s", dir, node) < 0) {
+		path = NULL;
+		az_err(AZ_ENOMEM, err, errlen, "out of memory");
+	}
+	free(dir);
+	return path;
+}
+
+enum az_rc power_lock_node(const struct azrdma_conf *conf, const char *node,
+                           unsigned wait_s, int *fd, char *err, size_t errlen)
+{
+	char *path = _state_path(conf, "locks", node, err, errlen);
+	struct timespec nap = {0, 50 * 1000 * 1000};
+	unsigned tries = wait_s * 20;
+
+	*fd = -1;
+	if (!path)
+		return AZ_EIO;
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		az_err(AZ_EIO, err, errlen, "%s: %s", path, strerror(errno));
+		free(path);
+		return AZ_EIO;
+	}
+	free(path);
+	for (;;) {
+		if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+			return AZ_OK;
+		if (errno != EWOULDBLOCK || tries-- == 0)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	close(*fd);
+	*fd = -1;
+	return az_err(AZ_EBUSY, err, errlen,
+	              "node %s: another azrdma program holds its lock", node);
+}
+
+void power_unlock_node(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+enum az_rc power_journal_write(const struct azrdma_conf *conf, const char *node,
+                               const char *entry, char *err, size_t errlen)
+{
+	char *path = _state_path(conf, "journal", node, err, errlen);
+	enum az_rc rc;
+
+	if (!path)
+		return AZ_EIO;
+	rc = fs_write_atomic(path, entry, strlen(entry), 0600, err, errlen);
+	free(path);
+	return rc;
+}
+
+char *power_journal_read(const struct azrdma_conf *conf, const char *node)
+{
+	char *path = _state_path(conf, "journal", node, NULL, 0);
+	char *data = NULL;
+
+	if (path && fs_read_file(path, 4096, &data, NULL, NULL, 0) != AZ_OK)
+		data = NULL;
+	free(path);
+	return data;
+}
+
+void power_journal_clear(const struct azrdma_conf *conf, const char *node)
+{
+	char *path = _state_path(conf, "journal", node, NULL, 0);
+
+	if (path)
+		unlink(path);
+	free(path);
+}
+
+void power_failed_put(const struct azrdma_conf *conf, const char *node,
+                      const char *reason)
+{
+	char *path = _state_path(conf, "failed", node, NULL, 0);
+
+	if (path)
+		fs_write_atomic(path, reason, strlen(reason), 0600, NULL, 0);
+	free(path);
+}
+
+char *power_failed_take(const struct azrdma_conf *conf, const char *node)
+{
+	char *path = _state_path(conf, "failed", node, NULL, 0);
+	char *data = NULL;
+
+	if (path && fs_read_file(path, 4096, &data, NULL, NULL, 0) == AZ_OK)
+		unlink(path);
+	else
+		data = NULL;
+	free(path);
+	return data;
+}
+
+bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
+                        char *reason, size_t len)
+{
+	char *path = _state_path(conf, "cooldown", domain, NULL, 0);
+	char *data = NULL, *sp;
+	long long until;
+	bool on = false;
+
+	if (!path || fs_read_file(path, 4096, &data, NULL, NULL, 0) != AZ_OK)
+		goto out;
+	until = strtoll(data, &sp, 10);
+	if (sp == data || *sp != ' ' || until <= (long long)time(NULL))
+		goto out;
+	snprintf(reason, len, "%s", sp + 1);
+	power_reason_clean(reason, len);
+	on = true;
+out:
+	free(data);
+	free(path);
+	return on;
+}
+
+void power_cooldown_set(const struct azrdma_conf *conf, const char *domain,
+                        const char *reason)
+{
+	char *path, *data;
+	int n;
+
+	if (!conf->capacity_cooldown)
+		return;
+	path = _state_path(conf, "cooldown", domain, NULL, 0);
+	n = asprintf(&data, "%lld %s\n",
+	             (long long)time(NULL) + conf->capacity_cooldown, reason);
+	if (path && n > 0)
+		fs_write_atomic(path, data, (size_t)n, 0600, NULL, 0);
+	if (n > 0)
+		free(data);
+	free(path);
+}
+
+bool power_is_capacity_error(const char *code)
+{
+	static const char *const capacity[] = {
+	        "AllocationFailed",
+	        "OverconstrainedAllocationRequest",
+	        "ZonalAllocationFailed",
+	        "AllocationTimedOut",
+	        "OverconstrainedZonalAllocationRequest",
+	        NULL};
+
+	for (size_t i = 0; code && capacity[i]; i++)
+		if (!strcasecmp(code, capacity[i]))
+			return true;
+	return false;
+}
+
+void power_reason_clean(char *reason, size_t len)
+{
+	size_t n = strnlen(reason, len ? len - 1 : 0);
+
+	reason[n] = '\0';
+	for (char *p = reason; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '"')
+			*p = ' ';
+	/* A shortened message ends in "..." so nobody takes it as whole. */
+	if (n == len - 1 && len > 4)
+		memcpy(reason + len - 4, "...", 3);
+}
+
+void power_reason(const struct arm_result *res, const char *what, char *reason,
+                  size_t len)
+{
+	if (res && res->error.code)
+		snprintf(reason, len, "azrdma: %s: %s", res->error.code,
+		         res->error.message ? res->error.message : what);
+	else if (res && res->err[0])
+		snprintf(reason, len, "azrdma: %s: %s", az_strerror(res->rc),
+		         res->err);
+	else
+		snprintf(reason, len, "azrdma: %s",
+		         what ? what : "unknown error");
+	power_reason_clean(reason, len);
+}
+
+void power_reason_text(char *reason, size_t len, const char *text)
+{
+	size_t n;
+
+	if (!len)
+		return;
+	n = (size_t)snprintf(reason, len, "azrdma: ");
+	if (n < len)
+		strncat(reason, text ? text : "unknown error", len - n - 1);
+	power_reason_clean(reason, len);
+}

@@ -1,0 +1,103 @@
+/*
+ * power.h - what azrdma-resume, -suspend and -resume-fail share: start-up
+ * as a Slurm power-save program, per-node locks and journal entries in
+ * StateDir, the capacity cooldown of a domain, and node reasons.
+ */
+#ifndef AZRDMA_POWER_H
+#define AZRDMA_POWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "az_rc.h"
+
+struct azrdma_conf;
+struct arm_result;
+
+/* Tags every VM and NIC azrdma creates carries. */
+#define TAG_CLUSTER "azrdma-cluster"
+#define TAG_NODE "azrdma-node"
+#define TAG_DOMAIN "azrdma-domain"
+#define TAG_JOB "azrdma-job"
+
+/* Longest node reason azrdma writes (Slurm keeps longer ones, sinfo not). */
+#define POWER_REASON_LEN 200
+
+/*
+ * slurmctld starts the programs with fds 0-2 closed: put /dev/null there
+ * before anything opens a file, so no log or socket becomes "stdout".
+ */
+void power_stdio_init(void);
+
+/*
+ * Load azrdma.conf and open the log as ident.  On failure the log is
+ * syslog and err says why.  The caller frees *conf with conf_free().
+ */
+enum az_rc power_setup(const char *ident, struct azrdma_conf **conf, char *err,
+                       size_t errlen);
+
+/*
+ * The name of the NIC azrdma makes for node's VM.  Caller frees.
+ */
+char *power_nic_name(const char *node);
+
+/*
+ * Per-node locks: an flock()ed file StateDir/locks/<node>, held until
+ * power_unlock_node() or exit, so resume, suspend and sync never work on
+ * one node at once.  Waits at most wait_s seconds; AZ_EBUSY after that.
+ * Returns the lock's fd in *fd.
+ */
+enum az_rc power_lock_node(const struct azrdma_conf *conf, const char *node,
+                           unsigned wait_s, int *fd, char *err, size_t errlen);
+void power_unlock_node(int fd);
+
+/*
+ * The operation journal: StateDir/journal/<node> names the operation under
+ * way on node ("resume job=12 created=nic,vm"), so a run killed half-way
+ * is completed or undone by the next one (or by sync).
+ */
+enum az_rc power_journal_write(const struct azrdma_conf *conf, const char *node,
+                               const char *entry, char *err, size_t errlen);
+/* The node's entry (caller frees), or NULL if it has none. */
+char *power_journal_read(const struct azrdma_conf *conf, const char *node);
+void power_journal_clear(const struct azrdma_conf *conf, const char *node);
+
+/*
+ * A failed node's reason, kept in StateDir/failed/<node> by the resume
+ * until the suspend that recycles the node sets it DOWN again (slurmctld's
+ * idle_on_node_suspend makes a node IDLE when the suspend starts).
+ * power_failed_take() returns it (caller frees) and forgets it.
+ */
+void power_failed_put(const struct azrdma_conf *conf, const char *node,
+                      const char *reason);
+char *power_failed_take(const struct azrdma_conf *conf, const char *node);
+
+/*
+ * Capacity cooldown of a domain: after a capacity error, resumes in the
+ * domain fail at once with the same reason for CapacityCooldown seconds.
+ * power_cooldown_get() copies the reason into reason and returns true
+ * while one is in force.
+ */
+bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
+                        char *reason, size_t len);
+void power_cooldown_set(const struct azrdma_conf *conf, const char *domain,
+                        const char *reason);
+/* Whether an ARM error code means Azure has no capacity for the request. */
+bool power_is_capacity_error(const char *code);
+
+/*
+ * "azrdma: <ArmCode>: <message>" for a failed call, shortened to fit
+ * POWER_REASON_LEN and without characters Slurm's reason field dislikes.
+ */
+void power_reason(const struct arm_result *res, const char *what, char *reason,
+                  size_t len);
+
+/* "azrdma: <text>", shortened and cleaned like power_reason(). */
+void power_reason_text(char *reason, size_t len, const char *text);
+
+/* Make reason safe as a Slurm reason and at most len-1 bytes. */
+void power_reason_clean(char *reason, size_t len);
+
+#endif

@@ -1,0 +1,1036 @@
+/*
+ * azrdma-resume - Slurm's ResumeProgram: turn powered-down nodes into
+ * running Azure VMs in their fabric domain's availability set.
+ *
+ *   azrdma-resume <hostlist> [<features>]
+ *
+ * Per domain: the proximity placement group (if any) and the availability
+ * set are PUT.  Per node: a running VM just gets its address pushed, a
+ * stopped one is started, a missing one gets a NIC (its address is pushed
+ * to slurmctld at once) and a VM.  Every call runs concurrently through
+ * one ARM client.  A node that fails is set DOWN with the Azure error as
+ * its reason and recycled through power_down_force, its half-made VM and
+ * NIC removed; a multi-node job that loses one node releases the others.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <slurm/slurm.h>
+
+#include "arm.h"
+#include "buf.h"
+#include "conf.h"
+#include "fsutil.h"
+#include "hostlist.h"
+#include "log.h"
+#include "power.h"
+#include "sl_slurm.h"
+
+/* How long to wait for a node's lock (a suspend of it may be under way). */
+#define RESUME_LOCK_WAIT_S 600
+
+struct rs;
+
+struct rs_node {
+	struct rs *rs;
+	char *name;
+	char *nic_name;
+	const struct conf_domain *dom;
+	const struct conf_image *image;
+	uint32_t job_id;
+	int lock_fd;
+	bool failed;
+	bool ok;
+	bool made_nic; /* this run PUT the NIC */
+	bool made_vm;  /* this run PUT the VM */
+	bool recreate; /* delete the VM, then create it (image change) */
+	bool released; /* healthy, but its job lost another node */
+	char reason[POWER_REASON_LEN];
+};
+
+struct rs_job {
+	uint32_t id;
+	char **names;
+	size_t count;
+};
+
+struct rs {
+	struct azrdma_conf *conf;
+	struct arm_client *arm;
+	struct rs_node *nodes;
+	size_t count;
+	struct rs_job *jobs;
+	size_t job_count;
+	char *custom_data; /* CustomDataFile's text, or NULL */
+	char *ssh_key;     /* SshPublicKeyFile's key, or NULL */
+	const struct conf_image *want_image; /* feature reboot: img_<name> */
+	size_t created, started, running, failed, released;
+};
+
+static void _vm_create(struct rs_node *n);
+static void _slurm_fail(struct rs_node *n);
+static void _release_job_of(struct rs_node *n);
+
+static struct rs_node *_node_find(struct rs *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->count; i++)
+		if (!strcmp(rs->nodes[i].name, name))
+			return &rs->nodes[i];
+	return NULL;
+}
+
+/*
+ * The node is done in this run (running, or failed and cleaned up): its
+ * journal entry goes and its lock is released at once, so a suspend that
+ * waits for it need not wait for the other nodes.
+ */
+static void _node_finish(struct rs_node *n)
+{
+	if (n->lock_fd < 0)
+		return;
+	power_journal_clear(n->rs->conf, n->name);
+	power_unlock_node(n->lock_fd);
+	n->lock_fd = -1;
+}
+
+/* ---- failure and cleanup ---------------------------------------------- */
+
+static void _cleanup_done(struct arm_client *c, struct arm_result *res,
+                          void *arg)
+{
+	struct rs_node *n = arg;
+
+	if (res->rc != AZ_OK && res->rc != AZ_ENOTFOUND)
+		log_error("%s: cleanup failed: %s", n->name, res->err);
+	else
+		log_verbose("%s: half-made resource removed", n->name);
+}
+
+static void _cleanup_last(struct arm_client *c, struct arm_result *res,
+                          void *arg)
+{
+	_cleanup_done(c, res, arg);
+	if (res->rc == AZ_OK || res->rc == AZ_ENOTFOUND)
+		_node_finish(arg);
+}
+
+static void _cleanup_vm_done(struct arm_client *c, struct arm_result *res,
+                             void *arg)
+{
+	struct rs_node *n = arg;
+	char err[AZ_ERRLEN];
+
+	if (!n->made_nic) {
+		_cleanup_last(c, res, arg);
+		return;
+	}
+	_cleanup_done(c, res, arg);
+	if (arm_nic_delete_async(c, n->nic_name, _cleanup_last, n, err,
+	                         sizeof(err))
+	    != AZ_OK)
+		log_error("%s: cleanup of NIC: %s", n->name, err);
+}
+
+/*
+ * Mark n failed with reason and remove what this run made for it, so no
+ * VM bills for a node Slurm has given up on.
+ */
+static void _node_fail(struct rs_node *n, const char *reason)
+{
+	char err[AZ_ERRLEN];
+	enum az_rc rc = AZ_OK;
+
+	if (n->failed)
+		return;
+	n->failed = true;
+	/* Released for a sibling, but failing on its own: it goes DOWN with
+	 * its own error. */
+	n->released = false;
+	snprintf(n->reason, sizeof(n->reason), "%s", reason);
+	power_reason_clean(n->reason, sizeof(n->reason));
+	log_error("%s: %s", n->name, n->reason);
+	/* Tell slurmctld now: the job requeues while we clean up. */
+	_slurm_fail(n);
+	_release_job_of(n);
+	if (!n->rs->arm || (!n->made_vm && !n->made_nic)) {
+		_node_finish(n);
+		return;
+	}
+	if (n->made_vm)
+		rc = arm_vm_delete_async(n->rs->arm, n->name, true,
+		                         _cleanup_vm_done, n, err, sizeof(err));
+	else
+		rc = arm_nic_delete_async(n->rs->arm, n->nic_name,
+		                          _cleanup_last, n, err, sizeof(err));
+	if (rc != AZ_OK)
+		log_error("%s: cleanup: %s", n->name, err);
+}
+
+static void _node_fail_res(struct rs_node *n, struct arm_result *res,
+                           const char *what)
+{
+	char reason[POWER_REASON_LEN];
+
+	power_reason(res, what, reason, sizeof(reason));
+	if (res->error.code && power_is_capacity_error(res->error.code))
+		power_cooldown_set(n->rs->conf, n->dom->name, reason);
+	_node_fail(n, reason);
+}
+
+/* Submitting failed (no memory, bad name): the node fails at once. */
+static void _node_fail_submit(struct rs_node *n, const char *err)
+{
+	char reason[POWER_REASON_LEN];
+
+	power_reason_text(reason, sizeof(reason), err);
+	_node_fail(n, reason);
+}
+
+static void _journal(struct rs_node *n, const char *step)
+{
+	char entry[256], err[AZ_ERRLEN];
+
+	snprintf(entry, sizeof(entry), "resume job=%u step=%s nic=%s vm=%s\n",
+	         n->job_id, step, n->made_nic ? "made" : "-",
+	         n->made_vm ? "made" : "-");
+	if (power_journal_write(n->rs->conf, n->name, entry, err, sizeof(err))
+	    != AZ_OK)
+		log_warn("%s: journal: %s", n->name, err);
+}
+
+/* ---- request bodies ---------------------------------------------------- */
+
+static json_object *_tags(struct rs_node *n)
+{
+	const struct azrdma_conf *conf = n->rs->conf;
+	json_object *tags = json_object_new_object();
+	char job[16];
+
+	for (size_t i = 0; i < conf->tag_count; i++)
+		json_object_object_add(
+		        tags, conf->tags[i].key,
+		        json_object_new_string(conf->tags[i].value));
+	snprintf(job, sizeof(job), "%u", n->job_id);
+	json_object_object_add(tags, TAG_CLUSTER,
+	                       json_object_new_string(conf->cluster_name));
+	json_object_object_add(tags, TAG_NODE, json_object_new_string(n->name));
+	json_object_object_add(tags, TAG_DOMAIN,
+	                       json_object_new_string(n->dom->name));
+	json_object_object_add(tags, TAG_JOB, json_object_new_string(job));
+	return tags;
+}
+
+static char *_base64(const char *s, size_t len)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *in = (const unsigned char *)s;
+	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = in[i] << 16;
+
+		if (i + 1 < len)
+			v |= in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		*o++ = tab[(v >> 18) & 63];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < len ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * CustomDataFile with @NODE@, @IMAGE@, @DOMAIN@ and @CLUSTER@ replaced,
+ * followed by the marker lines the node's boot reads its identity from.
+ * Base64, as ARM wants it; caller frees.
+ */
+static char *_custom_data(struct rs_node *n)
+{
+	static const char *const keys[] = {"@NODE@", "@IMAGE@", "@DOMAIN@",
+	                                   "@CLUSTER@"};
+	const char *vals[] = {n->name, n->image->name, n->dom->name,
+	                      n->rs->conf->cluster_name};
+	const char *p = n->rs->custom_data ? n->rs->custom_data : "";
+	struct az_buf b = {0};
+	char *out;
+
+	while (*p) {
+		size_t k;
+
+		for (k = 0; k < 4; k++)
+			if (!strncmp(p, keys[k], strlen(keys[k])))
+				break;
+		if (k < 4) {
+			buf_puts(&b, vals[k]);
+			p += strlen(keys[k]);
+		} else {
+			buf_append(&b, p++, 1);
+		}
+	}
+	if (b.len && b.data[b.len - 1] != '\n')
+		buf_puts(&b, "\n");
+	buf_printf(&b, "# azrdma:node=%s\n# azrdma:image=%s\n", n->name,
+	           n->image->name);
+	out = b.data ? _base64(b.data, b.len) : NULL;
+	buf_free(&b);
+	return out;
+}
+
+static json_object *_image_reference(const struct conf_image *img)
+{
+	json_object *ref = json_object_new_object();
+
+	if (img->id) {
+		json_object_object_add(ref, "id",
+		                       json_object_new_string(img->id));
+	} else if (img->urn) {
+		static const char *const part[] = {"publisher", "offer", "sku",
+		                                   "version"};
+		char *urn = strdup(img->urn), *save = NULL, *tok = urn;
+
+		for (int i = 0; i < 4 && urn; i++, tok = NULL) {
+			char *v = strtok_r(tok, ":", &save);
+
+			if (!v)
+				break;
+			json_object_object_add(ref, part[i],
+			                       json_object_new_string(v));
+		}
+		free(urn);
+	}
+	return ref;
+}
+
+static json_object *_nic_body(struct rs_node *n)
+{
+	json_object *body = json_object_new_object();
+	json_object *props = json_object_new_object();
+	json_object *ipcs = json_object_new_array();
+	json_object *ipc = json_object_new_object();
+	json_object *ipp = json_object_new_object();
+	json_object *subnet = json_object_new_object();
+
+	json_object_object_add(subnet, "id",
+	                       json_object_new_string(n->rs->conf->subnet_id));
+	json_object_object_add(ipp, "subnet", subnet);
+	json_object_object_add(ipp, "privateIPAllocationMethod",
+	                       json_object_new_string("Dynamic"));
+	json_object_object_add(ipc, "name",
+	                       json_object_new_string("ipconfig1"));
+	json_object_object_add(ipc, "properties", ipp);
+	json_object_array_add(ipcs, ipc);
+	json_object_object_add(props, "ipConfigurations", ipcs);
+	json_object_object_add(body, "location",
+	                       json_object_new_string(n->rs->conf->location));
+	json_object_object_add(body, "tags", _tags(n));
+	json_object_object_add(body, "properties", props);
+	return body;
+}
+
+static json_object *_id_ref(char *path)
+{
+	json_object *ref = json_object_new_object();
+
+	json_object_object_add(ref, "id", json_object_new_string(path));
+	free(path);
+	return ref;
+}
+
+static json_object *_vm_body(struct rs_node *n)
+{
+	struct rs *rs = n->rs;
+	json_object *body = json_object_new_object();
+	json_object *props = json_object_new_object();
+	json_object *hw = json_object_new_object();
+	json_object *storage = json_object_new_object();
+	json_object *disk = json_object_new_object();
+	json_object *os = json_object_new_object();
+	json_object *linux_conf = json_object_new_object();
+	json_object *net = json_object_new_object();
+	json_object *nics = json_object_new_array();
+	json_object *nic = json_object_new_object();
+	json_object *nicp = json_object_new_object();
+	char *custom = _custom_data(n);
+	char *nic_path = arm_nic_path(rs->arm, n->nic_name);
+
+	json_object_object_add(hw, "vmSize",
+	                       json_object_new_string(n->dom->size->name));
+	json_object_object_add(props, "hardwareProfile", hw);
+	json_object_object_add(
+	        props, "availabilitySet",
+	        _id_ref(arm_avset_path(rs->arm, n->dom->availability_set)));
+
+	json_object_object_add(disk, "createOption",
+	                       json_object_new_string("FromImage"));
+	json_object_object_add(disk, "deleteOption",
+	                       json_object_new_string("Delete"));
+	json_object_object_add(storage, "imageReference",
+	                       _image_reference(n->image));
+	json_object_object_add(storage, "osDisk", disk);
+	json_object_object_add(props, "storageProfile", storage);
+
+	json_object_object_add(os, "computerName",
+	                       json_object_new_string(n->name));
+	json_object_object_add(
+	        os, "adminUsername",
+	        json_object_new_string(rs->conf->admin_username));
+	if (custom)
+		json_object_object_add(os, "customData",
+		                       json_object_new_string(custom));
+	free(custom);
+	json_object_object_add(linux_conf, "disablePasswordAuthentication",
+	                       json_object_new_boolean(1));
+	if (rs->ssh_key) {
+		json_object *ssh = json_object_new_object();
+		json_object *keys = json_object_new_array();
+		json_object *key = json_object_new_object();
+		char path[512];
+
+		snprintf(path, sizeof(path), "/home/%s/.ssh/authorized_keys",
+		         rs->conf->admin_username);
+		json_object_object_add(key, "path",
+		                       json_object_new_string(path));
+		json_object_object_add(key, "keyData",
+		                       json_object_new_string(rs->ssh_key));
+		json_object_array_add(keys, key);
+		json_object_object_add(ssh, "publicKeys", keys);
+		json_object_object_add(linux_conf, "ssh", ssh);
+	}
+	json_object_object_add(os, "linuxConfiguration", linux_conf);
+	json_object_object_add(props, "osProfile", os);
+
+	json_object_object_add(nicp, "primary", json_object_new_boolean(1));
+	json_object_object_add(nicp, "deleteOption",
+	                       json_object_new_string("Delete"));
+	json_object_object_add(
+	        nic, "id", json_object_new_string(nic_path ? nic_path : ""));
+	json_object_object_add(nic, "properties", nicp);
+	json_object_array_add(nics, nic);
+	json_object_object_add(net, "networkInterfaces", nics);
+	json_object_object_add(props, "networkProfile", net);
+	if (n->dom->priority == PRIORITY_SPOT) {
+		json_object_object_add(props, "priority",
+		                       json_object_new_string("Spot"));
+		json_object_object_add(props, "evictionPolicy",
+		                       json_object_new_string("Deallocate"));
+	}
+
+	json_object_object_add(body, "location",
+	                       json_object_new_string(rs->conf->location));
+	json_object_object_add(body, "tags", _tags(n));
+	json_object_object_add(body, "properties", props);
+	free(nic_path);
+	return body;
+}
+
+/* ---- the steps of one node --------------------------------------------- */
+
+static void _push_addr(struct rs_node *n, const char *ip)
+{
+	char err[AZ_ERRLEN];
+
+	if (sl_node_set_addr(n->name, ip, n->name, err, sizeof(err)) != AZ_OK)
+		log_error("%s: NodeAddr=%s not set: %s", n->name, ip, err);
+	else
+		log_verbose("%s: NodeAddr=%s", n->name, ip);
+}
+
+static void _vm_done(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct rs_node *n = arg;
+
+	if (res->rc != AZ_OK) {
+		_node_fail_res(n, res, "VM did not start");
+		return;
+	}
+	n->ok = true;
+	log_info("%s: VM running", n->name);
+	_node_finish(n);
+}
+
+static void _vm_start(struct rs_node *n)
+{
+	char err[AZ_ERRLEN];
+
+	n->rs->started++;
+	if (arm_vm_start_async(n->rs->arm, n->name, _vm_done, n, err,
+	                       sizeof(err))
+	    != AZ_OK)
+		_node_fail_submit(n, err);
+}
+
+static void _vm_create(struct rs_node *n)
+{
+	json_object *body = _vm_body(n);
+	char err[AZ_ERRLEN];
+
+	n->made_vm = true;
+	n->rs->created++;
+	_journal(n, "vm");
+	if (arm_vm_create_async(n->rs->arm, n->name, body, _vm_done, n, err,
+	                        sizeof(err))
+	    != AZ_OK)
+		_node_fail_submit(n, err);
+	json_object_put(body);
+}
+
+static void _nic_made(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct rs_node *n = arg;
+	const char *ip;
+
+	if (res->rc != AZ_OK) {
+		_node_fail_res(n, res, "NIC not created");
+		return;
+	}
+	ip = arm_nic_private_ip(res->body);
+	if (!ip) {
+		_node_fail(n, "azrdma: NoPrivateIp: the NIC has no address");
+		return;
+	}
+	_push_addr(n, ip);
+	_vm_create(n);
+}
+
+static void _nic_create(struct rs_node *n)
+{
+	json_object *body = _nic_body(n);
+	char err[AZ_ERRLEN];
+
+	n->made_nic = true;
+	_journal(n, "nic");
+	if (arm_nic_create_async(n->rs->arm, n->nic_name, body, _nic_made, n,
+	                         err, sizeof(err))
+	    != AZ_OK)
+		_node_fail_submit(n, err);
+	json_object_put(body);
+}
+
+/* The NIC of an existing VM: push its address, then start if stopped. */
+static void _nic_known(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct rs_node *n = arg;
+	const char *ip =
+	        res->rc == AZ_OK ? arm_nic_private_ip(res->body) : NULL;
+
+	if (!ip) {
+		_node_fail_res(n, res, "the VM's NIC has no address");
+		return;
+	}
+	_push_addr(n, ip);
+	if (n->ok) { /* running already */
+		_node_finish(n);
+		return;
+	}
+	_vm_start(n);
+}
+
+static void _old_vm_deleted(struct arm_client *c, struct arm_result *res,
+                            void *arg)
+{
+	struct rs_node *n = arg;
+
+	if (res->rc != AZ_OK && res->rc != AZ_ENOTFOUND) {
+		_node_fail_res(n, res, "the old VM could not be deleted");
+		return;
+	}
+	/* The NIC may be there already: PUT is idempotent, we own it now. */
+	_nic_create(n);
+}
+
+static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct rs_node *n = arg;
+	const char *power, *prov, *nic_id, *slash;
+	char err[AZ_ERRLEN];
+
+	if (res->rc == AZ_ENOTFOUND) {
+		_nic_create(n);
+		return;
+	}
+	if (res->rc != AZ_OK) {
+		_node_fail_res(n, res, "VM lookup failed");
+		return;
+	}
+	power = arm_vm_power_state(res->body);
+	prov = arm_provisioning_state(res->body);
+	nic_id = arm_vm_primary_nic_id(res->body);
+	/* A failed create (ours, killed half-way, or Azure's) or a new
+	 * image: start again from a clean VM. */
+	if ((prov && !strcasecmp(prov, "Failed")) || n->recreate || !nic_id) {
+		log_info("%s: VM is %s%s; recreating it", n->name,
+		         prov ? prov : "?", n->recreate ? " (new image)" : "");
+		n->made_vm = false;
+		if (arm_vm_delete_async(c, n->name, true, _old_vm_deleted, n,
+		                        err, sizeof(err))
+		    != AZ_OK)
+			_node_fail_submit(n, err);
+		return;
+	}
+	if (power
+	    && (!strcmp(power, "running") || !strcmp(power, "starting"))) {
+		n->ok = true;
+		n->rs->running++;
+		log_info("%s: VM already %s", n->name, power);
+	}
+	slash = strrchr(nic_id, '/');
+	free(n->nic_name);
+	n->nic_name = strdup(slash ? slash + 1 : nic_id);
+	if (!n->nic_name
+	    || arm_nic_get_async(c, n->nic_name, _nic_known, n, err,
+	                         sizeof(err))
+	               != AZ_OK)
+		_node_fail_submit(n, "out of memory");
+}
+
+static void _node_begin(struct rs_node *n)
+{
+	char err[AZ_ERRLEN];
+
+	if (arm_vm_get_async(n->rs->arm, n->name, ARM_VM_INSTANCE_VIEW,
+	                     _vm_known, n, err, sizeof(err))
+	    != AZ_OK)
+		_node_fail_submit(n, err);
+}
+
+/* ---- domains ------------------------------------------------------------ */
+
+struct rs_domain {
+	struct rs *rs;
+	const struct conf_domain *dom;
+};
+
+static void _domain_fail(struct rs *rs, const struct conf_domain *dom,
+                         struct arm_result *res, const char *what)
+{
+	char reason[POWER_REASON_LEN];
+
+	power_reason(res, what, reason, sizeof(reason));
+	for (size_t i = 0; i < rs->count; i++)
+		if (rs->nodes[i].dom == dom && !rs->nodes[i].failed)
+			_node_fail(&rs->nodes[i], reason);
+}
+
+static void _avset_done(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct rs_domain *d = arg;
+	struct rs *rs = d->rs;
+
+	if (res->rc != AZ_OK) {
+		_domain_fail(rs, d->dom, res, "availability set");
+		return;
+	}
+	for (size_t i = 0; i < rs->count; i++)
+		if (rs->nodes[i].dom == d->dom && !rs->nodes[i].failed)
+			_node_begin(&rs->nodes[i]);
+}
+
+static void _avset_put(struct rs_domain *d)
+{
+	const struct conf_domain *dom = d->dom;
+	struct rs *rs = d->rs;
+	json_object *body = json_object_new_object();
+	json_object *props = json_object_new_object();
+	json_object *sku = json_object_new_object();
+	json_object *tags = json_object_new_object();
+	struct arm_request req = {.method = ARM_PUT, .api = ARM_API_COMPUTE};
+	char err[AZ_ERRLEN];
+	char *path = arm_avset_path(rs->arm, dom->availability_set);
+
+	json_object_object_add(sku, "name", json_object_new_string("Aligned"));
+	json_object_object_add(props, "platformFaultDomainCount",
+	                       json_object_new_int(1));
+	json_object_object_add(props, "platformUpdateDomainCount",
+	                       json_object_new_int(1));
+	if (dom->proximity_placement_group)
+		json_object_object_add(
+		        props, "proximityPlacementGroup",
+		        _id_ref(arm_ppg_path(rs->arm,
+		                             dom->proximity_placement_group)));
+	json_object_object_add(tags, TAG_CLUSTER,
+	                       json_object_new_string(rs->conf->cluster_name));
+	json_object_object_add(tags, TAG_DOMAIN,
+	                       json_object_new_string(dom->name));
+	json_object_object_add(body, "location",
+	                       json_object_new_string(rs->conf->location));
+	json_object_object_add(body, "tags", tags);
+	json_object_object_add(body, "sku", sku);
+	json_object_object_add(body, "properties", props);
+	req.path = path;
+	req.body = body;
+	if (!path
+	    || arm_submit(rs->arm, &req, _avset_done, d, err, sizeof(err))
+	               != AZ_OK) {
+		char reason[POWER_REASON_LEN];
+
+		power_reason_text(reason, sizeof(reason),
+		                  path ? err : "out of memory");
+		for (size_t i = 0; i < rs->count; i++)
+			if (rs->nodes[i].dom == dom)
+				_node_fail(&rs->nodes[i], reason);
+	}
+	json_object_put(body);
+	free(path);
+}
+
+static void _ppg_done(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct rs_domain *d = arg;
+
+	if (res->rc != AZ_OK) {
+		_domain_fail(d->rs, d->dom, res, "proximity placement group");
+		return;
+	}
+	_avset_put(d);
+}
+
+static void _domain_begin(struct rs_domain *d)
+{
+	struct rs *rs = d->rs;
+	json_object *body, *props;
+	struct arm_request req = {.method = ARM_PUT, .api = ARM_API_COMPUTE};
+	char err[AZ_ERRLEN];
+	char *path;
+
+	if (!d->dom->proximity_placement_group) {
+		_avset_put(d);
+		return;
+	}
+	path = arm_ppg_path(rs->arm, d->dom->proximity_placement_group);
+	body = json_object_new_object();
+	props = json_object_new_object();
+	json_object_object_add(props, "proximityPlacementGroupType",
+	                       json_object_new_string("Standard"));
+	json_object_object_add(body, "location",
+	                       json_object_new_string(rs->conf->location));
+	json_object_object_add(body, "properties", props);
+	req.path = path;
+	req.body = body;
+	if (!path
+	    || arm_submit(rs->arm, &req, _ppg_done, d, err, sizeof(err))
+	               != AZ_OK)
+		_avset_put(d); /* the avset PUT will say what is wrong */
+	json_object_put(body);
+	free(path);
+}
+
+/* ---- SLURM_RESUME_FILE ------------------------------------------------- */
+
+/*
+ * {"jobs":[{"job_id":4,"nodes":"cloud[1-2]"}],"all_nodes":"cloud[1-2]"}
+ * into rs->jobs; errors leave the jobs seen so far.
+ */
+static void _jobs_parse(struct rs *rs, const char *text)
+{
+	json_object *root = text ? json_tokener_parse(text) : NULL;
+	json_object *jobs;
+	size_t n;
+
+	if (!root || !json_object_object_get_ex(root, "jobs", &jobs)
+	    || !json_object_is_type(jobs, json_type_array)) {
+		if (text)
+			log_warn("SLURM_RESUME_FILE: no jobs list in %.200s",
+			         text);
+		json_object_put(root);
+		return;
+	}
+	n = json_object_array_length(jobs);
+	rs->jobs = calloc(n ? n : 1, sizeof(*rs->jobs));
+	for (size_t i = 0; rs->jobs && i < n; i++) {
+		json_object *job = json_object_array_get_idx(jobs, i), *v;
+		struct rs_job *j = &rs->jobs[rs->job_count];
+		char err[AZ_ERRLEN];
+
+		if (!json_object_object_get_ex(job, "job_id", &v))
+			continue;
+		j->id = (uint32_t)json_object_get_int64(v);
+		if (!json_object_object_get_ex(job, "nodes", &v)
+		    || hostlist_expand(json_object_get_string(v), &j->names,
+		                       &j->count, err, sizeof(err))
+		               != AZ_OK)
+			continue;
+		rs->job_count++;
+	}
+	json_object_put(root);
+}
+
+static uint32_t _job_of(const struct rs *rs, const char *node)
+{
+	for (size_t i = 0; i < rs->job_count; i++)
+		for (size_t k = 0; k < rs->jobs[i].count; k++)
+			if (!strcmp(rs->jobs[i].names[k], node))
+				return rs->jobs[i].id;
+	return 0;
+}
+
+/*
+ * Failed node: DOWN with the reason, so its jobs requeue now rather than
+ * at ResumeTimeout, then power_down_force, so it goes through
+ * SuspendProgram (which removes whatever is left and sets it DOWN again
+ * with the reason kept in StateDir) and ends as down~ for an admin.
+ * Released node: power_down_force only; it comes back as idle~.
+ */
+static void _slurm_fail(struct rs_node *n)
+{
+	char err[AZ_ERRLEN];
+
+	if (!n->released) {
+		power_failed_put(n->rs->conf, n->name, n->reason);
+		if (sl_node_set_state(n->name, NODE_STATE_DOWN, n->reason, err,
+		                      sizeof(err))
+		    != AZ_OK)
+			log_error("%s: could not set DOWN: %s", n->name, err);
+	}
+	if (sl_node_set_state(n->name,
+	                      NODE_STATE_POWER_DOWN | NODE_STATE_POWERED_DOWN,
+	                      n->reason, err, sizeof(err))
+	    != AZ_OK)
+		log_error("%s: could not power down: %s", n->name, err);
+}
+
+/*
+ * All or nothing per job: a multi-node job one of whose nodes failed gets
+ * none, so it requeues at once and is placed again as a whole.  The
+ * released nodes' own steps still finish; the suspend slurmctld starts for
+ * them waits for their locks and then deallocates them.
+ */
+static void _release_job_of(struct rs_node *failed)
+{
+	struct rs *rs = failed->rs;
+
+	for (size_t i = 0; i < rs->job_count; i++) {
+		struct rs_job *j = &rs->jobs[i];
+		bool member = false;
+
+		for (size_t k = 0; k < j->count && !member; k++)
+			member = !strcmp(j->names[k], failed->name);
+		if (!member || j->count < 2)
+			continue;
+		for (size_t k = 0; k < j->count; k++) {
+			struct rs_node *n = _node_find(rs, j->names[k]);
+
+			if (!n || n->failed || n->released)
+				continue;
+			n->released = true;
+			snprintf(n->reason, sizeof(n->reason),
+			         "azrdma: released: job %u lost node %s", j->id,
+			         failed->name);
+			log_warn("%s: %s", n->name, n->reason);
+			_slurm_fail(n);
+		}
+	}
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static char *_read_key(const char *path)
+{
+	char *data = NULL, err[AZ_ERRLEN];
+
+	if (!path)
+		return NULL;
+	if (fs_read_file(path, 64 * 1024, &data, NULL, err, sizeof(err))
+	    != AZ_OK) {
+		log_error("%s", err);
+		return NULL;
+	}
+	data[strcspn(data, "\r\n")] = '\0';
+	return data;
+}
+
+static void _want_image(struct rs *rs, const char *features)
+{
+	char *list, *save = NULL;
+
+	if (!features || !(list = strdup(features)))
+		return;
+	for (char *f = strtok_r(list, ",&|", &save); f;
+	     f = strtok_r(NULL, ",&|", &save))
+		if (!strncmp(f, "img_", 4) && conf_image_find(rs->conf, f + 4))
+			rs->want_image = conf_image_find(rs->conf, f + 4);
+	free(list);
+}
+
+/* Every node of names DOWN with reason: nothing could even be tried. */
+static void _fail_all(char **names, size_t count, const char *reason)
+{
+	char err[AZ_ERRLEN];
+	char *list = hostlist_compress(names, count);
+
+	if (list
+	    && sl_node_set_state(list, NODE_STATE_DOWN, reason, err,
+	                         sizeof(err))
+	               != AZ_OK)
+		log_error("%s: could not set DOWN: %s", list, err);
+	free(list);
+}
+
+int main(int argc, char **argv)
+{
+	struct rs rs = {0};
+	char err[AZ_ERRLEN], reason[POWER_REASON_LEN];
+	char *resume_text = NULL, **names = NULL;
+	const char *resume_file;
+	size_t count = 0;
+	struct timespec t0, t1;
+	int status = 1;
+
+	power_stdio_init();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The memfd is gone once slurmctld reaps us: read it first. */
+	resume_file = getenv("SLURM_RESUME_FILE");
+	if (resume_file
+	    && fs_read_file(resume_file, 64 * 1024 * 1024, &resume_text, NULL,
+	                    err, sizeof(err))
+	               != AZ_OK)
+		resume_text = NULL;
+	sl_init();
+
+	if (power_setup("azrdma-resume", &rs.conf, err, sizeof(err)) != AZ_OK)
+		log_error("azrdma.conf: %s", err);
+	if (argc < 2 || argc > 3) {
+		log_error("usage: azrdma-resume <hostlist> [<features>]");
+		goto out;
+	}
+	if (hostlist_expand(argv[1], &names, &count, err, sizeof(err))
+	    != AZ_OK) {
+		log_error("%s: %s", argv[1], err);
+		goto out;
+	}
+	log_info("resume %s (%zu nodes)%s%s", argv[1], count,
+	         argc > 2 ? " features " : "", argc > 2 ? argv[2] : "");
+	if (!rs.conf) {
+		power_reason_text(reason, sizeof(reason), err);
+		power_reason_clean(reason, sizeof(reason));
+		_fail_all(names, count, reason);
+		goto out;
+	}
+	if (resume_text)
+		_jobs_parse(&rs, resume_text);
+	if (argc > 2)
+		_want_image(&rs, argv[2]);
+	if (rs.conf->custom_data_file) {
+		if (fs_read_file(rs.conf->custom_data_file, 1024 * 1024,
+		                 &rs.custom_data, NULL, err, sizeof(err))
+		    != AZ_OK)
+			log_error("CustomDataFile: %s", err);
+	}
+	rs.ssh_key = _read_key(rs.conf->ssh_public_key_file);
+
+	rs.nodes = calloc(count ? count : 1, sizeof(*rs.nodes));
+	if (!rs.nodes)
+		goto out;
+	if (arm_client_new(rs.conf, NULL, &rs.arm, err, sizeof(err)) != AZ_OK) {
+		power_reason_text(reason, sizeof(reason), err);
+		power_reason_clean(reason, sizeof(reason));
+		_fail_all(names, count, reason);
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct rs_node *n = &rs.nodes[rs.count];
+
+		if (_node_find(&rs, names[i]))
+			continue;
+		rs.count++;
+		n->rs = &rs;
+		n->lock_fd = -1;
+		n->name = strdup(names[i]);
+		n->nic_name = power_nic_name(names[i]);
+		n->job_id = _job_of(&rs, names[i]);
+		n->dom = domain_for_node(rs.conf, names[i]);
+		if (!n->dom) {
+			_node_fail(n, "azrdma: NoDomain: the node is in no "
+			              "Domain= line of azrdma.conf");
+			continue;
+		}
+		n->image = rs.want_image ? rs.want_image
+		                         : conf_domain_image(rs.conf, n->dom);
+		n->recreate = rs.want_image != NULL;
+		if (!n->image) {
+			_node_fail(n, "azrdma: NoImage: azrdma.conf names no "
+			              "image for the domain");
+			continue;
+		}
+		if (power_cooldown_get(rs.conf, n->dom->name, reason,
+		                       sizeof(reason))) {
+			_node_fail(n, reason);
+			continue;
+		}
+		if (power_lock_node(rs.conf, n->name, RESUME_LOCK_WAIT_S,
+		                    &n->lock_fd, err, sizeof(err))
+		    != AZ_OK) {
+			power_reason_text(reason, sizeof(reason), err);
+			_node_fail(n, reason);
+		}
+	}
+
+	/* One setup per domain that has work, then its nodes. */
+	struct rs_domain *doms =
+	        calloc(rs.conf->domain_count + 1, sizeof(*doms));
+	for (size_t d = 0; doms && d < rs.conf->domain_count; d++) {
+		const struct conf_domain *dom = &rs.conf->domains[d];
+
+		doms[d].rs = &rs;
+		doms[d].dom = dom;
+		for (size_t i = 0; i < rs.count; i++)
+			if (rs.nodes[i].dom == dom && !rs.nodes[i].failed) {
+				_domain_begin(&doms[d]);
+				break;
+			}
+	}
+	if (arm_client_run(rs.arm, -1, err, sizeof(err)) != AZ_OK)
+		log_error("ARM: %s", err);
+	for (size_t i = 0; i < rs.count; i++)
+		if (!rs.nodes[i].ok && !rs.nodes[i].failed
+		    && !rs.nodes[i].released)
+			_node_fail(&rs.nodes[i], "azrdma: Incomplete: the "
+			                         "resume did not finish");
+	/* The cleanup of nodes failed just now. */
+	if (arm_client_pending(rs.arm))
+		arm_client_run(rs.arm, -1, err, sizeof(err));
+	for (size_t i = 0; i < rs.count; i++)
+		if (rs.nodes[i].failed)
+			rs.failed++;
+		else if (rs.nodes[i].released)
+			rs.released++;
+	/* Whatever is still locked did not finish cleanly: its journal
+	 * entry stays for the next run or sync. */
+	for (size_t i = 0; i < rs.count; i++)
+		power_unlock_node(rs.nodes[i].lock_fd);
+	free(doms);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("resume %s: %zu created, %zu started, %zu running already, "
+	         "%zu failed, %zu released, %.1f s",
+	         argv[1], rs.created, rs.started, rs.running, rs.failed,
+	         rs.released,
+	         (double)(t1.tv_sec - t0.tv_sec)
+	                 + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	status = rs.failed || rs.released ? 1 : 0;
+out:
+	for (size_t i = 0; i < rs.count; i++) {
+		free(rs.nodes[i].name);
+		free(rs.nodes[i].nic_name);
+	}
+	free(rs.nodes);
+	for (size_t i = 0; i < rs.job_count; i++)
+		hostnames_free(rs.jobs[i].names, rs.jobs[i].count);
+	free(rs.jobs);
+	hostnames_free(names, count);
+	arm_client_free(rs.arm);
+	free(rs.custom_data);
+	free(rs.ssh_key);
+	free(resume_text);
+	conf_free(rs.conf);
+	sl_fini();
+	log_close();
+	return status;
+}

@@ -1,0 +1,314 @@
+/*
+ * azrdma-suspend - Slurm's SuspendProgram: deallocate (SuspendAction=
+ * Deallocate) or delete (SuspendAction=Delete: VM, NIC and OS disk) the VMs
+ * of the nodes, all at once.  A VM that is already gone is success.  The
+ * nodes' NodeAddr/NodeHostName go back to the node name.
+ *
+ * Built a second time as azrdma-resume-fail (RESUME_FAIL defined): Slurm's
+ * ResumeFailProgram, for nodes that missed ResumeTimeout.  It logs what
+ * the VM was doing, deletes a VM whose creation failed or never finished
+ * (and its NIC), and deallocates any other, so nothing bills for a node
+ * Slurm has marked DOWN.
+ *
+ *   azrdma-suspend <hostlist>
+ *   azrdma-resume-fail <hostlist>
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <slurm/slurm.h>
+
+#include "arm.h"
+#include "conf.h"
+#include "hostlist.h"
+#include "log.h"
+#include "power.h"
+#include "sl_slurm.h"
+
+#ifdef RESUME_FAIL
+#define PROGRAM "azrdma-resume-fail"
+#else
+#define PROGRAM "azrdma-suspend"
+#endif
+
+/* How long to wait for a node's lock (a resume of it may be under way). */
+#define SUSPEND_LOCK_WAIT_S 600
+
+struct sp_node {
+	struct sp *sp;
+	char *name;
+	char *nic_name;
+	int lock_fd;
+	bool half_made; /* the journal names a resume that never ended */
+	bool ok;
+	bool failed;
+};
+
+struct sp {
+	struct azrdma_conf *conf;
+	struct arm_client *arm;
+	struct sp_node *nodes;
+	size_t count;
+	size_t gone, done, failed;
+};
+
+static void _fail(struct sp_node *n, struct arm_result *res, const char *what)
+{
+	n->failed = true;
+	log_error("%s: %s: %s", n->name, what,
+	          res ? res->err : "could not submit");
+}
+
+static void _nic_deleted(struct arm_client *c, struct arm_result *res,
+                         void *arg)
+{
+	struct sp_node *n = arg;
+
+	if (res->rc != AZ_OK && res->rc != AZ_ENOTFOUND) {
+		_fail(n, res, "NIC delete");
+		return;
+	}
+	n->ok = true;
+	log_info("%s: VM and NIC deleted", n->name);
+}
+
+static void _nic_delete(struct sp_node *n)
+{
+	char err[AZ_ERRLEN];
+
+	if (arm_nic_delete_async(n->sp->arm, n->nic_name, _nic_deleted, n, err,
+	                         sizeof(err))
+	    != AZ_OK)
+		_fail(n, NULL, err);
+}
+
+static void _vm_deleted(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct sp_node *n = arg;
+
+	if (res->rc != AZ_OK && res->rc != AZ_ENOTFOUND) {
+		_fail(n, res, "VM delete");
+		return;
+	}
+	if (res->rc == AZ_ENOTFOUND)
+		n->sp->gone++;
+	_nic_delete(n);
+}
+
+static void _vm_delete(struct sp_node *n)
+{
+	char err[AZ_ERRLEN];
+
+	if (arm_vm_delete_async(n->sp->arm, n->name, false, _vm_deleted, n, err,
+	                        sizeof(err))
+	    != AZ_OK)
+		_fail(n, NULL, err);
+}
+
+static void _vm_deallocated(struct arm_client *c, struct arm_result *res,
+                            void *arg)
+{
+	struct sp_node *n = arg;
+
+	if (res->rc == AZ_ENOTFOUND) {
+		/* Gone already; a resume killed after its NIC leaves that. */
+		n->sp->gone++;
+		if (n->half_made) {
+			_nic_delete(n);
+			return;
+		}
+		n->ok = true;
+		log_info("%s: no VM, nothing to deallocate", n->name);
+		return;
+	}
+	if (res->rc != AZ_OK) {
+		_fail(n, res, "deallocate");
+		return;
+	}
+	n->ok = true;
+	log_info("%s: VM deallocated", n->name);
+}
+
+static void _vm_deallocate(struct sp_node *n)
+{
+	char err[AZ_ERRLEN];
+
+	if (arm_vm_deallocate_async(n->sp->arm, n->name, _vm_deallocated, n,
+	                            err, sizeof(err))
+	    != AZ_OK)
+		_fail(n, NULL, err);
+}
+
+#ifdef RESUME_FAIL
+static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
+{
+	struct sp_node *n = arg;
+	const char *power, *prov;
+
+	if (res->rc == AZ_ENOTFOUND) {
+		log_info(
+		        "%s: missed ResumeTimeout with no VM; removing its NIC",
+		        n->name);
+		n->sp->gone++;
+		_nic_delete(n);
+		return;
+	}
+	if (res->rc != AZ_OK) {
+		_fail(n, res, "VM lookup");
+		return;
+	}
+	power = arm_vm_power_state(res->body);
+	prov = arm_provisioning_state(res->body);
+	log_info("%s: missed ResumeTimeout; VM provisioning %s, power %s",
+	         n->name, prov ? prov : "?", power ? power : "?");
+	if (n->half_made
+	    || (prov
+	        && (!strcasecmp(prov, "Failed")
+	            || !strcasecmp(prov, "Creating"))))
+		_vm_delete(n);
+	else
+		_vm_deallocate(n);
+}
+#endif
+
+static void _node_begin(struct sp_node *n)
+{
+#ifdef RESUME_FAIL
+	char err[AZ_ERRLEN];
+
+	if (arm_vm_get_async(n->sp->arm, n->name, ARM_VM_INSTANCE_VIEW,
+	                     _vm_known, n, err, sizeof(err))
+	    != AZ_OK)
+		_fail(n, NULL, err);
+#else
+	if (n->sp->conf->suspend_action == SUSPEND_DELETE)
+		_vm_delete(n);
+	else
+		_vm_deallocate(n);
+#endif
+}
+
+/* NodeAddr and NodeHostName of the nodes that are done: the node name. */
+static void _reset_addrs(struct sp *sp)
+{
+	char **names = calloc(sp->count + 1, sizeof(*names));
+	char err[AZ_ERRLEN];
+	size_t k = 0;
+	char *list;
+
+	for (size_t i = 0; names && i < sp->count; i++)
+		if (sp->nodes[i].ok)
+			names[k++] = sp->nodes[i].name;
+	list = k ? hostlist_compress(names, k) : NULL;
+	if (list
+	    && sl_node_set_addr(list, list, list, err, sizeof(err)) != AZ_OK)
+		log_warn("%s: address not reset: %s", list, err);
+	free(list);
+	free(names);
+}
+
+int main(int argc, char **argv)
+{
+	struct sp sp = {0};
+	char err[AZ_ERRLEN];
+	char **names = NULL;
+	size_t count = 0;
+	struct timespec t0, t1;
+	int status = 1;
+
+	power_stdio_init();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sl_init();
+	if (power_setup(PROGRAM, &sp.conf, err, sizeof(err)) != AZ_OK) {
+		log_error("azrdma.conf: %s", err);
+		goto out;
+	}
+	if (argc != 2) {
+		log_error("usage: " PROGRAM " <hostlist>");
+		goto out;
+	}
+	if (hostlist_expand(argv[1], &names, &count, err, sizeof(err))
+	    != AZ_OK) {
+		log_error("%s: %s", argv[1], err);
+		goto out;
+	}
+	log_info("%s %s (%zu nodes)",
+	         sp.conf->suspend_action == SUSPEND_DELETE ? "delete"
+	                                                   : "deallocate",
+	         argv[1], count);
+	if (arm_client_new(sp.conf, NULL, &sp.arm, err, sizeof(err)) != AZ_OK) {
+		log_error("%s", err);
+		goto out;
+	}
+	sp.nodes = calloc(count ? count : 1, sizeof(*sp.nodes));
+	if (!sp.nodes)
+		goto out;
+	/* idle_on_node_suspend made a failed resume's node IDLE just before
+	 * starting us: it goes DOWN with its reason again at once, before
+	 * the scheduler gives it to the requeued job, and stays so until an
+	 * admin resumes it. */
+	for (size_t i = 0; i < count; i++) {
+		char *reason = power_failed_take(sp.conf, names[i]);
+
+		if (reason
+		    && sl_node_set_state(names[i], NODE_STATE_DOWN, reason, err,
+		                         sizeof(err))
+		               != AZ_OK)
+			log_error("%s: could not set DOWN again: %s", names[i],
+			          err);
+		free(reason);
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct sp_node *n = &sp.nodes[sp.count++];
+		char *journal;
+
+		n->sp = &sp;
+		n->name = names[i];
+		n->nic_name = power_nic_name(names[i]);
+		if (power_lock_node(sp.conf, n->name, SUSPEND_LOCK_WAIT_S,
+		                    &n->lock_fd, err, sizeof(err))
+		    != AZ_OK) {
+			_fail(n, NULL, err);
+			continue;
+		}
+		journal = power_journal_read(sp.conf, n->name);
+		n->half_made = journal && !strncmp(journal, "resume ", 7);
+		if (n->half_made)
+			log_info("%s: a resume never ended (%.*s); undoing it",
+			         n->name, (int)strcspn(journal, "\n"), journal);
+		free(journal);
+		if (!n->nic_name)
+			_fail(n, NULL, "out of memory");
+		else
+			_node_begin(n);
+	}
+	if (arm_client_run(sp.arm, -1, err, sizeof(err)) != AZ_OK)
+		log_error("ARM: %s", err);
+	_reset_addrs(&sp);
+	for (size_t i = 0; i < sp.count; i++) {
+		struct sp_node *n = &sp.nodes[i];
+
+		if (n->ok)
+			power_journal_clear(sp.conf, n->name);
+		else
+			sp.failed++;
+		power_unlock_node(n->lock_fd);
+		free(n->nic_name);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("%s: %zu done (%zu were gone already), %zu failed, %.1f s",
+	         argv[1], sp.count - sp.failed, sp.gone, sp.failed,
+	         (double)(t1.tv_sec - t0.tv_sec)
+	                 + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	status = sp.failed ? 1 : 0;
+out:
+	free(sp.nodes);
+	hostnames_free(names, count);
+	arm_client_free(sp.arm);
+	conf_free(sp.conf);
+	sl_fini();
+	log_close();
+	return status;
+}

@@ -1,0 +1,172 @@
+"""azrdma's own programs in the test world: azrdma.conf for the emulator and
+the power-save programs of the build tree as slurmctld's programs.
+
+    with azrdma_power_save(world):        # azrdma.conf + slurm.conf lines
+        ...
+
+AZRDMA_BUILDDIR names the build tree (the integrator's testsuite/run sets
+it); without it the programs are looked for in build/ of the repository.
+"""
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+
+from .wait import wait_for
+from .world import ARM_PORT, IMDS_PORT, REPO, SLURM_USER
+
+PROGRAMS = ("azrdma-resume", "azrdma-suspend", "azrdma-resume-fail")
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+IMAGE_URN = "almalinux:almalinux-hpc:8_7-hpc-gen2:latest"
+SSH_KEY = os.path.join(REPO, "testsuite", "data", "id_test.pub")
+# Cores per VM of the test size, for quota arithmetic in tests.
+HB120_FAMILY = "standardHBrsv3Family"
+HB120_CORES = 120
+
+
+def builddir():
+    return os.environ.get("AZRDMA_BUILDDIR") or os.path.join(REPO, "build")
+
+
+def program(name):
+    """Absolute path of a power-save program of the build tree, or None."""
+    path = os.path.abspath(os.path.join(builddir(), "src", "power_save", name))
+    return path if os.access(path, os.X_OK) else None
+
+
+def have_programs():
+    return all(program(p) for p in PROGRAMS)
+
+
+def _slurm_owned(path, mode):
+    slurm = pwd.getpwnam(SLURM_USER)
+    os.chown(path, slurm.pw_uid, slurm.pw_gid)
+    os.chmod(path, mode)
+
+
+class AzrdmaSetup:
+    """Paths of one azrdma configuration in a world's run dir."""
+
+    def __init__(self, world):
+        self.world = world
+        self.conf_path = world.path("etc", "azrdma.conf")
+        self.state_dir = world.path("azrdma")
+        self.log_path = world.path("logs", "azrdma.log")
+        self.custom_data = world.path("etc", "azrdma-cloud-init")
+        self.resource_group = f"{world.prefix}-rg"
+
+    def conf_text(self, extra=""):
+        w = self.world
+        subnet = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{self.resource_group}"
+                  "/providers/Microsoft.Network/virtualNetworks/cluster/subnets/default")
+        lines = [
+            "# written by testsuite/python/lib/azrdma_world.py",
+            f"ClusterName={w.prefix}",
+            f"SubscriptionId={SUBSCRIPTION}",
+            f"ResourceGroup={self.resource_group}",
+            "Location=eastus",
+            f"Cloud=Custom ArmEndpoint=https://127.0.0.1:{ARM_PORT}"
+            " ArmAudience=https://management.azure.com"
+            f" AuthorityHost=https://127.0.0.1:{ARM_PORT}"
+            f" ImdsEndpoint=http://127.0.0.1:{IMDS_PORT}",
+            f"CaBundle={os.path.join(w.emulator_dir, 'ca.pem')}",
+            "Auth=ManagedIdentity",
+            f"SubnetId={subnet}",
+            f"SshPublicKeyFile={SSH_KEY}",
+            f"CustomDataFile={self.custom_data}",
+            f"StateDir={self.state_dir}",
+            f"LogFile={self.log_path}",
+            "CapacityCooldown=60",
+            f"Image=alma Urn={IMAGE_URN} Default=yes",
+        ]
+        for d in w.domains:
+            lines.append(f"Domain={d.name} Nodes={d.hostlist} VmSize={d.vm_size}"
+                         f" AvailabilitySet={d.availability_set}")
+        return "\n".join(lines) + "\n" + extra
+
+    def write(self, extra=""):
+        os.makedirs(self.state_dir, exist_ok=True)
+        _slurm_owned(self.state_dir, 0o700)
+        with open(self.custom_data, "w") as f:
+            # The boot hook reads `# azrdma:key=value` lines; azrdma-resume
+            # adds node= and image=, the template carries the rest.
+            f.write("#cloud-config\n"
+                    f"# azrdma:slurm_conf={self.world.slurm_conf_path}\n"
+                    "# azrdma:rendered_for=@NODE@\n")
+        _slurm_owned(self.custom_data, 0o600)
+        tmp = self.conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.conf_text(extra))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.conf_path)
+
+    def clear_cooldowns(self):
+        """Forget every domain's capacity cooldown."""
+        for path in glob.glob(os.path.join(self.state_dir, "cooldown", "*")):
+            os.unlink(path)
+
+    def running_programs(self):
+        """[(pid, argv)] of azrdma's power-save programs running now."""
+        paths = {os.path.realpath(program(p)) for p in PROGRAMS}
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if exe in paths:
+                found.append((int(pid), [a.decode() for a in argv if a]))
+        return found
+
+    def wait_programs_done(self, timeout=120):
+        wait_for(lambda: not self.running_programs(), timeout,
+                 "azrdma's power-save programs to finish", interval=0.5)
+
+    def log_text(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+def _check_program_modes():
+    """slurmctld refuses group/world-writable programs; the build may make them so."""
+    for name in PROGRAMS:
+        path = program(name)
+        mode = os.stat(path).st_mode & 0o7777
+        if mode & 0o022:
+            os.chmod(path, mode & ~0o022)
+
+
+@contextlib.contextmanager
+def azrdma_power_save(world, extra_conf=""):
+    """Run a block with azrdma.conf written and azrdma's programs as
+    ResumeProgram, SuspendProgram and ResumeFailProgram; restore after."""
+    setup = AzrdmaSetup(world)
+    saved = None
+    if os.path.exists(setup.conf_path):
+        saved = setup.conf_path + ".saved-by-azrdma-world"
+        shutil.copy2(setup.conf_path, saved)
+    setup.write(extra_conf)
+    _check_program_modes()
+    overrides = {"ResumeProgram": program("azrdma-resume"),
+                 "SuspendProgram": program("azrdma-suspend"),
+                 "ResumeFailProgram": program("azrdma-resume-fail")}
+    try:
+        with world.slurm_conf_changed(overrides, restart=True):
+            try:
+                yield setup
+            finally:
+                # A suspend started last must not outlive its slurmctld.
+                setup.wait_programs_done()
+    finally:
+        if saved:
+            os.replace(saved, setup.conf_path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(setup.conf_path)

@@ -1,0 +1,235 @@
+"""azrdma-resume and azrdma-suspend as slurmctld's power-save programs.
+
+A 4-node `-C rdma` job powers up 4 VMs in its domain's availability set and
+runs; after SuspendTime they are deallocated; a second job starts the same
+VMs again (no re-create). Quota and capacity errors end with the node DOWN
+and the Azure error code in its reason, the job requeued and no VM left
+running or half-made.
+"""
+
+import re
+
+import pytest
+
+from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs)
+from lib.wait import wait_for
+from lib.world import SUSPEND_TIME
+
+pytestmark = pytest.mark.skipif(
+    not have_programs(), reason="azrdma power-save programs not built "
+    "(set AZRDMA_BUILDDIR)")
+
+NODES = ["f3n1", "f3n2", "f3n3", "f3n4"]
+QUOTA_NODES = ["f3n5", "f3n6"]
+CAPACITY_NODES = ["f3n7", "f3n8"]
+
+
+@pytest.fixture(scope="module")
+def azrdma(cloud):
+    with azrdma_power_save(cloud) as setup:
+        yield setup
+
+
+def _vm_requests(world, method, node, suffix=""):
+    pat = re.compile(rf"/virtualMachines/{node}{re.escape(suffix)}$", re.I)
+    return [e for e in world.emulator_admin("GET", "log")
+            if e["method"] == method and pat.search(e["path"])]
+
+
+def _nic_requests(world, method, node):
+    pat = re.compile(rf"/networkInterfaces/{node}-nic$", re.I)
+    return [e for e in world.emulator_admin("GET", "log")
+            if e["method"] == method and pat.search(e["path"])]
+
+
+@pytest.fixture(scope="module")
+def first_job(cloud, azrdma):
+    """`sbatch -N 4 -C rdma` on four powered-down nodes of fab3, run to the end."""
+    cloud.wait_powered_down(NODES)
+    job_id = cloud.submit("-N", "4", "-p", "fab3", "-C", "rdma",
+                          "-w", ",".join(NODES), wrap="srun hostname")
+    job = cloud.wait_job(job_id, timeout=150)
+    return {"id": job_id, "nodes": cloud.hostnames(job["NodeList"]),
+            "output": cloud.job_output(job_id), "vms": cloud.vms()}
+
+
+def test_rdma_job_powers_up_four_vms_in_one_availability_set(cloud, first_job):
+    assert first_job["nodes"] == NODES
+    vms = first_job["vms"]
+    for node in NODES:
+        assert node in vms, f"no VM for {node}"
+        assert vms[node]["availabilitySet"].lower() == f"{cloud.prefix}-fab3"
+        assert vms[node]["vmSize"] == "Standard_HB120rs_v3"
+        tags = vms[node]["tags"]
+        assert tags["azrdma-node"] == node
+        assert tags["azrdma-domain"] == "fab3"
+        assert tags["azrdma-job"] == str(first_job["id"])
+    assert len({vms[n]["fabric"] for n in NODES}) == 1
+
+
+def test_rdma_job_runs_on_all_four_vm_hosts(first_job):
+    assert sorted(first_job["output"].split()) == NODES, first_job["output"]
+
+
+def test_resume_pushed_each_vms_private_address(cloud, first_job, azrdma):
+    log = azrdma.log_text()
+    for node in NODES:
+        ip = first_job["vms"][node]["privateIp"]
+        assert f"{node}: NodeAddr={ip}" in log or \
+            f"{node}: VM running" in log, log[-2000:]
+    assert re.search(r"resume f3n\[1-4\]: 4 created, 0 started, .*0 failed", log), \
+        log[-2000:]
+
+
+def test_nodes_are_deallocated_after_suspend_time(cloud, first_job):
+    cloud.wait_powered_down(NODES, timeout=SUSPEND_TIME + 60)
+    for node in NODES:
+        assert cloud.vm_power(node) == "deallocated"
+        assert not cloud.vm_host_exists(node)
+        assert cloud.node(node)["NodeAddr"] == node
+
+
+def test_second_job_starts_the_deallocated_vms_without_recreating(cloud, first_job):
+    cloud.wait_powered_down(NODES, timeout=SUSPEND_TIME + 60)
+    puts = {n: len(_vm_requests(cloud, "PUT", n)) for n in NODES}
+    assert all(puts.values()), puts
+    job_id = cloud.submit("-N", "4", "-p", "fab3", "-C", "rdma",
+                          "-w", ",".join(NODES), wrap="srun hostname")
+    cloud.wait_job(job_id, timeout=150)
+    assert sorted(cloud.job_output(job_id).split()) == NODES
+    for node in NODES:
+        assert len(_vm_requests(cloud, "PUT", node)) == puts[node], \
+            f"{node}: the VM was created again"
+        assert _vm_requests(cloud, "POST", node, "/start"), f"{node}: not started"
+
+
+def _wait_down_with(cloud, node, code):
+    def _down():
+        rec = cloud.node(node)
+        return rec if "DOWN" in rec["State"] and code in rec.get("Reason", "") \
+            else None
+    return wait_for(_down, 60, f"{node} DOWN with {code} in its reason",
+                    interval=0.5)
+
+
+def _wait_requeued(cloud, job_id):
+    def _requeued():
+        job = cloud.job(job_id)
+        return job if job["JobState"] == "PENDING" and \
+            int(job.get("Restarts", "0")) >= 1 else None
+    return wait_for(_requeued, 60, f"job {job_id} requeued", interval=0.5)
+
+
+def _wait_no_running_vm(cloud, nodes):
+    def _none():
+        vms = cloud.vms()
+        live = [n for n in nodes if n in vms
+                and vms[n]["powerState"].split("/")[-1].lower()
+                not in ("deallocated", "stopped")]
+        return not live
+    wait_for(_none, 60, f"no running VM of {nodes}", interval=0.5)
+
+
+def _settled(cloud, azrdma, nodes):
+    """Wait until no power-save action is pending on nodes and none runs."""
+    busy = {"POWERING_UP", "POWERING_DOWN", "POWER_DOWN"}
+    cloud.wait_nodes(nodes, lambda f: not f & busy, 90, "no power action pending")
+    azrdma.wait_programs_done()
+    cloud.wait_nodes(nodes, lambda f: not f & busy, 90, "no power action pending")
+
+
+def _recover(cloud, azrdma, job_id, nodes):
+    """Cancel the job, forget the fault, bring the nodes back to idle~."""
+    cloud.run_ctl("scancel", str(job_id))
+    cloud.emulator_admin("POST", "reset")
+    _settled(cloud, azrdma, nodes)
+    for node in nodes:
+        if "DOWN" in cloud.node_flags(node):
+            cloud.scontrol("update", f"nodename={node}", "state=resume")
+    cloud.wait_powered_down(nodes, timeout=60)
+
+
+def _wait_flags(cloud, node, want, absent=()):
+    def _ok():
+        flags = cloud.node_flags(node)
+        return set(want) <= flags and not flags & set(absent)
+    wait_for(_ok, 60, f"{node}: {'+'.join(want)}", interval=0.5)
+
+
+def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrdma):
+    cloud.wait_powered_down(QUOTA_NODES)
+    cloud.emulator_admin("POST", "quota", {"family": HB120_FAMILY, "limit": 0})
+    job_id = cloud.submit("-N", "2", "-p", "fab3", "-C", "rdma",
+                          "-w", ",".join(QUOTA_NODES), wrap="srun hostname")
+    try:
+        for node in QUOTA_NODES:
+            rec = _wait_down_with(cloud, node, "OperationNotAllowed")
+            assert rec["Reason"].startswith("azrdma: OperationNotAllowed:")
+        _wait_requeued(cloud, job_id)
+        # Recycled through SuspendProgram, the node stays DOWN (down~).
+        for node in QUOTA_NODES:
+            _wait_flags(cloud, node, {"DOWN", "POWERED_DOWN"}, {"POWERING_DOWN"})
+            assert "OperationNotAllowed" in cloud.node(node)["Reason"]
+        vms = cloud.vms()
+        for node in QUOTA_NODES:
+            assert node not in vms, f"orphan VM {node}: {vms.get(node)}"
+            deletes = _nic_requests(cloud, "DELETE", node)
+            assert any(e["status"] < 300 for e in deletes), \
+                f"{node}: its NIC was not removed"
+    finally:
+        _recover(cloud, azrdma, job_id, QUOTA_NODES)
+
+
+@pytest.fixture(scope="module")
+def allocation_failure(cloud, azrdma):
+    """A 2-node job when the availability set has room for one more VM."""
+    cloud.wait_powered_down(CAPACITY_NODES)
+    cloud.emulator_admin("POST", "capacity",
+                         {"availabilitySet": f"{cloud.prefix}-fab3", "remaining": 1})
+    job_id = cloud.submit("-N", "2", "-p", "fab3", "-C", "rdma",
+                          "-w", ",".join(CAPACITY_NODES), wrap="srun hostname")
+
+    def _one_failed():
+        failed = [n for n in CAPACITY_NODES
+                  if "AllocationFailed" in cloud.node(n).get("Reason", "")]
+        return failed or None
+    try:
+        failed = wait_for(_one_failed, 60, "a node DOWN with AllocationFailed",
+                          interval=0.5)
+        placed = [n for n in CAPACITY_NODES if n not in failed]
+        yield {"job": job_id, "failed": failed, "placed": placed}
+    finally:
+        _recover(cloud, azrdma, job_id, CAPACITY_NODES)
+        azrdma.clear_cooldowns()
+
+
+def test_allocation_failure_downs_one_node_and_requeues_the_job(cloud, allocation_failure):
+    assert len(allocation_failure["failed"]) == 1, allocation_failure
+    node = allocation_failure["failed"][0]
+    assert cloud.node(node)["Reason"].startswith("azrdma: AllocationFailed:")
+    _wait_requeued(cloud, allocation_failure["job"])
+    _wait_flags(cloud, node, {"DOWN", "POWERED_DOWN"}, {"POWERING_DOWN"})
+    assert node not in cloud.vms(), "the failed VM was left behind"
+
+
+def test_allocation_failure_releases_the_jobs_other_node(cloud, azrdma, allocation_failure):
+    node, = allocation_failure["placed"]
+    lost = allocation_failure["failed"][0]
+    _wait_flags(cloud, node, {"IDLE", "POWERED_DOWN"}, {"DOWN", "POWERING_DOWN"})
+    _wait_no_running_vm(cloud, CAPACITY_NODES)
+    assert (f"released: job {allocation_failure['job']} lost node {lost}"
+            in azrdma.log_text())
+
+
+def test_capacity_cooldown_fails_the_domain_fast_with_the_same_reason(
+        cloud, allocation_failure):
+    node, = allocation_failure["placed"]
+    _wait_flags(cloud, node, {"IDLE", "POWERED_DOWN"}, {"POWERING_DOWN"})
+    puts = len(_vm_requests(cloud, "PUT", node))
+    starts = len(_vm_requests(cloud, "POST", node, "/start"))
+    cloud.scontrol("update", f"nodename={node}", "state=power_up")
+    rec = _wait_down_with(cloud, node, "AllocationFailed")
+    assert rec["Reason"].startswith("azrdma: AllocationFailed:")
+    _wait_flags(cloud, node, {"DOWN", "POWERED_DOWN"}, {"POWERING_DOWN"})
+    assert len(_vm_requests(cloud, "PUT", node)) == puts
+    assert len(_vm_requests(cloud, "POST", node, "/start")) == starts
