@@ -383,7 +383,7 @@ static int _cmd_slurm_conf(const struct options *o)
 	printf("PrivateData=cloud\nTreeWidth=65533\n");
 	printf("SlurmctldParameters=idle_on_node_suspend,cloud_reg_addrs\n");
 	printf("CommunicationParameters=NoAddrCache\n");
-	printf("JobSubmitPlugins=azrdma\n\n");
+	printf("JobSubmitPlugins=azrdma\nNodeFeaturesPlugins=azrdma\n\n");
 
 	all = calloc(total ? total : 1, sizeof(*all));
 	total = 0;

@@ -6,12 +6,14 @@
  */
 #include <check.h>
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
 
 #include "testutil.h"
 
@@ -91,6 +93,56 @@ START_TEST(node_features_module_exports_all_22_05_symbols)
 }
 END_TEST
 
+/* Slurm's xfree for the strings the plugin hands back. */
+extern void slurm_xfree(void **p);
+
+START_TEST(node_features_entry_points_follow_the_image_rules)
+{
+	void *h = _open("node_features");
+	int (*init)(void) = (int (*)(void))dlsym(h, "init");
+	int (*fini)(void) = (int (*)(void))dlsym(h, "fini");
+	bool (*changeable)(char *) =
+		(bool (*)(char *))dlsym(h, "node_features_p_changeable_feature");
+	int (*job_valid)(char *) =
+		(int (*)(char *))dlsym(h, "node_features_p_job_valid");
+	char *(*job_xlate)(char *) =
+		(char *(*)(char *))dlsym(h, "node_features_p_job_xlate");
+	char *(*xlate)(char *, char *, char *, int) =
+		(char *(*)(char *, char *, char *, int))dlsym(
+			h, "node_features_p_node_xlate");
+	bool (*power)(void) =
+		(bool (*)(void))dlsym(h, "node_features_p_node_power");
+	char *s;
+
+	_use_conf("conf/valid-hbv3.conf");
+	ck_assert_int_eq(init(), SLURM_SUCCESS);
+	ck_assert(changeable("img_alma"));
+	ck_assert(changeable("img_ubuntu"));
+	ck_assert(!changeable("img_centos"));
+	ck_assert(!changeable("hb0"));
+	ck_assert(power());
+	ck_assert_int_eq(job_valid("rdma&img_ubuntu"), SLURM_SUCCESS);
+	ck_assert_int_eq(job_valid("[hb0|hb1]"), SLURM_SUCCESS);
+	ck_assert_int_eq(job_valid("img_alma&img_ubuntu"),
+			 ESLURM_INVALID_FEATURE);
+	ck_assert_int_eq(job_valid("img_centos"), ESLURM_INVALID_FEATURE);
+	ck_assert_int_eq(job_valid("img_alma|rdma"), ESLURM_INVALID_FEATURE);
+
+	s = job_xlate("rdma&img_ubuntu");
+	ck_assert_str_eq(s, "img_ubuntu");
+	slurm_xfree((void **)&s);
+	ck_assert_ptr_null(job_xlate("rdma"));
+
+	/* new active image + the old non-image features, no duplicates */
+	s = xlate("img_ubuntu,hb0", "azure,hb0,hb120rs_v3,rdma,ib,img_alma",
+		  "azure,hb0,img_alma,img_ubuntu", 0);
+	ck_assert_str_eq(s, "img_ubuntu,hb0,azure,hb120rs_v3,rdma,ib");
+	slurm_xfree((void **)&s);
+	ck_assert_int_eq(fini(), SLURM_SUCCESS);
+	dlclose(h);
+}
+END_TEST
+
 START_TEST(plugin_init_refuses_a_broken_azrdma_conf)
 {
 	void *h = _open("job_submit");
@@ -126,6 +178,7 @@ int main(void)
 
 	tcase_add_test(tc, job_submit_module_has_metadata_and_symbols);
 	tcase_add_test(tc, node_features_module_exports_all_22_05_symbols);
+	tcase_add_test(tc, node_features_entry_points_follow_the_image_rules);
 	tcase_add_test(tc, plugin_init_refuses_a_broken_azrdma_conf);
 	tcase_add_test(tc, spank_module_is_a_spank_plugin);
 	suite_add_tcase(s, tc);
