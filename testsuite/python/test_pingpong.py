@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from lib.fabric_checks import (IMB_HEADER, hold_nodes, imb_rows, pingpong,
-                               tool, write_fabric_conf)
+from lib.fabric_checks import (IMB_HEADER, MPI_ENV, hold_nodes, imb_rows,
+                               pingpong, tool, write_fabric_conf)
 
 FAB1 = ["f1n1", "f1n2", "f1n3", "f1n4"]
 FAB2 = "f2n2"
@@ -137,3 +137,20 @@ def test_ring_through_another_fabric_names_the_node_in_every_bad_pair(
     assert "# FAIL f1n1 <-> f2n2: no answer" in out, out
     assert ("# Nodes in slow or failing pairs: f2n2 (2 of 2 pairs) "
             "f1n1 (1 of 2 pairs) f1n2 (1 of 2 pairs)") in out, out
+
+
+def test_quick_first_step_fails_a_cross_fabric_job_early(cloud, world_conf):
+    """The documented first step of an MPI job: the application never runs
+    on nodes that cannot reach each other, and the output names the pair."""
+    if not tool("azrdma-pingpong"):
+        pytest.skip("azrdma-pingpong is not built (no mpicc?)")
+    script = (f"srun --mpi=pmix --ntasks-per-node=1 {tool('azrdma-pingpong')}"
+              " --quick --mode ring --timeout 5 || exit 1; "
+              "echo application starts")
+    env = dict(MPI_ENV, AZRDMA_CONF=world_conf)
+    job_id = cloud.submit("-p", "all", "-N", "2", "-w", "f1n5,f2n1",
+                          wrap=script, env=env)
+    cloud.wait_job(job_id, timeout=240, states=("FAILED",))
+    out = cloud.job_output(job_id)
+    assert "FAIL f1n5 <-> f2n1" in out, out
+    assert "application starts" not in out, out
