@@ -49,8 +49,8 @@ int main(int argc, char **argv)
 	for (int i = 0; n < 50; i++) {
 		static char fill[32][48];
 
-		snprintf(fill[i], sizeof(fill[i]), "BENCH_VAR_%02d=value-%02d", i,
-			 i);
+		snprintf(fill[i], sizeof(fill[i]), "BENCH_VAR_%02d=value-%02d",
+		         i, i);
 		env[n++] = fill[i];
 	}
 	env[n] = NULL;
@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < jobs; i++) {
 		if (slurm_submit_batch_job(&desc, &resp)) {
 			fprintf(stderr, "submit %ld: %s\n", i,
-				slurm_strerror(slurm_get_errno()));
+			        slurm_strerror(slurm_get_errno()));
 			return 1;
 		}
 		if (!i)

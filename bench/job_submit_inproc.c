@@ -21,7 +21,7 @@
 #include <slurm/slurm.h>
 
 extern void *slurm_xcalloc(size_t, size_t, bool, bool, const char *, int,
-			   const char *);
+                           const char *);
 extern char *slurm_xstrdup(const char *);
 extern void slurm_xfree(void **);
 
@@ -51,8 +51,9 @@ int main(int argc, char **argv)
 	double spent = 0;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s PLUGIN.so CALLS PARTITION FEATURES\n",
-			argv[0]);
+		fprintf(stderr,
+		        "usage: %s PLUGIN.so CALLS PARTITION FEATURES\n",
+		        argv[0]);
 		return 2;
 	}
 	if (!dlopen("libslurm.so", RTLD_NOW | RTLD_GLOBAL)) {
@@ -82,11 +83,12 @@ int main(int argc, char **argv)
 		job.features = argv[4][0] ? slurm_xstrdup(argv[4]) : NULL;
 		job.min_nodes = job.max_nodes = 2;
 		job.environment = slurm_xcalloc(51, sizeof(char *), true, false,
-						__FILE__, __LINE__, __func__);
+		                                __FILE__, __LINE__, __func__);
 		for (int e = 0; e < 50; e++) {
 			char v[48];
 
-			snprintf(v, sizeof(v), "BENCH_VAR_%02d=value-%02d", e, e);
+			snprintf(v, sizeof(v), "BENCH_VAR_%02d=value-%02d", e,
+			         e);
 			job.environment[e] = slurm_xstrdup(v);
 		}
 		job.env_size = 50;
@@ -95,7 +97,8 @@ int main(int argc, char **argv)
 		rc = submit(&job, 0, &msg);
 		spent += _now() - t0;
 		if (rc) {
-			fprintf(stderr, "job_submit: %d %s\n", rc, msg ? msg : "");
+			fprintf(stderr, "job_submit: %d %s\n", rc,
+			        msg ? msg : "");
 			return 1;
 		}
 		slurm_xfree((void **)&msg);

@@ -30,23 +30,23 @@ typedef int (*modify_fn)(job_desc_msg_t *, void *, uint32_t);
  * nodes whose image asks for msmpi.
  */
 static const char *_conf_text =
-	"SubscriptionId=00000000-1111-2222-3333-444444444444\n"
-	"ResourceGroup=rg\n"
-	"Location=eastus\n"
-	"SubnetId=/subscriptions/00000000-1111-2222-3333-444444444444/"
-	"resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/"
-	"subnets/s\n"
-	"SshPublicKeyFile=/nonexistent/id.pub\n"
-	"RdmaPartitions=hpc\n"
-	"MpiProfile=testworld Set=OMPI_MCA_btl=self,vader,tcp "
-	"Set=OMPI_MCA_pml=ob1\n"
-	"Image=alma Urn=almalinux:almalinux-hpc:8_10-hpc-gen2:latest "
-	"Mpi=openmpi-ucx Default=yes\n"
-	"Image=ubuntu Urn=microsoft-dsvm:ubuntu-hpc:2204:latest\n"
-	"Image=legacy Urn=OpenLogic:CentOS-HPC:7.4:latest Mpi=msmpi\n"
-	"Domain=hb0 Nodes=hb-[000-099] VmSize=Standard_HB120rs_v3\n"
-	"Domain=hb1 Nodes=hb-[100-149] VmSize=HB120rs_v3 Image=ubuntu\n"
-	"Domain=nd0 Nodes=a-[00-15] VmSize=Standard_A9 Image=legacy\n";
+        "SubscriptionId=00000000-1111-2222-3333-444444444444\n"
+        "ResourceGroup=rg\n"
+        "Location=eastus\n"
+        "SubnetId=/subscriptions/00000000-1111-2222-3333-444444444444/"
+        "resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/"
+        "subnets/s\n"
+        "SshPublicKeyFile=/nonexistent/id.pub\n"
+        "RdmaPartitions=hpc\n"
+        "MpiProfile=testworld Set=OMPI_MCA_btl=self,vader,tcp "
+        "Set=OMPI_MCA_pml=ob1\n"
+        "Image=alma Urn=almalinux:almalinux-hpc:8_10-hpc-gen2:latest "
+        "Mpi=openmpi-ucx Default=yes\n"
+        "Image=ubuntu Urn=microsoft-dsvm:ubuntu-hpc:2204:latest\n"
+        "Image=legacy Urn=OpenLogic:CentOS-HPC:7.4:latest Mpi=msmpi\n"
+        "Domain=hb0 Nodes=hb-[000-099] VmSize=Standard_HB120rs_v3\n"
+        "Domain=hb1 Nodes=hb-[100-149] VmSize=HB120rs_v3 Image=ubuntu\n"
+        "Domain=nd0 Nodes=a-[00-15] VmSize=Standard_A9 Image=legacy\n";
 
 static void *_module;
 static submit_fn _submit;
@@ -60,8 +60,8 @@ static void _setup(void)
 	if (!dlopen("libslurm.so", RTLD_NOW | RTLD_GLOBAL))
 		ck_abort_msg("dlopen libslurm.so: %s", dlerror());
 	snprintf(path, sizeof(path),
-		 "%s/src/plugins/job_submit/azrdma/.libs/job_submit_azrdma.so",
-		 TEST_BUILD_DIR);
+	         "%s/src/plugins/job_submit/azrdma/.libs/job_submit_azrdma.so",
+	         TEST_BUILD_DIR);
 	_module = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 	ck_assert_msg(_module != NULL, "dlopen %s: %s", path, dlerror());
 	setenv("AZRDMA_CONF", tu_write("js.conf", _conf_text, 0644), 1);
@@ -79,10 +79,10 @@ static void _teardown(void)
 
 /* A descriptor as slurmctld unpacks it: everything Slurm-allocated. */
 static job_desc_msg_t *_job(const char *features, uint32_t min_nodes,
-			    uint32_t max_nodes)
+                            uint32_t max_nodes)
 {
 	job_desc_msg_t *job = slurm_xcalloc(1, sizeof(*job), true, false,
-					    __FILE__, __LINE__, __func__);
+	                                    __FILE__, __LINE__, __func__);
 
 	slurm_init_job_desc_msg(job);
 	job->features = features ? slurm_xstrdup(features) : NULL;
@@ -120,7 +120,7 @@ static void _batch_env(job_desc_msg_t *job, const char *const *entries)
 	while (entries[n])
 		n++;
 	job->environment = slurm_xcalloc(n + 1, sizeof(char *), true, false,
-					 __FILE__, __LINE__, __func__);
+	                                 __FILE__, __LINE__, __func__);
 	for (uint32_t i = 0; i < n; i++)
 		job->environment[i] = slurm_xstrdup(entries[i]);
 	job->env_size = n;
@@ -130,7 +130,7 @@ static void _batch_env(job_desc_msg_t *job, const char *const *entries)
 static void _spank_env(job_desc_msg_t *job, const char *entry)
 {
 	job->spank_job_env = slurm_xcalloc(1, sizeof(char *), true, false,
-					   __FILE__, __LINE__, __func__);
+	                                   __FILE__, __LINE__, __func__);
 	job->spank_job_env[0] = slurm_xstrdup(entry);
 	job->spank_job_env_size = 1;
 }
@@ -149,8 +149,7 @@ static const char *_get(char **env, uint32_t n, const char *name)
 #define spank_of(job, name)                                                    \
 	_get((job)->spank_job_env, (job)->spank_job_env_size, name)
 
-static const char *const _user_env[] = {"PATH=/usr/bin", "HOME=/home/u",
-					NULL};
+static const char *const _user_env[] = {"PATH=/usr/bin", "HOME=/home/u", NULL};
 
 START_TEST(job_without_rdma_intent_passes_unchanged)
 {
@@ -183,7 +182,7 @@ START_TEST(rdma_job_gets_a_matching_or_over_the_domains_that_fit)
 	ck_assert_str_eq(env_of(job, "PATH"), "/usr/bin");
 	ck_assert_ptr_null(job->environment[job->env_size]);
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"),
-			 "openmpi-ucx");
+	                 "openmpi-ucx");
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb0|hb1");
 	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1, MPI env openmpi-ucx");
 	slurm_xfree((void **)&msg);
@@ -225,7 +224,7 @@ START_TEST(size_feature_narrows_the_domains_and_picks_their_profile)
 	ck_assert_str_eq(job->features, "rdma&a9&nd0");
 	ck_assert_str_eq(env_of(job, "MSMPI_DISABLE_SOCK"), "1");
 	ck_assert_str_eq(env_of(job, "MPICH_NETMASK"),
-			 "172.16.0.0/255.255.0.0");
+	                 "172.16.0.0/255.255.0.0");
 	ck_assert_ptr_null(env_of(job, "OMPI_MCA_pml"));
 	ck_assert_str_eq(msg, "azrdma: domain nd0, MPI env msmpi");
 	slurm_xfree((void **)&msg);
@@ -242,7 +241,7 @@ START_TEST(a_job_naming_its_domain_is_checked_not_rewritten)
 	ck_assert_str_eq(job->features, "rdma&hb1");
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb1");
 	ck_assert_str_eq(msg,
-			 "azrdma: domain hb1 (as asked), MPI env openmpi-ucx");
+	                 "azrdma: domain hb1 (as asked), MPI env openmpi-ucx");
 	slurm_xfree((void **)&msg);
 	_job_free(job);
 }
@@ -271,9 +270,9 @@ START_TEST(more_nodes_than_any_domain_holds_is_rejected_at_submit)
 	_batch_env(job, _user_env);
 	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_NODE_COUNT);
 	ck_assert_str_eq(msg,
-			 "azrdma: 300 nodes fit in no RDMA domain: an RDMA job "
-			 "runs inside one domain and the largest that matches "
-			 "(hb0) holds 100 nodes; ask for at most 100 nodes");
+	                 "azrdma: 300 nodes fit in no RDMA domain: an RDMA job "
+	                 "runs inside one domain and the largest that matches "
+	                 "(hb0) holds 100 nodes; ask for at most 100 nodes");
 	ck_assert_uint_eq(job->env_size, 2);
 	slurm_xfree((void **)&msg);
 	_job_free(job);
@@ -287,10 +286,10 @@ START_TEST(a_size_no_domain_has_is_an_invalid_feature_listing_the_domains)
 
 	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_FEATURE);
 	ck_assert_str_eq(msg,
-			 "azrdma: no RDMA domain matches the constraint "
-			 "'rdma&hb176rs_v4'; RDMA domains: hb0 (hb120rs_v3, "
-			 "100 nodes), hb1 (hb120rs_v3, 50 nodes), nd0 (a9, 16 "
-			 "nodes)");
+	                 "azrdma: no RDMA domain matches the constraint "
+	                 "'rdma&hb176rs_v4'; RDMA domains: hb0 (hb120rs_v3, "
+	                 "100 nodes), hb1 (hb120rs_v3, 50 nodes), nd0 (a9, 16 "
+	                 "nodes)");
 	slurm_xfree((void **)&msg);
 	_job_free(job);
 }
@@ -311,7 +310,7 @@ END_TEST
 START_TEST(a_variable_the_user_set_is_never_overwritten)
 {
 	static const char *const env[] = {"PATH=/usr/bin", "OMPI_MCA_pml=ob1",
-					  NULL};
+	                                  NULL};
 	job_desc_msg_t *job = _job("rdma", 20, 20);
 	char *msg = NULL;
 
@@ -320,7 +319,7 @@ START_TEST(a_variable_the_user_set_is_never_overwritten)
 	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ob1");
 	ck_assert_str_eq(env_of(job, "OMPI_MCA_osc"), "ucx");
 	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1, MPI env openmpi-ucx "
-			      "(1 of your settings kept)");
+	                      "(1 of your settings kept)");
 	slurm_xfree((void **)&msg);
 	_job_free(job);
 }
@@ -349,7 +348,7 @@ START_TEST(domains_with_different_profiles_leave_the_env_to_the_nodes)
 	ck_assert_uint_eq(job->env_size, 2);
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"), "auto");
 	ck_assert_str_eq(msg, "azrdma: domains hb0|hb1|nd0, MPI env from "
-			      "each node's domain");
+	                      "each node's domain");
 	slurm_xfree((void **)&msg);
 	_job_free(job);
 }
@@ -374,8 +373,8 @@ END_TEST
 START_TEST(rdma_env_off_from_sbatch_injects_nothing)
 {
 	static const char *const env[] = {
-		"PATH=/usr/bin", "_SLURM_SPANK_OPTION_azrdma_rdma_env=off",
-		NULL};
+	        "PATH=/usr/bin", "_SLURM_SPANK_OPTION_azrdma_rdma_env=off",
+	        NULL};
 	job_desc_msg_t *job = _job("rdma", 20, 20);
 	char *msg = NULL;
 
@@ -401,7 +400,7 @@ START_TEST(rdma_env_profile_from_spank_replaces_the_domains_profile)
 	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ob1");
 	ck_assert_str_eq(env_of(job, "AZRDMA_MPI_PROFILE"), "testworld");
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_PROFILE"),
-			 "testworld");
+	                 "testworld");
 	_job_free(job);
 }
 END_TEST
@@ -427,7 +426,7 @@ START_TEST(the_message_is_appended_to_another_plugins_message)
 
 	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
 	ck_assert_str_eq(msg, "other: hello\nazrdma: domains hb0|hb1, MPI env "
-			      "openmpi-ucx");
+	                      "openmpi-ucx");
 	slurm_xfree((void **)&msg);
 	_job_free(job);
 }
@@ -472,26 +471,33 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, _setup, _teardown);
 	tcase_add_test(tc, job_without_rdma_intent_passes_unchanged);
-	tcase_add_test(tc, rdma_job_gets_a_matching_or_over_the_domains_that_fit);
+	tcase_add_test(tc,
+	               rdma_job_gets_a_matching_or_over_the_domains_that_fit);
 	tcase_add_test(
-		tc, rdma_partition_alone_makes_an_rdma_job_and_one_domain_is_plain);
+	        tc,
+	        rdma_partition_alone_makes_an_rdma_job_and_one_domain_is_plain);
 	tcase_add_test(tc, a_users_or_constraint_is_grouped_before_the_join);
 	tcase_add_test(
-		tc, size_feature_narrows_the_domains_and_picks_their_profile);
+	        tc, size_feature_narrows_the_domains_and_picks_their_profile);
 	tcase_add_test(tc, a_job_naming_its_domain_is_checked_not_rewritten);
 	tcase_add_test(tc, named_domain_too_small_is_rejected_with_what_fits);
-	tcase_add_test(tc, more_nodes_than_any_domain_holds_is_rejected_at_submit);
+	tcase_add_test(tc,
+	               more_nodes_than_any_domain_holds_is_rejected_at_submit);
 	tcase_add_test(
-		tc, a_size_no_domain_has_is_an_invalid_feature_listing_the_domains);
-	tcase_add_test(tc, a_named_domain_of_another_size_is_an_invalid_feature);
+	        tc,
+	        a_size_no_domain_has_is_an_invalid_feature_listing_the_domains);
+	tcase_add_test(tc,
+	               a_named_domain_of_another_size_is_an_invalid_feature);
 	tcase_add_test(tc, a_variable_the_user_set_is_never_overwritten);
-	tcase_add_test(tc, a_single_node_job_is_not_constrained_but_gets_its_env);
 	tcase_add_test(tc,
-		       domains_with_different_profiles_leave_the_env_to_the_nodes);
-	tcase_add_test(tc, an_interactive_job_is_placed_and_recorded_without_env);
+	               a_single_node_job_is_not_constrained_but_gets_its_env);
+	tcase_add_test(
+	        tc, domains_with_different_profiles_leave_the_env_to_the_nodes);
+	tcase_add_test(tc,
+	               an_interactive_job_is_placed_and_recorded_without_env);
 	tcase_add_test(tc, rdma_env_off_from_sbatch_injects_nothing);
-	tcase_add_test(tc,
-		       rdma_env_profile_from_spank_replaces_the_domains_profile);
+	tcase_add_test(
+	        tc, rdma_env_profile_from_spank_replaces_the_domains_profile);
 	tcase_add_test(tc, an_unknown_rdma_env_profile_is_rejected);
 	tcase_add_test(tc, the_message_is_appended_to_another_plugins_message);
 	tcase_add_test(tc, a_users_own_matching_or_is_kept);

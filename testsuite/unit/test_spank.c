@@ -24,8 +24,8 @@ static void _setup(void)
 	if (!dlopen("libslurm.so", RTLD_NOW | RTLD_GLOBAL))
 		ck_abort_msg("dlopen libslurm.so: %s", dlerror());
 	snprintf(path, sizeof(path),
-		 "%s/src/plugins/spank/azrdma/.libs/spank_azrdma.so",
-		 TEST_BUILD_DIR);
+	         "%s/src/plugins/spank/azrdma/.libs/spank_azrdma.so",
+	         TEST_BUILD_DIR);
 	_module = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 	ck_assert_msg(_module != NULL, "dlopen %s: %s", path, dlerror());
 	_pkey = (pkey_fn)dlsym(_module, "spank_azrdma_tenant_pkey");
@@ -39,12 +39,12 @@ static void _teardown(void)
 
 /* <tmp>/<root>/sys/class/infiniband/<dev>/ports/1/pkeys/{0,1}. */
 static const char *_port(const char *root, const char *dev, const char *k0,
-			 const char *k1)
+                         const char *k1)
 {
 	static char base[512];
 	char dir[768], file[800];
-	const char *parts[] = {"sys", "class", "infiniband", dev, "ports", "1",
-			       "pkeys", NULL};
+	const char *parts[] = {"sys",   "class", "infiniband", dev,
+	                       "ports", "1",     "pkeys",      NULL};
 	FILE *f;
 
 	snprintf(base, sizeof(base), "%s/%s", tu_tmpdir(), root);
@@ -106,7 +106,8 @@ int main(void)
 	TCase *tc = tcase_create("spank");
 
 	tcase_add_checked_fixture(tc, _setup, _teardown);
-	tcase_add_test(tc, tenant_pkey_is_the_larger_key_without_the_membership_bit);
+	tcase_add_test(
+	        tc, tenant_pkey_is_the_larger_key_without_the_membership_bit);
 	tcase_add_test(tc, tenant_pkey_works_whichever_slot_holds_it);
 	tcase_add_test(tc, no_device_or_only_empty_keys_give_no_pkey);
 	suite_add_tcase(s, tc);

@@ -62,25 +62,25 @@ static struct azrdma_conf *_conf;
 
 /* What a job asks for, as far as placement goes. */
 struct job_ask {
-	char **features;	/* names in its constraint (malloc'ed) */
+	char **features; /* names in its constraint (malloc'ed) */
 	size_t feature_count;
-	bool rdma_feature;	/* "rdma" among them */
-	bool names_domain;	/* a domain name among them */
-	bool names_size;	/* a VM size feature among them */
-	bool has_brackets;	/* the constraint has its own matching-OR */
-	uint32_t nodes;		/* least node count */
-	bool may_span;		/* may run on more than one node */
+	bool rdma_feature; /* "rdma" among them */
+	bool names_domain; /* a domain name among them */
+	bool names_size;   /* a VM size feature among them */
+	bool has_brackets; /* the constraint has its own matching-OR */
+	uint32_t nodes;    /* least node count */
+	bool may_span;     /* may run on more than one node */
 };
 
 /* The outcome for one RDMA job. */
 struct placement {
-	bool *candidate;	/* per domain: could hold the job */
+	bool *candidate; /* per domain: could hold the job */
 	size_t candidates;
-	size_t matching;	/* domains whose features agree, any size */
+	size_t matching; /* domains whose features agree, any size */
 	const struct conf_domain *largest; /* the largest of those */
 	const struct conf_mpi_profile *profile;
-	bool mixed_profiles;	/* candidates use different profiles */
-	char *domains;		/* "hb0|hb1" (malloc'ed) */
+	bool mixed_profiles; /* candidates use different profiles */
+	char *domains;       /* "hb0|hb1" (malloc'ed) */
 };
 
 extern int init(void)
@@ -90,7 +90,7 @@ extern int init(void)
 	if (!_conf)
 		return SLURM_ERROR;
 	log_verbose("loaded %s: %zu domains, %zu images", _conf->path,
-		    _conf->domain_count, _conf->image_count);
+	            _conf->domain_count, _conf->image_count);
 	return SLURM_SUCCESS;
 }
 
@@ -135,7 +135,7 @@ static enum az_rc _split_features(const char *expr, struct job_ask *ask)
 		    && strspn(start, "0123456789") == len)
 			continue; /* a count, not a name */
 		grown = realloc(ask->features,
-				(ask->feature_count + 1) * sizeof(char *));
+		                (ask->feature_count + 1) * sizeof(char *));
 		if (!grown)
 			return AZ_ENOMEM;
 		ask->features = grown;
@@ -156,8 +156,7 @@ static bool _asks_feature(const struct job_ask *ask, const char *name)
 }
 
 /* Does the job's size feature, if it names any, match domain d's size? */
-static bool _size_agrees(const struct job_ask *ask,
-			 const struct conf_domain *d)
+static bool _size_agrees(const struct job_ask *ask, const struct conf_domain *d)
 {
 	if (!ask->names_size)
 		return true;
@@ -230,7 +229,7 @@ static const char *_env_get(char **env, uint32_t n, const char *name)
  * Returns true if the array now holds this value.
  */
 static bool _env_put(char ***env, uint32_t *n, const char *name,
-		     const char *value, bool replace)
+                     const char *value, bool replace)
 {
 	size_t len = strlen(name);
 	struct az_buf entry = {0};
@@ -284,7 +283,7 @@ static void _describe_domains(struct az_buf *b)
 		if (d->size->rdma == RDMA_NONE)
 			continue;
 		buf_printf(b, "%s%s (%s, %zu nodes)", sep, d->name,
-			   d->size->feature, d->node_count);
+		           d->size->feature, d->node_count);
 		sep = ", ";
 	}
 	if (!*sep)
@@ -340,31 +339,31 @@ static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 
 /* Reject a job no domain can ever hold; *err_msg says what would fit. */
 static int _reject(const job_desc_msg_t *job, const struct job_ask *ask,
-		   const struct placement *pl, char **err_msg)
+                   const struct placement *pl, char **err_msg)
 {
 	struct az_buf b = {0};
 	int rc;
 
 	if (!pl->matching) {
 		buf_printf(&b,
-			   "azrdma: no RDMA domain matches the constraint "
-			   "'%s'; RDMA domains: ",
-			   job->features ? job->features : "");
+		           "azrdma: no RDMA domain matches the constraint "
+		           "'%s'; RDMA domains: ",
+		           job->features ? job->features : "");
 		_describe_domains(&b);
 		rc = ESLURM_INVALID_FEATURE;
 	} else {
 		buf_printf(&b,
-			   "azrdma: %" PRIu32 " nodes fit in no RDMA domain: "
-			   "an RDMA job runs inside one domain and the largest "
-			   "that matches (%s) holds %zu nodes; ask for at most "
-			   "%zu nodes",
-			   ask->nodes, pl->largest->name,
-			   pl->largest->node_count, pl->largest->node_count);
+		           "azrdma: %" PRIu32 " nodes fit in no RDMA domain: "
+		           "an RDMA job runs inside one domain and the largest "
+		           "that matches (%s) holds %zu nodes; ask for at most "
+		           "%zu nodes",
+		           ask->nodes, pl->largest->name,
+		           pl->largest->node_count, pl->largest->node_count);
 		rc = ESLURM_INVALID_NODE_COUNT;
 	}
 	if (b.data) {
 		log_info("rejected job of uid %" PRIu32 ": %s", job->user_id,
-			 b.data + strlen("azrdma: "));
+		         b.data + strlen("azrdma: "));
 		_user_msg(err_msg, b.data);
 	}
 	buf_free(&b);
@@ -400,14 +399,14 @@ static const struct conf_mpi_profile *
 _asked_profile(const job_desc_msg_t *job, bool *off, const char **unknown)
 {
 	const char *v = _env_get(job->spank_job_env, job->spank_job_env_size,
-				 RDMA_ENV_SPANK);
+	                         RDMA_ENV_SPANK);
 	const struct conf_mpi_profile *p;
 
 	*off = false;
 	*unknown = NULL;
 	if (!v)
 		v = _env_get(job->spank_job_env, job->spank_job_env_size,
-			     "SPANK_" RDMA_ENV_SPANK);
+		             "SPANK_" RDMA_ENV_SPANK);
 	if (!v)
 		v = _env_get(job->environment, job->env_size, RDMA_ENV_OPTION);
 	if (!v || !*v || !strcmp(v, "auto"))
@@ -426,9 +425,8 @@ _asked_profile(const job_desc_msg_t *job, bool *off, const char **unknown)
  * Put profile p into a batch job's environment, never replacing what the
  * user set.  Counts what was set and what was kept.
  */
-static void _inject_env(job_desc_msg_t *job,
-			const struct conf_mpi_profile *p, size_t *set,
-			size_t *kept)
+static void _inject_env(job_desc_msg_t *job, const struct conf_mpi_profile *p,
+                        size_t *set, size_t *kept)
 {
 	*set = *kept = 0;
 	/* An interactive job has no environment here; spank/azrdma's work. */
@@ -444,19 +442,19 @@ static void _inject_env(job_desc_msg_t *job,
 		if (!name)
 			return;
 		if (_env_put(&job->environment, &job->env_size, name, eq + 1,
-			     false))
+		             false))
 			(*set)++;
 		else
 			(*kept)++;
 		free(name);
 	}
 	_env_put(&job->environment, &job->env_size, PROFILE_VAR, p->name,
-		 false);
+	         false);
 }
 
 /* Locks: read config, job, node, partition (held by the caller). */
 extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
-		      char **err_msg)
+                      char **err_msg)
 {
 	struct job_ask ask;
 	struct placement pl = {0};
@@ -477,9 +475,9 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	profile = _asked_profile(job_desc, &off, &unknown);
 	if (unknown) {
 		buf_printf(&msg,
-			   "azrdma: --rdma-env=%s: no such MPI profile; use "
-			   "auto, off or a profile of azrdma.conf",
-			   unknown);
+		           "azrdma: --rdma-env=%s: no such MPI profile; use "
+		           "auto, off or a profile of azrdma.conf",
+		           unknown);
 		_user_msg(err_msg, msg.data);
 		rc = ESLURM_NOT_SUPPORTED;
 		goto out;
@@ -506,20 +504,23 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	if (profile)
 		_inject_env(job_desc, profile, &set, &kept);
 	_env_put(&job_desc->spank_job_env, &job_desc->spank_job_env_size,
-		 SPANK_PROFILE_VAR, off ? "off" : profile ? profile->name : "auto",
-		 true);
+	         SPANK_PROFILE_VAR,
+	         off       ? "off"
+	         : profile ? profile->name
+	                   : "auto",
+	         true);
 	_env_put(&job_desc->spank_job_env, &job_desc->spank_job_env_size,
-		 SPANK_DOMAINS_VAR, pl.domains, true);
+	         SPANK_DOMAINS_VAR, pl.domains, true);
 
 	log_info("job '%s' of uid %" PRIu32 ": %s %s, features '%s', MPI env %s"
-		 " (%zu set, %zu kept from the user)",
-		 job_desc->name ? job_desc->name : "", job_desc->user_id,
-		 pl.candidates > 1 ? "domains" : "domain", pl.domains,
-		 job_desc->features ? job_desc->features : "", env_what, set,
-		 kept);
+	         " (%zu set, %zu kept from the user)",
+	         job_desc->name ? job_desc->name : "", job_desc->user_id,
+	         pl.candidates > 1 ? "domains" : "domain", pl.domains,
+	         job_desc->features ? job_desc->features : "", env_what, set,
+	         kept);
 	buf_printf(&msg, "azrdma: %s %s%s, MPI env %s",
-		   pl.candidates > 1 ? "domains" : "domain", pl.domains,
-		   rewrite || !ask.may_span ? "" : " (as asked)", env_what);
+	           pl.candidates > 1 ? "domains" : "domain", pl.domains,
+	           rewrite || !ask.may_span ? "" : " (as asked)", env_what);
 	if (kept)
 		buf_printf(&msg, " (%zu of your settings kept)", kept);
 	if (msg.data)
@@ -542,7 +543,7 @@ out:
  * is opaque to an out-of-tree plugin, so its node count is unknown here.
  */
 extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
-		      uint32_t submit_uid)
+                      uint32_t submit_uid)
 {
 	return SLURM_SUCCESS;
 }

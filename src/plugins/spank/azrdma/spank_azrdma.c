@@ -45,7 +45,7 @@ SPANK_PLUGIN(azrdma, 1);
 #define RDMA_ENV_SPANK "AZRDMA_RDMA_ENV"
 
 static struct azrdma_conf *_conf;
-static char _rdma_env[64];	/* --rdma-env value, "" for auto */
+static char _rdma_env[64]; /* --rdma-env value, "" for auto */
 
 static int _rdma_env_option(int val, const char *optarg, int remote);
 
@@ -54,10 +54,13 @@ static int _rdma_env_option(int val, const char *optarg, int remote);
  * ignore a spank_options table.
  */
 static struct spank_option _rdma_env_opt = {
-	"rdma-env", "auto|off|PROFILE",
-	"MPI environment for RDMA in every task: auto (the job's profile, "
-	"else the node's), off, or a profile of azrdma.conf",
-	1, 0, _rdma_env_option};
+        "rdma-env",
+        "auto|off|PROFILE",
+        "MPI environment for RDMA in every task: auto (the job's profile, "
+        "else the node's), off, or a profile of azrdma.conf",
+        1,
+        0,
+        _rdma_env_option};
 
 static int _rdma_env_option(int val, const char *optarg, int remote)
 {
@@ -65,19 +68,19 @@ static int _rdma_env_option(int val, const char *optarg, int remote)
 
 	if (!len || len >= sizeof(_rdma_env)) {
 		slurm_error("azrdma: --rdma-env needs auto, off or a profile "
-			    "name");
+		            "name");
 		return ESPANK_BAD_ARG;
 	}
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)optarg[i])
 		    && !strchr("_-.", optarg[i])) {
 			slurm_error("azrdma: --rdma-env=%s: a profile name "
-				    "has letters, digits, _ - . only",
-				    optarg);
+			            "has letters, digits, _ - . only",
+			            optarg);
 			return ESPANK_BAD_ARG;
 		}
 	snprintf(_rdma_env, sizeof(_rdma_env), "%s",
-		 strcmp(optarg, "auto") ? optarg : "");
+	         strcmp(optarg, "auto") ? optarg : "");
 	return ESPANK_SUCCESS;
 }
 
@@ -108,7 +111,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	if (spank_job_control_setenv(sp, RDMA_ENV_SPANK, _rdma_env, 1)
 	    != ESPANK_SUCCESS)
 		slurm_verbose("azrdma: cannot record --rdma-env=%s in the job",
-			      _rdma_env);
+		              _rdma_env);
 	return ESPANK_SUCCESS;
 }
 
@@ -121,7 +124,7 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 
 /* A variable of the task's environment into buf, or NULL. */
 static const char *_task_getenv(spank_t sp, const char *name, char *buf,
-				int len)
+                                int len)
 {
 	if (spank_getenv(sp, name, buf, len) != ESPANK_SUCCESS || !buf[0])
 		return NULL;
@@ -165,7 +168,7 @@ static const struct conf_mpi_profile *_resolve(spank_t sp, const char **why)
  * tests only.
  */
 int spank_azrdma_tenant_pkey(const char *root, const char *dev,
-			     const char *port, unsigned *pkey)
+                             const char *port, unsigned *pkey)
 {
 	unsigned best = 0;
 
@@ -175,8 +178,8 @@ int spank_azrdma_tenant_pkey(const char *root, const char *dev,
 		FILE *f;
 
 		snprintf(path, sizeof(path),
-			 "%s/sys/class/infiniband/%s/ports/%s/pkeys/%d", root,
-			 dev, port, i);
+		         "%s/sys/class/infiniband/%s/ports/%s/pkeys/%d", root,
+		         dev, port, i);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
@@ -271,10 +274,10 @@ static void _warn_memlock(spank_t sp)
 	if (!_memlock_limited(sp, &bytes))
 		return;
 	fprintf(stderr,
-		"azrdma: warning: the memlock limit of this task is %llu KiB, "
-		"not unlimited; RDMA MPI may fail to register memory (set "
-		"memlock unlimited in limits.conf for slurmd and the users)\n",
-		bytes / 1024);
+	        "azrdma: warning: the memlock limit of this task is %llu KiB, "
+	        "not unlimited; RDMA MPI may fail to register memory (set "
+	        "memlock unlimited in limits.conf for slurmd and the users)\n",
+	        bytes / 1024);
 }
 
 /* In the task, as the user, before it execs. */
@@ -293,16 +296,16 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	if (!p) {
 		if (task_id == 0 && _rdma_env[0] && strcmp(_rdma_env, "off"))
 			fprintf(stderr,
-				"azrdma: --rdma-env=%s: no such MPI profile "
-				"in azrdma.conf; no MPI environment set\n",
-				_rdma_env);
+			        "azrdma: --rdma-env=%s: no such MPI profile "
+			        "in azrdma.conf; no MPI environment set\n",
+			        _rdma_env);
 		return ESPANK_SUCCESS;
 	}
 	kept = _apply(sp, p);
 	if (task_id != 0)
 		return ESPANK_SUCCESS;
 	log_verbose("MPI profile %s from %s (%zu of the task's values kept)",
-		    p->name, why, kept);
+	            p->name, why, kept);
 	_warn_memlock(sp);
 	return ESPANK_SUCCESS;
 }
