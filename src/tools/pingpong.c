@@ -344,12 +344,20 @@ static bool _gather_names(double timeout)
 	if (!_names)
 		return false;
 	_my_name(mine, sizeof(mine));
+	/* Every rank sees the same variables, so all take the same path. */
 	if (nodes && ntasks && atoi(ntasks) == _nranks
 	    && hostlist_expand(nodes, &list, &count, err, sizeof(err)) == AZ_OK
-	    && count == (size_t)_nranks && !strcmp(list[_rank], mine)) {
+	    && count == (size_t)_nranks) {
 		for (size_t i = 0; i < count; i++)
 			snprintf(_names[i], NAME_LEN, "%s", list[i]);
 		hostnames_free(list, count);
+		if (strcmp(_names[_rank], mine)) {
+			fprintf(stderr,
+				"azrdma-pingpong: rank %d runs on %s, not %s: "
+				"use block distribution, one task per node\n",
+				_rank, mine, _names[_rank]);
+			snprintf(_names[_rank], NAME_LEN, "%s", mine);
+		}
 		return true;
 	}
 	if (list)
