@@ -279,6 +279,64 @@ START_TEST(more_nodes_than_any_domain_holds_is_rejected_at_submit)
 }
 END_TEST
 
+START_TEST(more_tasks_than_any_domain_holds_is_rejected_naming_the_tasks)
+{
+	job_desc_msg_t *job = _job("rdma", NO_VAL, NO_VAL);
+	char *msg = NULL;
+
+	job->num_tasks = 13000; /* 120 per HBv3 node: 109 nodes */
+	ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_str_eq(msg, "azrdma: 109 nodes (13000 tasks at 120 per "
+	                      "hb120rs_v3 node) fit in no RDMA domain: an RDMA "
+	                      "job runs inside one domain and the largest that "
+	                      "matches (hb0) holds 100 nodes; ask for at most "
+	                      "100 nodes or 12000 tasks");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_task_count_narrows_the_domains_by_their_vcpus)
+{
+	job_desc_msg_t *job = _job("rdma", NO_VAL, NO_VAL);
+
+	job->num_tasks = 6500; /* 55 HBv3 nodes: only hb0 holds them */
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&hb0");
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(tasks_per_node_and_cpus_per_task_set_the_nodes_needed)
+{
+	job_desc_msg_t *job = _job("rdma", NO_VAL, NO_VAL);
+
+	job->num_tasks = 64;
+	job->ntasks_per_node = 2; /* 32 nodes: not nd0's 16 */
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&[hb0|hb1]");
+	_job_free(job);
+
+	job = _job("rdma", NO_VAL, NO_VAL);
+	job->num_tasks = 1200;
+	job->cpus_per_task = 60; /* 2 per HBv3 node: 600 nodes */
+	ck_assert_int_eq(_submit(job, 1000, NULL), ESLURM_INVALID_NODE_COUNT);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(an_overcommitted_task_count_needs_no_more_nodes)
+{
+	job_desc_msg_t *job = _job("rdma", NO_VAL, NO_VAL);
+
+	job->num_tasks = 13000;
+	job->overcommit = 1;
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&[hb0|hb1|nd0]");
+	_job_free(job);
+}
+END_TEST
+
 START_TEST(a_size_no_domain_has_is_an_invalid_feature_listing_the_domains)
 {
 	job_desc_msg_t *job = _job("rdma&hb176rs_v4", 2, 2);
@@ -488,6 +546,13 @@ int main(void)
 	        a_size_no_domain_has_is_an_invalid_feature_listing_the_domains);
 	tcase_add_test(tc,
 	               a_named_domain_of_another_size_is_an_invalid_feature);
+	tcase_add_test(
+	        tc,
+	        more_tasks_than_any_domain_holds_is_rejected_naming_the_tasks);
+	tcase_add_test(tc, a_task_count_narrows_the_domains_by_their_vcpus);
+	tcase_add_test(tc,
+	               tasks_per_node_and_cpus_per_task_set_the_nodes_needed);
+	tcase_add_test(tc, an_overcommitted_task_count_needs_no_more_nodes);
 	tcase_add_test(tc, a_variable_the_user_set_is_never_overwritten);
 	tcase_add_test(tc,
 	               a_single_node_job_is_not_constrained_but_gets_its_env);

@@ -7,7 +7,9 @@
  *
  *  - the domains that could ever hold it are those whose VM size and name
  *    agree with the size and domain features the job asks for and that
- *    have at least its least node count of nodes;
+ *    have at least its least node count of nodes (its -N, or what its
+ *    task count needs at --ntasks-per-node, else at one task per
+ *    --cpus-per-task vCPUs of the domain's size);
  *  - none: the job is rejected, and err_msg says what would fit;
  *  - a job that may span nodes and names no domain gets a matching-OR
  *    constraint over those domains ("[hb0|hb1]", one domain alone), joined
@@ -64,12 +66,16 @@ static struct azrdma_conf *_conf;
 struct job_ask {
 	char **features; /* names in its constraint (malloc'ed) */
 	size_t feature_count;
-	bool rdma_feature; /* "rdma" among them */
-	bool names_domain; /* a domain name among them */
-	bool names_size;   /* a VM size feature among them */
-	bool has_brackets; /* the constraint has its own matching-OR */
-	uint32_t nodes;    /* least node count */
-	bool may_span;     /* may run on more than one node */
+	bool rdma_feature;       /* "rdma" among them */
+	bool names_domain;       /* a domain name among them */
+	bool names_size;         /* a VM size feature among them */
+	bool has_brackets;       /* the constraint has its own matching-OR */
+	uint32_t nodes;          /* least node count */
+	bool may_span;           /* may run on more than one node */
+	uint32_t tasks;          /* task count, 0 if not given */
+	uint32_t tasks_per_node; /* given, or 0 */
+	uint32_t cpus_per_task;  /* at least 1 */
+	bool overcommit;
 };
 
 /* The outcome for one RDMA job. */
@@ -78,6 +84,8 @@ struct placement {
 	size_t candidates;
 	size_t matching; /* domains whose features agree, any size */
 	const struct conf_domain *largest; /* the largest of those */
+	uint32_t largest_need;             /* nodes the job needs there */
+	uint32_t largest_per_node;         /* tasks per node there, 0: by -N */
 	const struct conf_mpi_profile *profile;
 	bool mixed_profiles; /* candidates use different profiles */
 	char *domains;       /* "hb0|hb1" (malloc'ed) */
@@ -190,7 +198,46 @@ static enum az_rc _ask_read(const job_desc_msg_t *job, struct job_ask *ask)
 			ask->names_size = true;
 	ask->nodes = _set(job->min_nodes) ? job->min_nodes : 1;
 	ask->may_span = job->max_nodes != 1;
+	ask->tasks = _set(job->num_tasks) ? job->num_tasks : 0;
+	if (job->ntasks_per_node != NO_VAL16)
+		ask->tasks_per_node = job->ntasks_per_node;
+	ask->cpus_per_task =
+	        job->cpus_per_task != NO_VAL16 && job->cpus_per_task
+	                ? job->cpus_per_task
+	                : 1;
+	ask->overcommit = job->overcommit && job->overcommit != NO_VAL8;
 	return AZ_OK;
+}
+
+/*
+ * Tasks of the job one node of d takes: --ntasks-per-node, else as many as
+ * the size has vCPUs for (none with --overcommit).  0: not limited.
+ */
+static uint32_t _tasks_per_node(const struct job_ask *ask,
+                                const struct conf_domain *d)
+{
+	if (!ask->tasks)
+		return 0;
+	if (ask->tasks_per_node)
+		return ask->tasks_per_node;
+	if (ask->overcommit)
+		return 0;
+	return d->size->vcpus / ask->cpus_per_task
+	               ? d->size->vcpus / ask->cpus_per_task
+	               : 1;
+}
+
+/* The least nodes of domain d the job needs: its -N, or its tasks' share. */
+static uint32_t _least_nodes(const struct job_ask *ask,
+                             const struct conf_domain *d)
+{
+	uint32_t per_node = _tasks_per_node(ask, d);
+	uint32_t by_tasks;
+
+	if (!per_node)
+		return ask->nodes;
+	by_tasks = (uint32_t)(((uint64_t)ask->tasks + per_node - 1) / per_node);
+	return by_tasks > ask->nodes ? by_tasks : ask->nodes;
 }
 
 /* Is one of the job's partitions (a comma list) an RDMA partition? */
@@ -308,6 +355,7 @@ static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 	for (size_t i = 0; i < _conf->domain_count; i++) {
 		const struct conf_domain *d = &_conf->domains[i];
 		const struct conf_mpi_profile *p;
+		uint32_t need;
 
 		if (d->size->rdma == RDMA_NONE)
 			continue;
@@ -316,9 +364,14 @@ static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 		if (!_size_agrees(ask, d))
 			continue;
 		pl->matching++;
-		if (!pl->largest || d->node_count > pl->largest->node_count)
+		need = _least_nodes(ask, d);
+		if (!pl->largest || d->node_count > pl->largest->node_count) {
 			pl->largest = d;
-		if (ask->nodes > d->node_count)
+			pl->largest_need = need;
+			pl->largest_per_node =
+			        need > ask->nodes ? _tasks_per_node(ask, d) : 0;
+		}
+		if (need > d->node_count)
 			continue;
 		pl->candidate[i] = true;
 		buf_printf(&names, "%s%s", pl->candidates ? "|" : "", d->name);
@@ -352,13 +405,24 @@ static int _reject(const job_desc_msg_t *job, const struct job_ask *ask,
 		_describe_domains(&b);
 		rc = ESLURM_INVALID_FEATURE;
 	} else {
+		const struct conf_domain *d = pl->largest;
+
+		buf_printf(&b, "azrdma: %" PRIu32 " nodes", pl->largest_need);
+		if (pl->largest_per_node)
+			buf_printf(&b,
+			           " (%" PRIu32 " tasks at %" PRIu32 " per %s "
+			           "node)",
+			           ask->tasks, pl->largest_per_node,
+			           d->size->feature);
 		buf_printf(&b,
-		           "azrdma: %" PRIu32 " nodes fit in no RDMA domain: "
-		           "an RDMA job runs inside one domain and the largest "
-		           "that matches (%s) holds %zu nodes; ask for at most "
-		           "%zu nodes",
-		           ask->nodes, pl->largest->name,
-		           pl->largest->node_count, pl->largest->node_count);
+		           " fit in no RDMA domain: an RDMA job runs inside "
+		           "one domain and the largest that matches (%s) holds "
+		           "%zu nodes; ask for at most %zu nodes",
+		           d->name, d->node_count, d->node_count);
+		if (pl->largest_per_node)
+			buf_printf(&b, " or %" PRIu64 " tasks",
+			           (uint64_t)d->node_count
+			                   * pl->largest_per_node);
 		rc = ESLURM_INVALID_NODE_COUNT;
 	}
 	if (b.data) {
