@@ -49,6 +49,17 @@ def test_more_nodes_than_any_domain_holds_is_rejected_with_what_fits(
     assert "Node count specification invalid" in r.stderr, r.stderr
 
 
+def test_more_tasks_than_a_domain_holds_is_rejected_naming_the_tasks(plugins):
+    largest = max(len(d.nodes) for d in plugins.domains)
+    r = plugins.run_ctl("sbatch", "-n", "2000", "-C", "rdma", "--wrap", "true",
+                        check=False)
+    assert r.returncode == 1, r
+    assert ("(2000 tasks at 120 per hb120rs_v3 node) fit in no RDMA domain"
+            in r.stderr), r.stderr
+    assert (f"ask for at most {largest} nodes or {largest * 120} tasks"
+            in r.stderr), r.stderr
+
+
 def test_a_named_domain_too_small_is_rejected(plugins):
     r = plugins.run_ctl("sbatch", "-N", "3", "-C", "rdma&fab2", "--wrap", "true",
                         check=False)
