@@ -232,6 +232,38 @@ START_TEST(size_feature_narrows_the_domains_and_picks_their_profile)
 }
 END_TEST
 
+START_TEST(an_image_feature_gets_one_domain_and_the_images_profile)
+{
+	job_desc_msg_t *job = _job("rdma&img_ubuntu", 4, 4);
+	char *msg = NULL;
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	/* Brackets and img_ do not mix: the first domain that fits. */
+	ck_assert_str_eq(job->features, "rdma&img_ubuntu&hb0");
+	ck_assert_str_eq(env_of(job, "OMPI_MCA_pml"), "ucx");
+	ck_assert_str_eq(msg, "azrdma: domain hb0 (the first that fits: an "
+	                      "image feature takes one domain; add -C <domain> "
+	                      "to choose), MPI env openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+
+	/* The image's Mpi= wins over the domain's own image. */
+	job = _job("rdma&img_legacy&a9", 4, 4);
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&img_legacy&a9&nd0");
+	ck_assert_str_eq(env_of(job, "MSMPI_PRECONNECT"), "all");
+	_job_free(job);
+
+	job = _job("rdma&img_ubuntu&a9", 4, 4);
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(env_of(job, "I_MPI_FABRICS"), "shm:dapl");
+	_job_free(job);
+}
+END_TEST
+
 START_TEST(a_job_naming_its_domain_is_checked_not_rewritten)
 {
 	job_desc_msg_t *job = _job("rdma&hb1", 10, 10);
@@ -538,6 +570,8 @@ int main(void)
 	tcase_add_test(
 	        tc, size_feature_narrows_the_domains_and_picks_their_profile);
 	tcase_add_test(tc, a_job_naming_its_domain_is_checked_not_rewritten);
+	tcase_add_test(tc,
+	               an_image_feature_gets_one_domain_and_the_images_profile);
 	tcase_add_test(tc, named_domain_too_small_is_rejected_with_what_fits);
 	tcase_add_test(tc,
 	               more_nodes_than_any_domain_holds_is_rejected_at_submit);

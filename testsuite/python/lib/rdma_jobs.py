@@ -74,9 +74,10 @@ def _write(path, text):
 
 
 @contextlib.contextmanager
-def azrdma_job_plugins(world):
+def azrdma_job_plugins(world, overrides=None):
     """Run a block with JobSubmitPlugins=azrdma and spank/azrdma in
-    PlugStackConfig, azrdma.conf beside slurm.conf; restore after."""
+    PlugStackConfig (plus other slurm.conf overrides), azrdma.conf beside
+    slurm.conf; restore after."""
     d = plugindir()
     if not d:
         pytest.skip("AZRDMA_PLUGINDIR does not hold " + " and ".join(PLUGINS))
@@ -88,9 +89,10 @@ def azrdma_job_plugins(world):
         shutil.copy2(conf, saved)
     _write(conf, conf_text(world))
     _write(plugstack, f"required {os.path.join(d, 'spank_azrdma.so')}\n")
-    overrides = {"JobSubmitPlugins": "azrdma", "PlugStackConfig": plugstack}
+    lines = {"JobSubmitPlugins": "azrdma", "PlugStackConfig": plugstack}
+    lines.update(overrides or {})
     try:
-        with world.slurm_conf_changed(overrides, restart=True):
+        with world.slurm_conf_changed(lines, restart=True):
             yield world
     finally:
         if saved:

@@ -13,11 +13,14 @@
  *  - none: the job is rejected, and err_msg says what would fit;
  *  - a job that may span nodes and names no domain gets a matching-OR
  *    constraint over those domains ("[hb0|hb1]", one domain alone), joined
- *    to its own constraint with '&', so that all its nodes share a fabric;
+ *    to its own constraint with '&', so that all its nodes share a fabric
+ *    (a job that also asks for an image, img_<name>, gets the first
+ *    candidate alone: an image feature only goes with a plain AND);
  *    a job that names a domain is checked, not rewritten;
- *  - the MPI profile is the one the candidate domains use (their image's
- *    Mpi=, else the default for their RDMA kind) or the one asked for with
- *    --rdma-env=<profile> of spank/azrdma; a batch job's environment gets
+ *  - the MPI profile is the one the candidate domains use (the Mpi= of the
+ *    image the job asks for, else of their own image, else the default for
+ *    their RDMA kind) or the one asked for with --rdma-env=<profile> of
+ *    spank/azrdma; a batch job's environment gets
  *    its settings, never replacing a variable the user set; the profile and
  *    the domains are recorded in spank_job_env (SPANK_AZRDMA_MPI_PROFILE,
  *    SPANK_AZRDMA_DOMAINS), logged, and told to the user in one line.
@@ -41,7 +44,9 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "feature_set.h"
 #include "log.h"
+#include "mpi_profile.h"
 #include "sl_plugin.h"
 
 /* Opaque in the public headers; only passed through here. */
@@ -66,15 +71,17 @@ static struct azrdma_conf *_conf;
 struct job_ask {
 	char **features; /* names in its constraint (malloc'ed) */
 	size_t feature_count;
-	bool rdma_feature;       /* "rdma" among them */
-	bool names_domain;       /* a domain name among them */
-	bool names_size;         /* a VM size feature among them */
-	bool has_brackets;       /* the constraint has its own matching-OR */
-	uint32_t nodes;          /* least node count */
-	bool may_span;           /* may run on more than one node */
-	uint32_t tasks;          /* task count, 0 if not given */
-	uint32_t tasks_per_node; /* given, or 0 */
-	uint32_t cpus_per_task;  /* at least 1 */
+	bool rdma_feature; /* "rdma" among them */
+	bool names_domain; /* a domain name among them */
+	bool names_size;   /* a VM size feature among them */
+	bool has_brackets; /* the constraint has its own matching-OR */
+	bool names_image;  /* an img_<name> feature among them */
+	const struct conf_image *image; /* the image it names, or NULL */
+	uint32_t nodes;                 /* least node count */
+	bool may_span;                  /* may run on more than one node */
+	uint32_t tasks;                 /* task count, 0 if not given */
+	uint32_t tasks_per_node;        /* given, or 0 */
+	uint32_t cpus_per_task;         /* at least 1 */
 	bool overcommit;
 };
 
@@ -88,6 +95,7 @@ struct placement {
 	uint32_t largest_per_node;         /* tasks per node there, 0: by -N */
 	const struct conf_mpi_profile *profile;
 	bool mixed_profiles; /* candidates use different profiles */
+	bool narrowed;       /* cut to one domain for an image feature */
 	char *domains;       /* "hb0|hb1" (malloc'ed) */
 };
 
@@ -192,10 +200,18 @@ static enum az_rc _ask_read(const job_desc_msg_t *job, struct job_ask *ask)
 	for (size_t i = 0; i < _conf->domain_count; i++)
 		if (_asks_feature(ask, _conf->domains[i].name))
 			ask->names_domain = true;
-	for (size_t i = 0; i < ask->feature_count; i++)
-		if (!conf_domain_find(_conf, ask->features[i])
-		    && catalog_find(_conf->catalog, ask->features[i]))
+	for (size_t i = 0; i < ask->feature_count; i++) {
+		const struct conf_image *img = NULL;
+
+		if (feature_is_image(_conf, ask->features[i], &img)) {
+			ask->names_image = true;
+			if (!ask->image)
+				ask->image = img;
+		} else if (!conf_domain_find(_conf, ask->features[i])
+		           && catalog_find(_conf->catalog, ask->features[i])) {
 			ask->names_size = true;
+		}
+	}
 	ask->nodes = _set(job->min_nodes) ? job->min_nodes : 1;
 	ask->may_span = job->max_nodes != 1;
 	ask->tasks = _set(job->num_tasks) ? job->num_tasks : 0;
@@ -343,6 +359,19 @@ static void _placement_free(struct placement *pl)
 	free(pl->domains);
 }
 
+/* The profile of d's nodes for this job: of the image it asks, else d's. */
+static const struct conf_mpi_profile *
+_domain_profile(const struct job_ask *ask, const struct conf_domain *d)
+{
+	const char *name;
+
+	if (!ask->image)
+		return conf_domain_mpi_profile(_conf, d);
+	name = ask->image->mpi ? ask->image->mpi
+	                       : mpi_profile_default_for(d->size->rdma);
+	return name ? conf_mpi_profile_find(_conf, name) : NULL;
+}
+
 /* Which domains could hold the job, and the profile they share. */
 static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 {
@@ -375,7 +404,7 @@ static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 			continue;
 		pl->candidate[i] = true;
 		buf_printf(&names, "%s%s", pl->candidates ? "|" : "", d->name);
-		p = conf_domain_mpi_profile(_conf, d);
+		p = _domain_profile(ask, d);
 		if (!pl->candidates)
 			pl->profile = p;
 		else if (p != pl->profile)
@@ -432,6 +461,31 @@ static int _reject(const job_desc_msg_t *job, const struct job_ask *ask,
 	}
 	buf_free(&b);
 	return rc;
+}
+
+/*
+ * Keep only the first candidate.  Node features under an OR or brackets
+ * cannot take an image feature (node_features/azrdma refuses them: a
+ * reboot to an image needs a plain AND), so such a job gets one domain.
+ */
+static enum az_rc _narrow(const struct job_ask *ask, struct placement *pl)
+{
+	for (size_t i = 0; i < _conf->domain_count; i++) {
+		if (!pl->candidate[i])
+			continue;
+		free(pl->domains);
+		pl->domains = strdup(_conf->domains[i].name);
+		if (!pl->domains)
+			return AZ_ENOMEM;
+		memset(pl->candidate, 0, _conf->domain_count * sizeof(bool));
+		pl->candidate[i] = true;
+		pl->candidates = 1;
+		pl->profile = _domain_profile(ask, &_conf->domains[i]);
+		pl->mixed_profiles = false;
+		pl->narrowed = true;
+		break;
+	}
+	return AZ_OK;
 }
 
 /* Keep the job's nodes in one of the candidate domains. */
@@ -554,6 +608,9 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	}
 
 	rewrite = ask.may_span && !ask.names_domain && !ask.has_brackets;
+	if (rewrite && ask.names_image && pl.candidates > 1
+	    && _narrow(&ask, &pl) != AZ_OK)
+		goto nomem;
 	if (rewrite && _constrain(job_desc, &pl) != AZ_OK)
 		goto nomem;
 
@@ -584,7 +641,11 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	         kept);
 	buf_printf(&msg, "azrdma: %s %s%s, MPI env %s",
 	           pl.candidates > 1 ? "domains" : "domain", pl.domains,
-	           rewrite || !ask.may_span ? "" : " (as asked)", env_what);
+	           pl.narrowed ? " (the first that fits: an image feature "
+	                         "takes one domain; add -C <domain> to choose)"
+	           : rewrite || !ask.may_span ? ""
+	                                      : " (as asked)",
+	           env_what);
 	if (kept)
 		buf_printf(&msg, " (%zu of your settings kept)", kept);
 	if (msg.data)
