@@ -234,10 +234,15 @@ int main(int argc, char **argv)
 		log_error("%s: %s", argv[1], err);
 		goto out;
 	}
+#ifdef RESUME_FAIL
+	log_info("clean up %s (%zu nodes): they missed ResumeTimeout", argv[1],
+	         count);
+#else
 	log_info("%s %s (%zu nodes)",
 	         sp.conf->suspend_action == SUSPEND_DELETE ? "delete"
 	                                                   : "deallocate",
 	         argv[1], count);
+#endif
 	if (arm_client_new(sp.conf, NULL, &sp.arm, err, sizeof(err)) != AZ_OK) {
 		log_error("%s", err);
 		goto out;

@@ -126,6 +126,14 @@ class AzrdmaSetup:
         wait_for(lambda: not self.running_programs(), timeout,
                  "azrdma's power-save programs to finish", interval=0.5)
 
+    def journal(self, node):
+        """The node's operation journal entry, or None."""
+        try:
+            with open(os.path.join(self.state_dir, "journal", node)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     def log_text(self):
         try:
             with open(self.log_path) as f:
@@ -144,9 +152,10 @@ def _check_program_modes():
 
 
 @contextlib.contextmanager
-def azrdma_power_save(world, extra_conf=""):
+def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
     """Run a block with azrdma.conf written and azrdma's programs as
-    ResumeProgram, SuspendProgram and ResumeFailProgram; restore after."""
+    ResumeProgram, SuspendProgram and ResumeFailProgram (plus
+    slurm_overrides, e.g. a shorter ResumeTimeout); restore after."""
     setup = AzrdmaSetup(world)
     saved = None
     if os.path.exists(setup.conf_path):
@@ -157,6 +166,7 @@ def azrdma_power_save(world, extra_conf=""):
     overrides = {"ResumeProgram": program("azrdma-resume"),
                  "SuspendProgram": program("azrdma-suspend"),
                  "ResumeFailProgram": program("azrdma-resume-fail")}
+    overrides.update(slurm_overrides or {})
     try:
         with world.slurm_conf_changed(overrides, restart=True):
             try:

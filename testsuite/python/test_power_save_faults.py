@@ -1,0 +1,175 @@
+"""azrdma's power-save programs under Azure's failures: a 429 storm, 5xx
+answers, dropped connections and an expired token cost time, not nodes; a
+resume killed with SIGKILL half-way is cleaned up by azrdma-resume-fail at
+ResumeTimeout; a suspend racing a resume on one node waits for it; a resume
+outlives a slurmctld restart."""
+
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from lib.azrdma_world import azrdma_power_save, have_programs, program
+from lib.wait import wait_for
+
+pytestmark = pytest.mark.skipif(
+    not have_programs(), reason="azrdma power-save programs not built "
+    "(set AZRDMA_BUILDDIR)")
+
+RESUME_TIMEOUT = 30
+GHOST_DOMAIN = "Domain=fab9 Nodes=ghost[1-2] VmSize=Standard_HB120rs_v3"
+
+# node -> (what goes wrong, faults); every fault matches the node's own
+# requests only, so the four jobs run at once.
+TRANSIENT = {
+    "f3n1": ("429 storm", [
+        {"method": "*", "path": r"/virtualMachines/f3n1(/start)?$", "count": 6,
+         "status": 429, "retryAfter": 1}]),
+    "f3n2": ("5xx", [
+        {"method": "*", "path": r"/virtualMachines/f3n2(/start)?$", "count": 2,
+         "status": 500},
+        {"method": "*", "path": r"/virtualMachines/f3n2(/start)?$", "count": 1,
+         "status": 503}]),
+    "f3n3": ("dropped connections", [
+        {"method": "*", "path": r"/virtualMachines/f3n3(/start)?$", "count": 3,
+         "action": "drop"}]),
+}
+TOKEN_NODE = "f3n4"
+KILLED = "f3n5"
+RESTARTED = "f3n6"
+RACED = "ghost1"
+
+
+@pytest.fixture(scope="module")
+def azrdma(cloud):
+    extra = GHOST_DOMAIN + f" AvailabilitySet={cloud.prefix}-fab9\n"
+    with azrdma_power_save(cloud, extra_conf=extra,
+                           slurm_overrides={"ResumeTimeout": str(RESUME_TIMEOUT)}) \
+            as setup:
+        yield setup
+        cloud.emulator_admin("POST", "reset")
+
+
+def _requests(world, pattern):
+    pat = re.compile(pattern)
+    return [e for e in world.emulator_admin("GET", "log") if pat.search(e["path"])]
+
+
+@pytest.fixture(scope="module")
+def transient_jobs(cloud, azrdma):
+    """One job per faulted node, all at once; {node: finished job}."""
+    nodes = list(TRANSIENT)
+    cloud.wait_powered_down(nodes)
+    for _, faults in TRANSIENT.values():
+        for fault in faults:
+            cloud.emulator_admin("POST", "faults", fault)
+    jobs = {n: cloud.submit("-N", "1", "-p", "fab3", "-w", n, wrap="hostname")
+            for n in nodes}
+    done = {n: cloud.wait_job(j, timeout=180) for n, j in jobs.items()}
+    left = [f for f in cloud.emulator_admin("GET", "faults") if f.get("remaining")]
+    assert not left, f"faults never hit: {left}"
+    return {n: (jobs[n], done[n]) for n in nodes}
+
+
+@pytest.mark.parametrize("node", list(TRANSIENT))
+def test_transient_arm_failures_cost_time_not_the_node(cloud, transient_jobs, node):
+    job_id, job = transient_jobs[node]
+    assert job["JobState"] == "COMPLETED"
+    assert cloud.job_output(job_id).split() == [node]
+    statuses = [e["status"] for e in _requests(cloud, rf"/virtualMachines/{node}")]
+    what = TRANSIENT[node][0]
+    if what == "429 storm":
+        assert statuses.count(429) == 6, statuses
+    elif what == "5xx":
+        assert statuses.count(500) == 2 and statuses.count(503) == 1, statuses
+    assert "DOWN" not in cloud.node_flags(node)
+
+
+def test_expired_token_is_renewed(cloud, azrdma):
+    cloud.wait_powered_down([TOKEN_NODE])
+    # A first resume fills the token cache; then every token expires.
+    seen = len(cloud.emulator_admin("GET", "log"))
+    cloud.emulator_admin("POST", "tokens/expire")
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", TOKEN_NODE, wrap="hostname")
+    cloud.wait_job(job_id, timeout=180)
+    assert "DOWN" not in cloud.node_flags(TOKEN_NODE)
+    after = cloud.emulator_admin("GET", "log")[seen:]
+    assert any(e["status"] == 401 for e in after), \
+        "the cached token was never refused: the test proves nothing"
+
+
+def _resume_pids(azrdma, node):
+    return [pid for pid, argv in azrdma.running_programs()
+            if os.path.basename(argv[0]) == "azrdma-resume" and node in argv[1:]]
+
+
+def test_resume_killed_half_way_is_cleaned_up_at_resume_timeout(cloud, azrdma):
+    cloud.wait_powered_down([KILLED])
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": rf"/networkInterfaces/{KILLED}-nic$", "count": 1,
+        "action": "delay", "seconds": 4})
+    cloud.scontrol("update", f"nodename={KILLED}", "state=power_up")
+    wait_for(lambda: "step=nic" in (azrdma.journal(KILLED) or ""), 30,
+             f"{KILLED}: resume at its NIC")
+    pids = wait_for(lambda: _resume_pids(azrdma, KILLED), 10, "the resume's pid")
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    # Nothing tells slurmctld; ResumeTimeout does, and ResumeFailProgram
+    # removes the NIC the killed resume left.
+    def _down():
+        rec = cloud.node(KILLED)
+        return rec if "DOWN" in rec["State"] else None
+    rec = wait_for(_down, RESUME_TIMEOUT + 30, f"{KILLED} DOWN at ResumeTimeout",
+                   interval=0.5)
+    assert "ResumeTimeout" in rec.get("Reason", ""), rec
+    wait_for(lambda: f"{KILLED}: missed ResumeTimeout" in azrdma.log_text(), 30,
+             "azrdma-resume-fail to run")
+    azrdma.wait_programs_done()
+    deletes = [e for e in _requests(cloud, rf"/networkInterfaces/{KILLED}-nic$")
+               if e["status"] < 300 and e["method"] == "DELETE"]
+    assert deletes, "the NIC of the killed resume was left behind"
+    assert KILLED not in cloud.vms()
+    assert azrdma.journal(KILLED) is None
+    cloud.scontrol("update", f"nodename={KILLED}", "state=resume")
+    cloud.wait_powered_down([KILLED], timeout=60)
+
+
+def test_suspend_racing_a_resume_waits_for_it(cloud, azrdma):
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": rf"/virtualMachines/{RACED}$", "count": 1,
+        "action": "delay", "seconds": 3})
+    cmd = ["setpriv", "--reuid=slurm", "--regid=slurm", "--init-groups"]
+    resume = cloud.ctl.popen(cmd + [program("azrdma-resume"), RACED],
+                             env=cloud._env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    wait_for(lambda: "step=vm" in (azrdma.journal(RACED) or ""), 30,
+             f"{RACED}: resume at its VM")
+    suspend = cloud.ctl.popen(cmd + [program("azrdma-suspend"), RACED],
+                              env=cloud._env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    resume.wait(120)
+    suspend.wait(120)
+    assert suspend.returncode == 0
+    log = azrdma.log_text()
+    running = log.index(f"{RACED}: VM running")
+    deallocated = log.index(f"{RACED}: VM deallocated")
+    assert running < deallocated, log[-3000:]
+    assert cloud.vm_power(RACED) == "deallocated"
+    assert azrdma.journal(RACED) is None
+
+
+def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
+    cloud.wait_powered_down([RESTARTED])
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": rf"/virtualMachines/{RESTARTED}$", "count": 1,
+        "action": "delay", "seconds": 5})
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", RESTARTED, wrap="hostname")
+    wait_for(lambda: "step=vm" in (azrdma.journal(RESTARTED) or ""), 60,
+             f"{RESTARTED}: resume at its VM")
+    cloud.restart_slurmctld()
+    cloud.wait_job(job_id, timeout=180)
+    assert cloud.job_output(job_id).split() == [RESTARTED]
+    assert cloud.vm_power(RESTARTED) == "running" or \
+        cloud.vm_power(RESTARTED) == "deallocated"
