@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from lib.rdma_jobs import (ENV_STEP, PROFILE, PROFILE_ENV, RDMA_NET,
+from lib.rdma_jobs import (ENV_STEP, NODES, PROFILE, PROFILE_ENV, RDMA_NET,
                            azrdma_job_plugins, per_node_env)
 
 RING = re.compile(r"^mpi_ring rank=(\d+) size=(\d+) host=(\S+) rdma=(\S+) "
@@ -21,6 +21,8 @@ RING = re.compile(r"^mpi_ring rank=(\d+) size=(\d+) host=(\S+) rdma=(\S+) "
 def plugins(cloud):
     with azrdma_job_plugins(cloud):
         yield cloud
+        # Leave the nodes as found, for the modules that follow.
+        cloud.wait_powered_down(list(NODES))
 
 
 def _domains_for(world, nodes):

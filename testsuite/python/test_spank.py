@@ -7,7 +7,7 @@ Jobs run on f4n1..f4n4 (domain fab4), shared with test_job_submit.py.
 
 import pytest
 
-from lib.rdma_jobs import (PROFILE, PROFILE_ENV, RDMA_PARTITION,
+from lib.rdma_jobs import (NODES, PROFILE, PROFILE_ENV, RDMA_PARTITION,
                            azrdma_job_plugins, per_node_env)
 
 TASK_ENV = ["bash", "-c", 'env | sed "s/^/$(hostname): /"; '
@@ -18,6 +18,8 @@ TASK_ENV = ["bash", "-c", 'env | sed "s/^/$(hostname): /"; '
 def plugins(cloud):
     with azrdma_job_plugins(cloud):
         yield cloud
+        # Leave the nodes as found, for the modules that follow.
+        cloud.wait_powered_down(list(NODES))
 
 
 def _domains_for(world, nodes):
