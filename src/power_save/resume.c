@@ -34,6 +34,8 @@
 
 struct rs;
 
+enum { VM_QUEUED_NONE = 0, VM_QUEUED_CREATE, VM_QUEUED_START };
+
 struct rs_node {
 	struct rs *rs;
 	char *name;
@@ -48,6 +50,7 @@ struct rs_node {
 	bool made_vm;  /* this run PUT the VM */
 	bool recreate; /* delete the VM, then create it (image change) */
 	bool released; /* healthy, but its job lost another node */
+	int vm_queued; /* VM_QUEUED_*: create or start, after the NICs */
 	char reason[POWER_REASON_LEN];
 };
 
@@ -68,9 +71,11 @@ struct rs {
 	char *ssh_key;     /* SshPublicKeyFile's key, or NULL */
 	const struct conf_image *want_image; /* feature reboot: img_<name> */
 	size_t created, started, running, failed, released;
+	size_t nics_outstanding; /* NIC PUTs (and lookups) not answered */
 };
 
 static void _vm_create(struct rs_node *n);
+static void _vm_start(struct rs_node *n);
 static void _slurm_fail(struct rs_node *n);
 static void _release_job_of(struct rs_node *n);
 
@@ -483,36 +488,112 @@ static void _vm_create(struct rs_node *n)
 	json_object_put(body);
 }
 
+/*
+ * VM creates and starts wait until no NIC of this run is outstanding, so
+ * every node gets its address before the write budget goes to VMs: with
+ * ARM's write bucket the bottleneck, the last address comes N/refill
+ * seconds after the start instead of 2N/refill.  Small runs see no delay.
+ */
+static void _vm_queue_flush(struct rs *rs)
+{
+	if (rs->nics_outstanding)
+		return;
+	for (size_t i = 0; i < rs->count; i++) {
+		struct rs_node *n = &rs->nodes[i];
+
+		if (n->vm_queued == VM_QUEUED_NONE || n->failed)
+			continue;
+		if (n->vm_queued == VM_QUEUED_CREATE)
+			_vm_create(n);
+		else
+			_vm_start(n);
+		n->vm_queued = VM_QUEUED_NONE;
+	}
+}
+
+static void _vm_queue(struct rs_node *n, int what)
+{
+	n->vm_queued = what;
+	_vm_queue_flush(n->rs);
+}
+
+static void _nic_address(struct rs_node *n, struct arm_result *res)
+{
+	const char *ip = arm_nic_private_ip(res->body);
+
+	if (!ip)
+		_node_fail(n, "azrdma: NoPrivateIp: the NIC has no address");
+	else
+		_push_addr(n, ip);
+	n->rs->nics_outstanding--;
+	if (ip)
+		_vm_queue(n, VM_QUEUED_CREATE);
+	else
+		_vm_queue_flush(n->rs);
+}
+
+static void _nic_fetched(struct arm_client *c, struct arm_result *res,
+                         void *arg)
+{
+	struct rs_node *n = arg;
+
+	if (res->rc != AZ_OK) {
+		n->rs->nics_outstanding--;
+		_node_fail_res(n, res, "NIC lookup failed");
+		_vm_queue_flush(n->rs);
+		return;
+	}
+	_nic_address(n, res);
+}
+
 static void _nic_made(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct rs_node *n = arg;
-	const char *ip;
+	char err[AZ_ERRLEN];
 
 	if (res->rc != AZ_OK) {
+		n->rs->nics_outstanding--;
 		_node_fail_res(n, res, "NIC not created");
+		_vm_queue_flush(n->rs);
 		return;
 	}
-	ip = arm_nic_private_ip(res->body);
-	if (!ip) {
-		_node_fail(n, "azrdma: NoPrivateIp: the NIC has no address");
+	/* ARM assigns a dynamic address at once: the PUT's answer has it,
+	 * and no LRO poll stands between the node and its address. */
+	if (!arm_nic_private_ip(res->body)) {
+		if (arm_nic_get_async(c, n->nic_name, _nic_fetched, n, err,
+		                      sizeof(err))
+		    != AZ_OK) {
+			n->rs->nics_outstanding--;
+			_node_fail_submit(n, err);
+			_vm_queue_flush(n->rs);
+		}
 		return;
 	}
-	_push_addr(n, ip);
-	_vm_create(n);
+	_nic_address(n, res);
 }
 
 static void _nic_create(struct rs_node *n)
 {
 	json_object *body = _nic_body(n);
+	char *path = arm_nic_path(n->rs->arm, n->nic_name);
+	struct arm_request req = {.method = ARM_PUT,
+	                          .path = path,
+	                          .api = ARM_API_NETWORK,
+	                          .body = body,
+	                          .flags = ARM_REQ_NO_LRO};
 	char err[AZ_ERRLEN];
 
 	n->made_nic = true;
+	n->rs->nics_outstanding++;
 	_journal(n, "nic");
-	if (arm_nic_create_async(n->rs->arm, n->nic_name, body, _nic_made, n,
-	                         err, sizeof(err))
-	    != AZ_OK)
-		_node_fail_submit(n, err);
+	if (!path
+	    || arm_submit(n->rs->arm, &req, _nic_made, n, err, sizeof(err))
+	               != AZ_OK) {
+		n->rs->nics_outstanding--;
+		_node_fail_submit(n, path ? err : "out of memory");
+	}
 	json_object_put(body);
+	free(path);
 }
 
 /* The NIC of an existing VM: push its address, then start if stopped. */
@@ -531,7 +612,7 @@ static void _nic_known(struct arm_client *c, struct arm_result *res, void *arg)
 		_node_finish(n);
 		return;
 	}
-	_vm_start(n);
+	_vm_queue(n, VM_QUEUED_START);
 }
 
 static void _old_vm_deleted(struct arm_client *c, struct arm_result *res,
