@@ -36,11 +36,12 @@ SLURM_USER = "slurm"
 # their own (with sbatch -w), so that each sees its nodes power up.
 # f3n1..f3n8 (fab3, set <prefix>-fab3) belong to test_power_save*.py.
 # f4n1..f4n4 (fab4, set <prefix>-fab4) belong to test_job_submit*.py and
-# test_spank*.py.
+# test_spank*.py. f5n1..f5n2 (fab5) belong to test_node_features*.py.
 DOMAINS = (("fab1", [f"f1n{i}" for i in range(1, 7)], "Standard_HB120rs_v3"),
            ("fab2", ["f2n1", "f2n2"], "Standard_HB120rs_v3"),
            ("fab3", [f"f3n{i}" for i in range(1, 9)], "Standard_HB120rs_v3"),
-           ("fab4", [f"f4n{i}" for i in range(1, 5)], "Standard_HB120rs_v3"))
+           ("fab4", [f"f4n{i}" for i in range(1, 5)], "Standard_HB120rs_v3"),
+           ("fab5", ["f5n1", "f5n2"], "Standard_HB120rs_v3"))
 
 # Timings of the power-save cycle, short so that the suite is fast.
 SUSPEND_TIME = 10
