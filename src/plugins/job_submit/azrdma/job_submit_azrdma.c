@@ -287,15 +287,15 @@ static const char *_env_get(char **env, uint32_t n, const char *name)
 }
 
 /*
- * Set NAME=value in a Slurm-allocated array of *n entries, kept
- * NULL-terminated: replace an existing entry if replace, else leave it.
- * Returns true if the array now holds this value.
+ * Set NAME=value (name: its first len characters) in a Slurm-allocated
+ * array of *n entries, kept NULL-terminated: replace an existing entry if
+ * replace, else leave it.  Returns true if the array now holds this value.
  */
-static bool _env_put(char ***env, uint32_t *n, const char *name,
-                     const char *value, bool replace)
+static bool _env_put_n(char ***env, uint32_t *n, const char *name, size_t len,
+                       const char *value, bool replace)
 {
-	size_t len = strlen(name);
-	struct az_buf entry = {0};
+	size_t vlen = strlen(value);
+	char *entry;
 	uint32_t i;
 
 	for (i = 0; *env && i < *n; i++)
@@ -304,17 +304,25 @@ static bool _env_put(char ***env, uint32_t *n, const char *name,
 			break;
 	if (i < *n && !replace)
 		return false;
-	if (buf_printf(&entry, "%s=%s", name, value) != AZ_OK)
-		return false;
+	entry = slurm_xcalloc(len + vlen + 2, 1, false, false, __FILE__,
+	                      __LINE__, __func__);
+	memcpy(entry, name, len);
+	entry[len] = '=';
+	memcpy(entry + len + 1, value, vlen + 1);
 	if (i < *n) {
 		slurm_xfree((void **)&(*env)[i]);
 	} else {
 		sl_xrecalloc(*env, *n + 2, sizeof(char *));
 		(*n)++;
 	}
-	(*env)[i] = slurm_xstrdup(entry.data);
-	buf_free(&entry);
+	(*env)[i] = entry;
 	return true;
+}
+
+static bool _env_put(char ***env, uint32_t *n, const char *name,
+                     const char *value, bool replace)
+{
+	return _env_put_n(env, n, name, strlen(name), value, replace);
 }
 
 /* Append line to the user message (several plugins may share it). */
@@ -403,7 +411,9 @@ static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 		if (need > d->node_count)
 			continue;
 		pl->candidate[i] = true;
-		buf_printf(&names, "%s%s", pl->candidates ? "|" : "", d->name);
+		if (pl->candidates)
+			buf_puts(&names, "|");
+		buf_puts(&names, d->name);
 		p = _domain_profile(ask, d);
 		if (!pl->candidates)
 			pl->profile = p;
@@ -552,19 +562,14 @@ static void _inject_env(job_desc_msg_t *job, const struct conf_mpi_profile *p,
 		return;
 	for (size_t i = 0; i < p->env_count; i++) {
 		const char *eq = strchr(p->env[i], '=');
-		char *name;
 
 		if (!eq)
 			continue;
-		name = strndup(p->env[i], (size_t)(eq - p->env[i]));
-		if (!name)
-			return;
-		if (_env_put(&job->environment, &job->env_size, name, eq + 1,
-		             false))
+		if (_env_put_n(&job->environment, &job->env_size, p->env[i],
+		               (size_t)(eq - p->env[i]), eq + 1, false))
 			(*set)++;
 		else
 			(*kept)++;
-		free(name);
 	}
 	_env_put(&job->environment, &job->env_size, PROFILE_VAR, p->name,
 	         false);
