@@ -5,6 +5,9 @@ user's values stay; --rdma-env=auto|off|<profile>; the memlock warning.
 Jobs run on f4n1..f4n4 (domain fab4), shared with test_job_submit.py.
 """
 
+import contextlib
+import os
+
 import pytest
 
 from lib.rdma_jobs import (NODES, PROFILE, PROFILE_ENV, RDMA_PARTITION,
@@ -14,9 +17,15 @@ TASK_ENV = ["bash", "-c", 'env | sed "s/^/$(hostname): /"; '
             'echo "$(hostname): MEMLOCK=$(ulimit -l)"']
 
 
+# A second image whose profile differs; NodeImageFile where the boot hook
+# records the image a VM runs.
+EXTRA_CONF = "Image=alt Urn=a:b:c:latest Mpi=openmpi-ucx\n"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def plugins(cloud):
-    with azrdma_job_plugins(cloud):
+    extra = EXTRA_CONF + f"NodeImageFile={cloud.path('vms')}/%n/image\n"
+    with azrdma_job_plugins(cloud, extra_conf=extra):
         yield cloud
         # Leave the nodes as found, for the modules that follow.
         cloud.wait_powered_down(list(NODES))
@@ -140,3 +149,18 @@ def test_rdma_env_off_in_salloc_reaches_its_steps(plugins):
     assert "MPI env off" in r.stderr, r.stderr
     env = per_node_env(r.stdout)["f4n2"]
     assert not {"AZRDMA_MPI_PROFILE", *PROFILE_ENV} & set(env), env
+
+
+def test_a_node_running_another_image_gets_that_images_profile(plugins):
+    _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n3")  # boots f4n3
+    path = plugins.path("vms", "f4n3", "image")
+    with open(path, "w") as f:
+        f.write("alt\n")
+    try:
+        r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n3")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    env = per_node_env(r.stdout)["f4n3"]
+    assert env.get("AZRDMA_MPI_PROFILE") == "openmpi-ucx", env
+    assert env.get("OMPI_MCA_pml") == "ucx", env

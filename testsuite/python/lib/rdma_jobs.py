@@ -74,10 +74,10 @@ def _write(path, text):
 
 
 @contextlib.contextmanager
-def azrdma_job_plugins(world, overrides=None):
+def azrdma_job_plugins(world, overrides=None, extra_conf=""):
     """Run a block with JobSubmitPlugins=azrdma and spank/azrdma in
-    PlugStackConfig (plus other slurm.conf overrides), azrdma.conf beside
-    slurm.conf; restore after."""
+    PlugStackConfig (plus other slurm.conf overrides), azrdma.conf (plus
+    extra_conf lines) beside slurm.conf; restore after."""
     d = plugindir()
     if not d:
         pytest.skip("AZRDMA_PLUGINDIR does not hold " + " and ".join(PLUGINS))
@@ -87,7 +87,7 @@ def azrdma_job_plugins(world, overrides=None):
     if os.path.exists(conf):
         saved = conf + ".saved-by-rdma-jobs"
         shutil.copy2(conf, saved)
-    _write(conf, conf_text(world))
+    _write(conf, conf_text(world) + extra_conf)
     _write(plugstack, f"required {os.path.join(d, 'spank_azrdma.so')}\n")
     lines = {"JobSubmitPlugins": "azrdma", "PlugStackConfig": plugstack}
     lines.update(overrides or {})

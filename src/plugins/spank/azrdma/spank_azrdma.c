@@ -12,8 +12,9 @@
  *  2. the job's: AZRDMA_MPI_PROFILE in the task's environment (a batch job
  *     and the steps it starts), or SPANK_AZRDMA_MPI_PROFILE that
  *     job_submit/azrdma recorded in the job's spank_job_env;
- *  3. the node's own: its domain's image Mpi=, else the default for the
- *     RDMA kind of the domain's VM size (azrdma.conf).
+ *  3. the node's own: the Mpi= of the image it runs (NodeImageFile), else
+ *     of its domain's image, else the default for the RDMA kind of the
+ *     domain's VM size (azrdma.conf).
  * An InfiniBand profile that names a UCX device also gets UCX_IB_PKEY, the
  * tenant partition key of that device's port, read on the node.
  * The first task of each node also warns in the job's output when its
@@ -34,8 +35,11 @@
 
 #include <slurm/spank.h>
 
+#include "buf.h"
 #include "conf.h"
+#include "fsutil.h"
 #include "log.h"
+#include "mpi_profile.h"
 #include "sl_plugin.h"
 
 SPANK_PLUGIN(azrdma, 1);
@@ -131,10 +135,57 @@ static const char *_task_getenv(spank_t sp, const char *name, char *buf,
 	return buf;
 }
 
+/*
+ * The image this node runs, from NodeImageFile ("%n": the node's name),
+ * which the VM writes at boot; NULL if it names none azrdma.conf knows.
+ * node_features/azrdma may have reprovisioned the node with an image other
+ * than its domain's.
+ */
+static const struct conf_image *_node_image(const char *node)
+{
+	const struct conf_image *img = NULL;
+	struct az_buf path = {0};
+	char *text = NULL;
+
+	if (!_conf->node_image_file)
+		return NULL;
+	for (const char *p = _conf->node_image_file; *p; p++) {
+		if (p[0] == '%' && p[1] == 'n') {
+			buf_puts(&path, node);
+			p++;
+		} else {
+			buf_append(&path, p, 1);
+		}
+	}
+	if (path.data
+	    && fs_read_file(path.data, 256, &text, NULL, NULL, 0) == AZ_OK) {
+		text[strcspn(text, " \t\r\n")] = '\0';
+		img = conf_image_find(_conf, text);
+	}
+	free(text);
+	buf_free(&path);
+	return img;
+}
+
+/* The profile of this node: of the image it runs, else its domain's. */
+static const struct conf_mpi_profile *_node_profile(const char *node)
+{
+	const struct conf_domain *d = domain_for_node(_conf, node);
+	const struct conf_image *img;
+	const char *name;
+
+	if (!d)
+		return NULL;
+	img = _node_image(node);
+	if (!img)
+		return conf_domain_mpi_profile(_conf, d);
+	name = img->mpi ? img->mpi : mpi_profile_default_for(d->size->rdma);
+	return name ? conf_mpi_profile_find(_conf, name) : NULL;
+}
+
 /* The profile this task gets, or NULL for none; *why says where from. */
 static const struct conf_mpi_profile *_resolve(spank_t sp, const char **why)
 {
-	const struct conf_domain *d;
 	char name[256], node[256];
 	const char *v;
 
@@ -153,11 +204,10 @@ static const struct conf_mpi_profile *_resolve(spank_t sp, const char **why)
 	if (v && strcmp(v, "auto"))
 		return conf_mpi_profile_find(_conf, v);
 
-	*why = "this node's domain";
+	*why = "this node's image and domain";
 	if (!_task_getenv(sp, "SLURMD_NODENAME", node, sizeof(node)))
 		return NULL;
-	d = domain_for_node(_conf, node);
-	return d ? conf_domain_mpi_profile(_conf, d) : NULL;
+	return _node_profile(node);
 }
 
 /*
