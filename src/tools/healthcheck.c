@@ -45,20 +45,20 @@ struct options {
 	const char *root;
 	const char *lock_file;
 	double timeout;
-	rlim_t memlock_min;	/* 0: unlimited required */
+	rlim_t memlock_min; /* 0: unlimited required */
 	bool no_drain, list, loopback;
 };
 
 /* The outcome of the checks. */
 struct outcome {
-	char failed[64];	/* first failing check, "" if none */
+	char failed[64]; /* first failing check, "" if none */
 	char detail[512];
 };
 
 static void _on_alarm(int sig)
 {
 	static const char msg[] = "azrdma-healthcheck: hard time limit "
-				  "reached; exiting\n";
+	                          "reached; exiting\n";
 
 	(void)sig;
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
@@ -69,44 +69,44 @@ static void _on_alarm(int sig)
 static void _usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: azrdma-healthcheck [options]\n"
-		"  -n, --node NAME      the Slurm node (default "
-		"$SLURMD_NODENAME, else the host name)\n"
-		"  -f, --conf FILE      azrdma.conf (default $AZRDMA_CONF, "
-		"beside $SLURM_CONF,\n"
-		"                       or /etc/slurm/azrdma.conf)\n"
-		"  -r, --root DIR       read /sys, /dev and /etc under DIR "
-		"(default /)\n"
-		"  -t, --timeout S      watchdog for the checks (default 10 "
-		"s)\n"
-		"  -l, --lock-file F    lock against overlapping runs "
-		"(default " DEFAULT_LOCK ")\n"
-		"  -m, --min-memlock K  accept a locked memory limit of K KiB "
-		"or more\n"
-		"                       (default: only unlimited)\n"
-		"      --no-loopback    skip the RDMA loopback test\n"
-		"  -N, --no-drain       only report; never change the node in "
-		"Slurm\n"
-		"  -L, --list           list the checks for this node and "
-		"exit\n"
-		"Exit status: 0 healthy (or skipped), 1 a check failed, 2 "
-		"setup error.\n");
+	        "Usage: azrdma-healthcheck [options]\n"
+	        "  -n, --node NAME      the Slurm node (default "
+	        "$SLURMD_NODENAME, else the host name)\n"
+	        "  -f, --conf FILE      azrdma.conf (default $AZRDMA_CONF, "
+	        "beside $SLURM_CONF,\n"
+	        "                       or /etc/slurm/azrdma.conf)\n"
+	        "  -r, --root DIR       read /sys, /dev and /etc under DIR "
+	        "(default /)\n"
+	        "  -t, --timeout S      watchdog for the checks (default 10 "
+	        "s)\n"
+	        "  -l, --lock-file F    lock against overlapping runs "
+	        "(default " DEFAULT_LOCK ")\n"
+	        "  -m, --min-memlock K  accept a locked memory limit of K KiB "
+	        "or more\n"
+	        "                       (default: only unlimited)\n"
+	        "      --no-loopback    skip the RDMA loopback test\n"
+	        "  -N, --no-drain       only report; never change the node in "
+	        "Slurm\n"
+	        "  -L, --list           list the checks for this node and "
+	        "exit\n"
+	        "Exit status: 0 healthy (or skipped), 1 a check failed, 2 "
+	        "setup error.\n");
 }
 
 static int _parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
-		{"node", required_argument, NULL, 'n'},
-		{"conf", required_argument, NULL, 'f'},
-		{"root", required_argument, NULL, 'r'},
-		{"timeout", required_argument, NULL, 't'},
-		{"lock-file", required_argument, NULL, 'l'},
-		{"min-memlock", required_argument, NULL, 'm'},
-		{"no-loopback", no_argument, NULL, 'B'},
-		{"no-drain", no_argument, NULL, 'N'},
-		{"list", no_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"node", required_argument, NULL, 'n'},
+	        {"conf", required_argument, NULL, 'f'},
+	        {"root", required_argument, NULL, 'r'},
+	        {"timeout", required_argument, NULL, 't'},
+	        {"lock-file", required_argument, NULL, 'l'},
+	        {"min-memlock", required_argument, NULL, 'm'},
+	        {"no-loopback", no_argument, NULL, 'B'},
+	        {"no-drain", no_argument, NULL, 'N'},
+	        {"list", no_argument, NULL, 'L'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	char *end;
 	int c;
@@ -126,9 +126,10 @@ static int _parse(int argc, char **argv, struct options *o)
 		case 't':
 			o->timeout = strtod(optarg, &end);
 			if (*end || o->timeout <= 0.0 || o->timeout > 45.0) {
-				fprintf(stderr, "azrdma-healthcheck: --timeout "
-						"%s: expected 0 < S <= 45\n",
-					optarg);
+				fprintf(stderr,
+				        "azrdma-healthcheck: --timeout "
+				        "%s: expected 0 < S <= 45\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -139,10 +140,11 @@ static int _parse(int argc, char **argv, struct options *o)
 			unsigned long long k = strtoull(optarg, &end, 10);
 
 			if (*end || end == optarg || !k) {
-				fprintf(stderr, "azrdma-healthcheck: "
-						"--min-memlock %s: expected a "
-						"positive number of KiB\n",
-					optarg);
+				fprintf(stderr,
+				        "azrdma-healthcheck: "
+				        "--min-memlock %s: expected a "
+				        "positive number of KiB\n",
+				        optarg);
 				return 2;
 			}
 			o->memlock_min = (rlim_t)k * 1024;
@@ -166,8 +168,9 @@ static int _parse(int argc, char **argv, struct options *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "azrdma-healthcheck: unexpected argument '%s'\n",
-			argv[optind]);
+		fprintf(stderr,
+		        "azrdma-healthcheck: unexpected argument '%s'\n",
+		        argv[optind]);
 		return 2;
 	}
 	return 0;
@@ -200,7 +203,7 @@ static void _run_checks(const struct hc_ctx *ctx, int fd)
 		r = checks[i].fn(ctx, detail, sizeof(detail));
 		detail[strcspn(detail, "\n")] = '\0';
 		len = snprintf(line, sizeof(line), "R %s %d %s\n",
-			       checks[i].name, (int)r, detail);
+		               checks[i].name, (int)r, detail);
 		if (len > (int)sizeof(line) - 1)
 			len = (int)sizeof(line) - 1, line[len - 1] = '\n';
 		if (write(fd, line, (size_t)len) < 0)
@@ -210,7 +213,7 @@ static void _run_checks(const struct hc_ctx *ctx, int fd)
 
 /* One line from the child: print it, note the first failure. */
 static void _event(char *line, char *current, size_t curlen,
-		   struct outcome *out)
+                   struct outcome *out)
 {
 	static const char *const names[] = {"PASS", "FAIL", "SKIP"};
 	char name[64];
@@ -234,7 +237,7 @@ static void _event(char *line, char *current, size_t curlen,
 
 /* Fork the checks and watch them; a hang becomes a "watchdog" failure. */
 static int _checks_with_watchdog(const struct hc_ctx *ctx, double timeout,
-				 struct outcome *out)
+                                 struct outcome *out)
 {
 	char buf[8192], current[64] = "";
 	size_t used = 0;
@@ -295,8 +298,8 @@ static int _checks_with_watchdog(const struct hc_ctx *ctx, double timeout,
 		if (!out->failed[0]) {
 			snprintf(out->failed, sizeof(out->failed), "watchdog");
 			snprintf(out->detail, sizeof(out->detail),
-				 "%s did not finish within %.0f s",
-				 current[0] ? current : "the checks", timeout);
+			         "%s did not finish within %.0f s",
+			         current[0] ? current : "the checks", timeout);
 		}
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -314,7 +317,7 @@ static int _apply(const char *node, const struct outcome *out)
 
 	if (out->failed[0])
 		snprintf(reason, sizeof(reason), "%s%s: %s", HC_REASON_PREFIX,
-			 out->failed, out->detail);
+		         out->failed, out->detail);
 	sl_init();
 	if (sl_node_load(node, &sn, err, sizeof(err)) != AZ_OK) {
 		fprintf(stderr, "azrdma-healthcheck: %s\n", err);
@@ -325,13 +328,13 @@ static int _apply(const char *node, const struct outcome *out)
 	switch (action) {
 	case HC_DRAIN:
 		rc = sl_node_set_state(node, NODE_STATE_DRAIN, reason, err,
-				       sizeof(err));
+		                       sizeof(err));
 		if (rc == AZ_OK)
 			printf("drained %s: %s\n", node, reason);
 		break;
 	case HC_RESUME:
 		rc = sl_node_set_state(node, NODE_RESUME, NULL, err,
-				       sizeof(err));
+		                       sizeof(err));
 		if (rc == AZ_OK)
 			printf("resumed %s (was: %s)\n", node, sn.reason);
 		break;
@@ -356,7 +359,7 @@ static int _lock(const char *path)
 
 	if (fd < 0) {
 		fprintf(stderr, "azrdma-healthcheck: lock %s: %s\n", path,
-			strerror(errno));
+		        strerror(errno));
 		return -2;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -368,8 +371,10 @@ static int _lock(const char *path)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.timeout = DEFAULT_TIMEOUT, .root = "/",
-			    .lock_file = DEFAULT_LOCK, .loopback = true};
+	struct options o = {.timeout = DEFAULT_TIMEOUT,
+	                    .root = "/",
+	                    .lock_file = DEFAULT_LOCK,
+	                    .loopback = true};
 	struct azrdma_conf *conf = NULL;
 	const struct conf_domain *dom;
 	struct hc_iface *ifaces = NULL;
@@ -395,10 +400,10 @@ int main(int argc, char **argv)
 	}
 
 	path = o.conf_path ? strdup(o.conf_path) : conf_default_path();
-	if (!path || conf_load(path, 0, &conf, NULL, err, sizeof(err))
-			     != AZ_OK) {
+	if (!path
+	    || conf_load(path, 0, &conf, NULL, err, sizeof(err)) != AZ_OK) {
 		fprintf(stderr, "azrdma-healthcheck: %s\n",
-			path ? err : "out of memory");
+		        path ? err : "out of memory");
 		rc = 2;
 		goto out;
 	}

@@ -26,14 +26,14 @@
 #define ND_MODULE "/sys/module/hv_network_direct"
 #define IB_CLASS "/sys/class/infiniband"
 #define DAPL_PROVIDER "ofa-v2-ib0"
-#define RDMA_NET 0xac100000u	/* 172.16.0.0/16 */
+#define RDMA_NET 0xac100000u /* 172.16.0.0/16 */
 #define RDMA_MASK 0xffff0000u
-#define PKEY_DEFAULT 0x7fffu	/* the default partition, not a tenant's */
+#define PKEY_DEFAULT 0x7fffu /* the default partition, not a tenant's */
 
 /* ---- files under the root ------------------------------------------------ */
 
 static void _path(const struct hc_ctx *ctx, char *buf, size_t len,
-		  const char *rel)
+                  const char *rel)
 {
 	const char *root = ctx->root && *ctx->root ? ctx->root : "/";
 	size_t rl = strlen(root);
@@ -58,7 +58,7 @@ static bool _exists(const struct hc_ctx *ctx, const char *rel, bool dir)
 
 /* First line of a sysfs file under the root, without its newline. */
 static bool _read_line(const struct hc_ctx *ctx, const char *rel, char *buf,
-		       size_t len)
+                       size_t len)
 {
 	char p[4096];
 	FILE *f;
@@ -76,7 +76,7 @@ static bool _read_line(const struct hc_ctx *ctx, const char *rel, char *buf,
 
 /* Sorted names in a directory under the root (no dot entries). */
 static int _list(const struct hc_ctx *ctx, const char *rel,
-		 struct dirent ***out)
+                 struct dirent ***out)
 {
 	char p[4096];
 
@@ -111,9 +111,9 @@ enum hc_result hc_nd_driver(const struct hc_ctx *ctx, char *d, size_t len)
 	if (_exists(ctx, ND_MODULE, true))
 		return HC_PASS;
 	snprintf(d, len,
-		 "driver hv_network_direct is not loaded (no %s); is "
-		 "OS.EnableRDMA=y in waagent.conf?",
-		 ND_MODULE);
+	         "driver hv_network_direct is not loaded (no %s); is "
+	         "OS.EnableRDMA=y in waagent.conf?",
+	         ND_MODULE);
 	return HC_FAIL;
 }
 
@@ -153,7 +153,7 @@ static bool _dat_entry(FILE *f, char *dev, size_t len)
 enum hc_result hc_dat_conf(const struct hc_ctx *ctx, char *d, size_t len)
 {
 	static const char *const files[] = {"/etc/dat.conf",
-					    "/etc/rdma/dat.conf", NULL};
+	                                    "/etc/rdma/dat.conf", NULL};
 	const struct hc_iface *rdma = hc_rdma_iface(ctx);
 	bool seen = false;
 
@@ -176,21 +176,23 @@ enum hc_result hc_dat_conf(const struct hc_ctx *ctx, char *d, size_t len)
 		if (rdma && inet_pton(AF_INET, dev, &in) == 1
 		    && in.s_addr != rdma->addr.s_addr) {
 			inet_ntop(AF_INET, &rdma->addr, addr, sizeof(addr));
-			snprintf(d, len,
-				 "%s: %s names %s, but %s has %s", files[i],
-				 DAPL_PROVIDER, dev, rdma->name, addr);
+			snprintf(d, len, "%s: %s names %s, but %s has %s",
+			         files[i], DAPL_PROVIDER, dev, rdma->name,
+			         addr);
 			return HC_FAIL;
 		}
 		return HC_PASS;
 	}
 	if (seen)
-		snprintf(d, len, "no %s entry in /etc/dat.conf or "
-				 "/etc/rdma/dat.conf (DAPL provider)",
-			 DAPL_PROVIDER);
+		snprintf(d, len,
+		         "no %s entry in /etc/dat.conf or "
+		         "/etc/rdma/dat.conf (DAPL provider)",
+		         DAPL_PROVIDER);
 	else
-		snprintf(d, len, "no /etc/dat.conf (DAPL provider %s); "
-				 "install the dapl package",
-			 DAPL_PROVIDER);
+		snprintf(d, len,
+		         "no /etc/dat.conf (DAPL provider %s); "
+		         "install the dapl package",
+		         DAPL_PROVIDER);
 	return HC_FAIL;
 }
 
@@ -207,19 +209,20 @@ enum hc_result hc_ib_device(const struct hc_ctx *ctx, char *d, size_t len)
 		_list_free(list, n);
 	if (devices)
 		return HC_PASS;
-	snprintf(d, len, "no InfiniBand device in %s (mlx5_ib driver not "
-			 "loaded?)",
-		 IB_CLASS);
+	snprintf(d, len,
+	         "no InfiniBand device in %s (mlx5_ib driver not "
+	         "loaded?)",
+	         IB_CLASS);
 	return HC_FAIL;
 }
 
 struct _port {
 	char dev[64];
 	unsigned num;
-	char state[32];		/* "ACTIVE" */
-	char phys[32];		/* "LinkUp" */
-	unsigned rate;		/* Gb/s */
-	bool ethernet;		/* link_layer Ethernet (the AN NIC) */
+	char state[32]; /* "ACTIVE" */
+	char phys[32];  /* "LinkUp" */
+	unsigned rate;  /* Gb/s */
+	bool ethernet;  /* link_layer Ethernet (the AN NIC) */
 };
 
 /* "4: ACTIVE" -> "ACTIVE" */
@@ -233,19 +236,19 @@ static void _after_colon(const char *s, char *out, size_t len)
 }
 
 static void _port_file(const struct hc_ctx *ctx, const struct _port *p,
-		       const char *file, char *line, size_t len)
+                       const char *file, char *line, size_t len)
 {
 	char rel[256];
 
 	line[0] = '\0';
 	snprintf(rel, sizeof(rel), "%s/%.63s/ports/%u/%.31s", IB_CLASS, p->dev,
-		 p->num, file);
+	         p->num, file);
 	if (!_read_line(ctx, rel, line, len))
 		line[0] = '\0';
 }
 
 static void _port_read(const struct hc_ctx *ctx, const char *dev,
-		       const char *port, struct _port *p)
+                       const char *port, struct _port *p)
 {
 	char line[128];
 
@@ -267,7 +270,7 @@ static void _port_read(const struct hc_ctx *ctx, const char *dev,
  * true.  Returns the number of ports seen.
  */
 static int _ports(const struct hc_ctx *ctx,
-		  bool (*fn)(const struct _port *p, void *arg), void *arg)
+                  bool (*fn)(const struct _port *p, void *arg), void *arg)
 {
 	struct dirent **devs = NULL;
 	int nd = _list(ctx, IB_CLASS, &devs), seen = 0;
@@ -281,7 +284,7 @@ static int _ports(const struct hc_ctx *ctx,
 		if (_dot(devs[i]->d_name))
 			continue;
 		snprintf(rel, sizeof(rel), "%s/%.63s/ports", IB_CLASS,
-			 devs[i]->d_name);
+		         devs[i]->d_name);
 		np = _list(ctx, rel, &ports);
 		for (int j = 0; j < np && !stop; j++) {
 			struct _port p;
@@ -303,10 +306,10 @@ static int _ports(const struct hc_ctx *ctx,
 }
 
 struct _port_search {
-	unsigned rate;		/* wanted, 0 = any */
+	unsigned rate; /* wanted, 0 = any */
 	bool found;
-	struct _port first;	/* first port seen, for the message */
-	struct _port active;	/* first ACTIVE/LinkUp port */
+	struct _port first;  /* first port seen, for the message */
+	struct _port active; /* first ACTIVE/LinkUp port */
 	bool have_first, have_active;
 };
 
@@ -331,7 +334,7 @@ static bool _port_visit(const struct _port *p, void *arg)
 enum hc_result hc_ib_port(const struct hc_ctx *ctx, char *d, size_t len)
 {
 	struct _port_search s = {.rate = ctx->size ? ctx->size->ib_rate_gbps
-						   : 0};
+	                                           : 0};
 
 	_ports(ctx, _port_visit, &s);
 	if (s.found)
@@ -339,15 +342,16 @@ enum hc_result hc_ib_port(const struct hc_ctx *ctx, char *d, size_t len)
 	if (!s.have_first)
 		snprintf(d, len, "no InfiniBand port in %s", IB_CLASS);
 	else if (!s.have_active)
-		snprintf(d, len, "no port is ACTIVE (LinkUp): %s port %u is "
-				 "%s (%s)",
-			 s.first.dev, s.first.num,
-			 s.first.state[0] ? s.first.state : "unknown",
-			 s.first.phys[0] ? s.first.phys : "unknown");
+		snprintf(d, len,
+		         "no port is ACTIVE (LinkUp): %s port %u is "
+		         "%s (%s)",
+		         s.first.dev, s.first.num,
+		         s.first.state[0] ? s.first.state : "unknown",
+		         s.first.phys[0] ? s.first.phys : "unknown");
 	else
 		snprintf(d, len, "%s port %u runs at %u Gb/sec, %s needs %u",
-			 s.active.dev, s.active.num, s.active.rate,
-			 ctx->size->name, s.rate);
+		         s.active.dev, s.active.num, s.active.rate,
+		         ctx->size->name, s.rate);
 	return HC_FAIL;
 }
 
@@ -357,7 +361,7 @@ struct _pkey_search {
 };
 
 static bool _pkey_visit_port(const struct hc_ctx *ctx, const struct _port *p,
-			     struct _pkey_search *s)
+                             struct _pkey_search *s)
 {
 	for (int i = 0; i < 2 && !s->tenant; i++) {
 		char file[16], line[64];
@@ -370,7 +374,7 @@ static bool _pkey_visit_port(const struct hc_ctx *ctx, const struct _port *p,
 			continue;
 		v = strtoul(line, NULL, 16);
 		snprintf(s->seen + l, sizeof(s->seen) - l, "%s0x%04lx",
-			 l ? ", " : "", v);
+		         l ? ", " : "", v);
 		if ((v & PKEY_DEFAULT) && (v & PKEY_DEFAULT) != PKEY_DEFAULT)
 			s->tenant = true;
 	}
@@ -403,27 +407,29 @@ enum hc_result hc_ib_pkey(const struct hc_ctx *ctx, char *d, size_t len)
 	if (w.s.tenant)
 		return HC_PASS;
 	if (!w.have_port)
-		snprintf(d, len, "no InfiniBand port to read a partition key "
-				 "from");
+		snprintf(d, len,
+		         "no InfiniBand port to read a partition key "
+		         "from");
 	else
 		snprintf(d, len,
-			 "no tenant partition key on %s port %u (pkeys: %s)",
-			 w.port.dev, w.port.num,
-			 w.s.seen[0] ? w.s.seen : "none readable");
+		         "no tenant partition key on %s port %u (pkeys: %s)",
+		         w.port.dev, w.port.num,
+		         w.s.seen[0] ? w.s.seen : "none readable");
 	return HC_FAIL;
 }
 
-/* ---- both kinds ------------------------------------------------------------ */
+/* ---- both kinds ------------------------------------------------------------
+ */
 
-enum hc_result hc_rdma_interface(const struct hc_ctx *ctx, char *d,
-				 size_t len)
+enum hc_result hc_rdma_interface(const struct hc_ctx *ctx, char *d, size_t len)
 {
 	const struct hc_iface *i = hc_rdma_iface(ctx);
 	char addr[64];
 
 	if (!i) {
-		snprintf(d, len, "no interface has an address in "
-				 "172.16.0.0/16 (the RDMA network)");
+		snprintf(d, len,
+		         "no interface has an address in "
+		         "172.16.0.0/16 (the RDMA network)");
 		return HC_FAIL;
 	}
 	inet_ntop(AF_INET, &i->addr, addr, sizeof(addr));
@@ -447,15 +453,15 @@ enum hc_result hc_memlock(const struct hc_ctx *ctx, char *d, size_t len)
 		return HC_PASS;
 	if (min == RLIM_INFINITY)
 		snprintf(d, len,
-			 "locked memory limit of slurmd is %llu KiB, not "
-			 "unlimited (LimitMEMLOCK=infinity in slurmd.service)",
-			 (unsigned long long)ctx->memlock / 1024);
+		         "locked memory limit of slurmd is %llu KiB, not "
+		         "unlimited (LimitMEMLOCK=infinity in slurmd.service)",
+		         (unsigned long long)ctx->memlock / 1024);
 	else
 		snprintf(d, len,
-			 "locked memory limit of slurmd is %llu KiB, less than "
-			 "%llu KiB",
-			 (unsigned long long)ctx->memlock / 1024,
-			 (unsigned long long)min / 1024);
+		         "locked memory limit of slurmd is %llu KiB, less than "
+		         "%llu KiB",
+		         (unsigned long long)ctx->memlock / 1024,
+		         (unsigned long long)min / 1024);
 	return HC_FAIL;
 }
 
@@ -488,7 +494,7 @@ static uint8_t _active_port(struct ibv_context *c, struct ibv_port_attr *pa)
 
 /* Connect qp to itself through the port, then make it ready to send. */
 static int _qp_self_connect(struct ibv_qp *qp, uint8_t port,
-			    const struct ibv_port_attr *pa)
+                            const struct ibv_port_attr *pa)
 {
 	struct ibv_qp_attr a;
 
@@ -497,8 +503,8 @@ static int _qp_self_connect(struct ibv_qp *qp, uint8_t port,
 	a.port_num = port;
 	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_LOCAL_WRITE;
 	if (ibv_modify_qp(qp, &a,
-			  IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT
-				  | IBV_QP_ACCESS_FLAGS))
+	                  IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT
+	                          | IBV_QP_ACCESS_FLAGS))
 		return -1;
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTR;
@@ -509,10 +515,10 @@ static int _qp_self_connect(struct ibv_qp *qp, uint8_t port,
 	a.ah_attr.dlid = pa->lid;
 	a.ah_attr.port_num = port;
 	if (ibv_modify_qp(qp, &a,
-			  IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU
-				  | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN
-				  | IBV_QP_MAX_DEST_RD_ATOMIC
-				  | IBV_QP_MIN_RNR_TIMER))
+	                  IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU
+	                          | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN
+	                          | IBV_QP_MAX_DEST_RD_ATOMIC
+	                          | IBV_QP_MIN_RNR_TIMER))
 		return -1;
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
@@ -521,9 +527,9 @@ static int _qp_self_connect(struct ibv_qp *qp, uint8_t port,
 	a.rnr_retry = 7;
 	a.max_rd_atomic = 1;
 	return ibv_modify_qp(qp, &a,
-			     IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT
-				     | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN
-				     | IBV_QP_MAX_QP_RD_ATOMIC);
+	                     IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT
+	                             | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN
+	                             | IBV_QP_MAX_QP_RD_ATOMIC);
 }
 
 /*
@@ -531,7 +537,7 @@ static int _qp_self_connect(struct ibv_qp *qp, uint8_t port,
  * to itself); the bandwidth in 10^6 B/s, or a negative value with d set.
  */
 static double _loopback_bw(struct ibv_context *c, uint8_t port,
-			   const struct ibv_port_attr *pa, char *d, size_t len)
+                           const struct ibv_port_attr *pa, char *d, size_t len)
 {
 	struct ibv_pd *pd = NULL;
 	struct ibv_mr *mr = NULL;
@@ -547,35 +553,41 @@ static double _loopback_bw(struct ibv_context *c, uint8_t port,
 		goto out;
 	}
 	mr = ibv_reg_mr(pd, buf, 2 * LB_BYTES,
-			IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	                IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	if (!mr) {
 		snprintf(d, len, "cannot register %u bytes: %s (memlock?)",
-			 2 * LB_BYTES, strerror(errno));
+		         2 * LB_BYTES, strerror(errno));
 		goto out;
 	}
 	cq = ibv_create_cq(c, 4, NULL, NULL, 0);
 	if (cq) {
 		struct ibv_qp_init_attr qa = {
-			.send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
-			.cap = {.max_send_wr = 2, .max_recv_wr = 1,
-				.max_send_sge = 1, .max_recv_sge = 1},
+		        .send_cq = cq,
+		        .recv_cq = cq,
+		        .qp_type = IBV_QPT_RC,
+		        .cap = {.max_send_wr = 2,
+		                .max_recv_wr = 1,
+		                .max_send_sge = 1,
+		                .max_recv_sge = 1},
 		};
 
 		qp = ibv_create_qp(pd, &qa);
 	}
 	if (!qp || _qp_self_connect(qp, port, pa)) {
 		snprintf(d, len, "cannot set up a loopback queue pair: %s",
-			 strerror(errno));
+		         strerror(errno));
 		goto out;
 	}
 	t0 = _now_ns();
 	for (int i = 0; i < LB_ITERS; i++) {
 		struct ibv_sge sge = {.addr = (uintptr_t)buf,
-				      .length = LB_BYTES, .lkey = mr->lkey};
-		struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1,
-					 .opcode = IBV_WR_RDMA_WRITE,
-					 .send_flags = IBV_SEND_SIGNALED},
-				   *bad;
+		                      .length = LB_BYTES,
+		                      .lkey = mr->lkey};
+		struct ibv_send_wr wr = {.sg_list = &sge,
+		                         .num_sge = 1,
+		                         .opcode = IBV_WR_RDMA_WRITE,
+		                         .send_flags = IBV_SEND_SIGNALED},
+		                   *bad;
 		struct ibv_wc wc;
 		int got = 0;
 
@@ -588,15 +600,16 @@ static double _loopback_bw(struct ibv_context *c, uint8_t port,
 		while (!got) {
 			got = ibv_poll_cq(cq, 1, &wc);
 			if (got < 0 || (got && wc.status != IBV_WC_SUCCESS)) {
-				snprintf(d, len, "RDMA write failed: %s",
-					 got < 0 ? "poll error"
-						 : ibv_wc_status_str(
-							 wc.status));
+				snprintf(
+				        d, len, "RDMA write failed: %s",
+				        got < 0 ? "poll error"
+				                : ibv_wc_status_str(wc.status));
 				goto out;
 			}
 			if (_now_ns() - t0 > LB_DEADLINE_NS) {
-				snprintf(d, len, "RDMA write did not complete "
-						 "within 2 s");
+				snprintf(d, len,
+				         "RDMA write did not complete "
+				         "within 2 s");
 				goto out;
 			}
 		}
@@ -617,7 +630,7 @@ out:
 }
 
 static enum hc_result _verbs_loopback(const struct hc_ctx *ctx, char *d,
-				      size_t len)
+                                      size_t len)
 {
 	struct ibv_device **list;
 	enum hc_result res = HC_FAIL;
@@ -631,7 +644,7 @@ static enum hc_result _verbs_loopback(const struct hc_ctx *ctx, char *d,
 			return HC_SKIP;
 		}
 		snprintf(d, len, "libibverbs cannot list devices: %s",
-			 strerror(errno));
+		         strerror(errno));
 		return HC_FAIL;
 	}
 	snprintf(d, len, "libibverbs finds no device with an ACTIVE port");
@@ -645,16 +658,16 @@ static enum hc_result _verbs_loopback(const struct hc_ctx *ctx, char *d,
 			continue;
 		port = _active_port(c, &pa);
 		if (port) {
-			double min = ctx->size ? ctx->size->min_bandwidth_mbs
-					       : 0.0;
+			double min =
+			        ctx->size ? ctx->size->min_bandwidth_mbs : 0.0;
 
 			bw = _loopback_bw(c, port, &pa, d, len);
 			if (bw >= 0.0 && bw < min)
 				snprintf(d, len,
-					 "loopback RDMA write on %s port %u: "
-					 "%.0f Mbytes/sec < %.0f",
-					 ibv_get_device_name(list[i]),
-					 (unsigned)port, bw, min);
+				         "loopback RDMA write on %s port %u: "
+				         "%.0f Mbytes/sec < %.0f",
+				         ibv_get_device_name(list[i]),
+				         (unsigned)port, bw, min);
 			else if (bw >= 0.0)
 				res = HC_PASS;
 			ibv_close_device(c);
@@ -674,9 +687,10 @@ enum hc_result hc_loopback(const struct hc_ctx *ctx, char *d, size_t len)
 		return HC_SKIP;
 	}
 	if (ctx->root && strcmp(ctx->root, "/")) {
-		snprintf(d, len, "the device tree under %s is not the live "
-				 "system",
-			 ctx->root);
+		snprintf(d, len,
+		         "the device tree under %s is not the live "
+		         "system",
+		         ctx->root);
 		return HC_SKIP;
 	}
 #ifdef HAVE_IBVERBS
@@ -687,26 +701,28 @@ enum hc_result hc_loopback(const struct hc_ctx *ctx, char *d, size_t len)
 #endif
 }
 
-/* ---- the list of checks --------------------------------------------------- */
+/* ---- the list of checks ---------------------------------------------------
+ */
 
 #define ND (1u << RDMA_ND)
 #define IB (1u << RDMA_IB)
 
 static const struct hc_check _checks[] = {
-	{"nd_device", "Network Direct device " ND_DEVICE, ND, hc_nd_device},
-	{"nd_driver", "driver hv_network_direct loaded", ND, hc_nd_driver},
-	{"ib_device", "InfiniBand device in " IB_CLASS, IB, hc_ib_device},
-	{"ib_port", "a port ACTIVE and LinkUp at the size's rate", IB,
-	 hc_ib_port},
-	{"ib_pkey", "a tenant partition key on the port", IB, hc_ib_pkey},
-	{"rdma_interface", "an interface up with a 172.16.0.0/16 address",
-	 ND | IB, hc_rdma_interface},
-	{"dat_conf", "/etc/dat.conf has the " DAPL_PROVIDER " provider", ND,
-	 hc_dat_conf},
-	{"memlock", "locked memory unlimited for slurmd", ND | IB, hc_memlock},
-	{"loopback", "RDMA write loopback through the HCA at the size's "
-		     "bandwidth",
-	 IB, hc_loopback},
+        {"nd_device", "Network Direct device " ND_DEVICE, ND, hc_nd_device},
+        {"nd_driver", "driver hv_network_direct loaded", ND, hc_nd_driver},
+        {"ib_device", "InfiniBand device in " IB_CLASS, IB, hc_ib_device},
+        {"ib_port", "a port ACTIVE and LinkUp at the size's rate", IB,
+         hc_ib_port},
+        {"ib_pkey", "a tenant partition key on the port", IB, hc_ib_pkey},
+        {"rdma_interface", "an interface up with a 172.16.0.0/16 address",
+         ND | IB, hc_rdma_interface},
+        {"dat_conf", "/etc/dat.conf has the " DAPL_PROVIDER " provider", ND,
+         hc_dat_conf},
+        {"memlock", "locked memory unlimited for slurmd", ND | IB, hc_memlock},
+        {"loopback",
+         "RDMA write loopback through the HCA at the size's "
+         "bandwidth",
+         IB, hc_loopback},
 };
 
 const struct hc_check *hc_checks(size_t *count)
@@ -730,7 +746,7 @@ const struct hc_check *hc_check_find(const char *name)
 }
 
 enum az_rc hc_ifaces_read(struct hc_iface **out, size_t *count, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct ifaddrs *ifs, *i;
 	struct hc_iface *v = NULL;
@@ -740,7 +756,7 @@ enum az_rc hc_ifaces_read(struct hc_iface **out, size_t *count, char *err,
 	*count = 0;
 	if (getifaddrs(&ifs) != 0)
 		return az_err(AZ_EIO, err, errlen, "getifaddrs: %s",
-			      strerror(errno));
+		              strerror(errno));
 	for (i = ifs; i; i = i->ifa_next) {
 		struct hc_iface *grown;
 
@@ -755,7 +771,8 @@ enum az_rc hc_ifaces_read(struct hc_iface **out, size_t *count, char *err,
 		v = grown;
 		memset(&v[n], 0, sizeof(v[n]));
 		snprintf(v[n].name, sizeof(v[n].name), "%s", i->ifa_name);
-		v[n].addr = ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr;
+		v[n].addr =
+		        ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr;
 		v[n].up = i->ifa_flags & IFF_UP;
 		v[n].running = i->ifa_flags & IFF_RUNNING;
 		n++;
@@ -766,7 +783,8 @@ enum az_rc hc_ifaces_read(struct hc_iface **out, size_t *count, char *err,
 	return AZ_OK;
 }
 
-/* ---- what to do with the node ---------------------------------------------- */
+/* ---- what to do with the node ----------------------------------------------
+ */
 
 bool hc_reason_is_ours(const char *reason)
 {
@@ -785,11 +803,11 @@ bool hc_reason_is_ours(const char *reason)
 }
 
 enum hc_action hc_decide(uint32_t state, const char *reason,
-			 const char *new_reason)
+                         const char *new_reason)
 {
 	bool drained = state & NODE_STATE_DRAIN;
 	bool down = (state & NODE_STATE_BASE) == NODE_STATE_DOWN
-		    || (state & NODE_STATE_FAIL);
+	            || (state & NODE_STATE_FAIL);
 	bool ours = hc_reason_is_ours(reason);
 
 	if (!new_reason)
@@ -804,7 +822,7 @@ enum hc_action hc_decide(uint32_t state, const char *reason,
 const char *hc_action_name(enum hc_action action)
 {
 	static const char *const names[] = {"nothing", "drain", "resume",
-					    "leave alone"};
+	                                    "leave alone"};
 
 	return action <= HC_LEAVE_ALONE ? names[action] : "?";
 }

@@ -27,41 +27,40 @@
 struct hc_iface {
 	char name[32];
 	struct in_addr addr;
-	bool up;		/* IFF_UP */
-	bool running;		/* IFF_RUNNING: carrier */
+	bool up;      /* IFF_UP */
+	bool running; /* IFF_RUNNING: carrier */
 };
 
 struct hc_ctx {
-	const char *root;		/* prefix of /sys, /dev, /etc */
-	const struct vm_size *size;	/* the node's VM size */
-	const struct hc_iface *ifaces;	/* IPv4 addresses of the node */
+	const char *root;              /* prefix of /sys, /dev, /etc */
+	const struct vm_size *size;    /* the node's VM size */
+	const struct hc_iface *ifaces; /* IPv4 addresses of the node */
 	size_t iface_count;
-	rlim_t memlock;			/* RLIMIT_MEMLOCK (soft) to judge */
-	rlim_t memlock_min;		/* least allowed; 0 = RLIM_INFINITY */
-	bool loopback;			/* run the verbs loopback test */
+	rlim_t memlock;     /* RLIMIT_MEMLOCK (soft) to judge */
+	rlim_t memlock_min; /* least allowed; 0 = RLIM_INFINITY */
+	bool loopback;      /* run the verbs loopback test */
 };
 
 enum hc_result {
 	HC_PASS = 0,
 	HC_FAIL,
-	HC_SKIP,		/* does not apply here (detail says why) */
+	HC_SKIP, /* does not apply here (detail says why) */
 };
 
 typedef enum hc_result (*hc_check_fn)(const struct hc_ctx *ctx, char *detail,
-				      size_t len);
+                                      size_t len);
 
 struct hc_check {
-	const char *name;	/* used in drain reasons */
-	const char *what;	/* one line for --list */
-	unsigned kinds;		/* 1 << RDMA_ND | 1 << RDMA_IB */
+	const char *name; /* used in drain reasons */
+	const char *what; /* one line for --list */
+	unsigned kinds;   /* 1 << RDMA_ND | 1 << RDMA_IB */
 	hc_check_fn fn;
 };
 
 /* Every check, in the order they run; *count gets their number. */
 const struct hc_check *hc_checks(size_t *count);
 /* Whether check applies to a node of this size. */
-bool hc_check_applies(const struct hc_check *check,
-		      const struct vm_size *size);
+bool hc_check_applies(const struct hc_check *check, const struct vm_size *size);
 /* The check named name, or NULL. */
 const struct hc_check *hc_check_find(const char *name);
 
@@ -72,8 +71,7 @@ enum hc_result hc_dat_conf(const struct hc_ctx *ctx, char *d, size_t len);
 enum hc_result hc_ib_device(const struct hc_ctx *ctx, char *d, size_t len);
 enum hc_result hc_ib_port(const struct hc_ctx *ctx, char *d, size_t len);
 enum hc_result hc_ib_pkey(const struct hc_ctx *ctx, char *d, size_t len);
-enum hc_result hc_rdma_interface(const struct hc_ctx *ctx, char *d,
-				 size_t len);
+enum hc_result hc_rdma_interface(const struct hc_ctx *ctx, char *d, size_t len);
 enum hc_result hc_memlock(const struct hc_ctx *ctx, char *d, size_t len);
 enum hc_result hc_loopback(const struct hc_ctx *ctx, char *d, size_t len);
 
@@ -84,16 +82,16 @@ const struct hc_iface *hc_rdma_iface(const struct hc_ctx *ctx);
  * Read the node's IPv4 addresses (getifaddrs) into *out (caller frees).
  */
 enum az_rc hc_ifaces_read(struct hc_iface **out, size_t *count, char *err,
-			  size_t errlen);
+                          size_t errlen);
 
 /* What to do with the node after the checks. */
 enum hc_action {
-	HC_NOTHING = 0,	/* healthy and not drained by us, or already drained
-			   by us for this very reason */
-	HC_DRAIN,	/* drain with the new reason */
-	HC_RESUME,	/* healthy again: undo our own drain */
-	HC_LEAVE_ALONE,	/* unhealthy, but drained or down for another
-			   reason (an admin's): never touch */
+	HC_NOTHING = 0, /* healthy and not drained by us, or already drained
+	                   by us for this very reason */
+	HC_DRAIN,       /* drain with the new reason */
+	HC_RESUME,      /* healthy again: undo our own drain */
+	HC_LEAVE_ALONE, /* unhealthy, but drained or down for another
+	                   reason (an admin's): never touch */
 };
 
 /* Whether a node reason was set by azrdma-healthcheck. */
@@ -105,7 +103,7 @@ bool hc_reason_is_ours(const char *reason);
  * passed).
  */
 enum hc_action hc_decide(uint32_t state, const char *reason,
-			 const char *new_reason);
+                         const char *new_reason);
 const char *hc_action_name(enum hc_action action);
 
 #endif

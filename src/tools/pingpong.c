@@ -57,9 +57,9 @@ static void _on_alarm(int sig)
 {
 	char msg[400];
 	int n = snprintf(msg, sizeof(msg),
-			 "azrdma-pingpong: rank %d: run time limit reached "
-			 "while %s; giving up\n",
-			 _rank, _doing);
+	                 "azrdma-pingpong: rank %d: run time limit reached "
+	                 "while %s; giving up\n",
+	                 _rank, _doing);
 
 	(void)sig;
 	if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
@@ -70,65 +70,65 @@ static void _on_alarm(int sig)
 static void _usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: srun --mpi=pmix --ntasks-per-node=1 azrdma-pingpong "
-		"[options]\n"
-		"  -m, --mode pair|all|ring   ranks 0 and 1 (default), every "
-		"pair of nodes\n"
-		"                             in rounds of disjoint pairs, or "
-		"each node with\n"
-		"                             the next\n"
-		"  -p, --packet SIZE[:ITERS]  measure only this size (K, M "
-		"suffixes); repeat\n"
-		"                             for more sizes (default 0 B .. 4 "
-		"MiB, IMB's\n"
-		"                             repetitions)\n"
-		"  -q, --quick                0 B, 512 B and 4 MiB with few "
-		"repetitions\n"
-		"  -L, --max-latency US       largest t[usec] allowed up to 512 "
-		"bytes\n"
-		"  -B, --min-bandwidth MBS    least Mbytes/sec (10^6 B/s) from "
-		"4000000 bytes\n"
-		"                             (default for both: the VM size "
-		"of the node's\n"
-		"                             Domain in azrdma.conf)\n"
-		"  -f, --conf FILE            azrdma.conf (default "
-		"$AZRDMA_CONF, or beside\n"
-		"                             $SLURM_CONF)\n"
-		"  -t, --timeout S            give up on a peer after S "
-		"seconds (default 10)\n"
-		"  -T, --time-limit S         give up on the whole run after S "
-		"seconds\n"
-		"  -j, --json                 print one JSON object instead of "
-		"tables\n"
-		"  -v, --verbose              list passing pairs in the "
-		"summary too\n"
-		"Exit status: 0 every pair met the thresholds, 1 a pair was "
-		"slow or failed,\n"
-		"2 usage or setup error, 3 the time limit was reached.\n");
+	        "Usage: srun --mpi=pmix --ntasks-per-node=1 azrdma-pingpong "
+	        "[options]\n"
+	        "  -m, --mode pair|all|ring   ranks 0 and 1 (default), every "
+	        "pair of nodes\n"
+	        "                             in rounds of disjoint pairs, or "
+	        "each node with\n"
+	        "                             the next\n"
+	        "  -p, --packet SIZE[:ITERS]  measure only this size (K, M "
+	        "suffixes); repeat\n"
+	        "                             for more sizes (default 0 B .. 4 "
+	        "MiB, IMB's\n"
+	        "                             repetitions)\n"
+	        "  -q, --quick                0 B, 512 B and 4 MiB with few "
+	        "repetitions\n"
+	        "  -L, --max-latency US       largest t[usec] allowed up to "
+	        "512 "
+	        "bytes\n"
+	        "  -B, --min-bandwidth MBS    least Mbytes/sec (10^6 B/s) from "
+	        "4000000 bytes\n"
+	        "                             (default for both: the VM size "
+	        "of the node's\n"
+	        "                             Domain in azrdma.conf)\n"
+	        "  -f, --conf FILE            azrdma.conf (default "
+	        "$AZRDMA_CONF, or beside\n"
+	        "                             $SLURM_CONF)\n"
+	        "  -t, --timeout S            give up on a peer after S "
+	        "seconds (default 10)\n"
+	        "  -T, --time-limit S         give up on the whole run after S "
+	        "seconds\n"
+	        "  -j, --json                 print one JSON object instead of "
+	        "tables\n"
+	        "  -v, --verbose              list passing pairs in the "
+	        "summary too\n"
+	        "Exit status: 0 every pair met the thresholds, 1 a pair was "
+	        "slow or failed,\n"
+	        "2 usage or setup error, 3 the time limit was reached.\n");
 }
 
 static int _parse(int argc, char **argv, struct options *o, char *err,
-		  size_t errlen)
+                  size_t errlen)
 {
 	static const struct option longs[] = {
-		{"mode", required_argument, NULL, 'm'},
-		{"packet", required_argument, NULL, 'p'},
-		{"quick", no_argument, NULL, 'q'},
-		{"max-latency", required_argument, NULL, 'L'},
-		{"min-bandwidth", required_argument, NULL, 'B'},
-		{"conf", required_argument, NULL, 'f'},
-		{"timeout", required_argument, NULL, 't'},
-		{"time-limit", required_argument, NULL, 'T'},
-		{"json", no_argument, NULL, 'j'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"mode", required_argument, NULL, 'm'},
+	        {"packet", required_argument, NULL, 'p'},
+	        {"quick", no_argument, NULL, 'q'},
+	        {"max-latency", required_argument, NULL, 'L'},
+	        {"min-bandwidth", required_argument, NULL, 'B'},
+	        {"conf", required_argument, NULL, 'f'},
+	        {"timeout", required_argument, NULL, 't'},
+	        {"time-limit", required_argument, NULL, 'T'},
+	        {"json", no_argument, NULL, 'j'},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "m:p:qL:B:f:t:T:jvh", longs,
-				NULL))
+	while ((c = getopt_long(argc, argv, "m:p:qL:B:f:t:T:jvh", longs, NULL))
 	       != -1) {
 		switch (c) {
 		case 'm':
@@ -197,15 +197,14 @@ static int _parse(int argc, char **argv, struct options *o, char *err,
 		return 2;
 	}
 	if (!o->plan.count
-	    && (o->quick ? pp_plan_quick(&o->plan)
-			 : pp_plan_default(&o->plan))
-		       != AZ_OK) {
+	    && (o->quick ? pp_plan_quick(&o->plan) : pp_plan_default(&o->plan))
+	               != AZ_OK) {
 		az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		return 2;
 	}
 	if (!o->time_limit)
-		o->time_limit = o->quick ? QUICK_TIME_LIMIT
-					 : DEFAULT_TIME_LIMIT;
+		o->time_limit =
+		        o->quick ? QUICK_TIME_LIMIT : DEFAULT_TIME_LIMIT;
 	return 0;
 }
 
@@ -257,7 +256,7 @@ static bool _barrier(double timeout)
  * half round trip in microseconds.
  */
 static double _exchange(char *buf, size_t bytes, unsigned reps, int peer,
-			bool first)
+                        bool first)
 {
 	double t0, t1;
 	int n = (int)bytes;
@@ -266,14 +265,14 @@ static double _exchange(char *buf, size_t bytes, unsigned reps, int peer,
 	for (unsigned i = 0; i < reps; i++) {
 		if (first) {
 			MPI_Send(buf, n, MPI_BYTE, peer, TAG_DATA,
-				 MPI_COMM_WORLD);
+			         MPI_COMM_WORLD);
 			MPI_Recv(buf, n, MPI_BYTE, peer, TAG_DATA,
-				 MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+			         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 		} else {
 			MPI_Recv(buf, n, MPI_BYTE, peer, TAG_DATA,
-				 MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+			         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 			MPI_Send(buf, n, MPI_BYTE, peer, TAG_DATA,
-				 MPI_COMM_WORLD);
+			         MPI_COMM_WORLD);
 		}
 	}
 	t1 = MPI_Wtime();
@@ -285,7 +284,7 @@ static double _exchange(char *buf, size_t bytes, unsigned reps, int peer,
  * points gets the results (the larger t of the two ranks, as IMB).
  */
 static void _measure_pair(const struct options *o, char *buf, int peer,
-			  bool first, struct pp_point *points)
+                          bool first, struct pp_point *points)
 {
 	for (size_t i = 0; i < o->plan.count; i++) {
 		const struct pp_size *s = &o->plan.sizes[i];
@@ -293,22 +292,22 @@ static void _measure_pair(const struct options *o, char *buf, int peer,
 		char sync = 0, sync_in;
 
 		snprintf(_doing, sizeof(_doing),
-			 "measuring %zu bytes with rank %d (%s)", s->bytes,
-			 peer, _names[peer]);
+		         "measuring %zu bytes with rank %d (%s)", s->bytes,
+		         peer, _names[peer]);
 		_exchange(buf, s->bytes, pp_warmup_reps(s->reps), peer, first);
 		MPI_Sendrecv(&sync, 1, MPI_CHAR, peer, TAG_SYNC, &sync_in, 1,
-			     MPI_CHAR, peer, TAG_SYNC, MPI_COMM_WORLD,
-			     MPI_STATUS_IGNORE);
+		             MPI_CHAR, peer, TAG_SYNC, MPI_COMM_WORLD,
+		             MPI_STATUS_IGNORE);
 		t = _exchange(buf, s->bytes, s->reps, peer, first);
 		MPI_Sendrecv(&t, 1, MPI_DOUBLE, peer, TAG_TIME, &other, 1,
-			     MPI_DOUBLE, peer, TAG_TIME, MPI_COMM_WORLD,
-			     MPI_STATUS_IGNORE);
+		             MPI_DOUBLE, peer, TAG_TIME, MPI_COMM_WORLD,
+		             MPI_STATUS_IGNORE);
 		if (first) {
 			points[i].bytes = s->bytes;
 			points[i].reps = s->reps;
 			points[i].t_usec = t > other ? t : other;
 			points[i].mbytes_per_sec =
-				pp_mbytes_per_sec(s->bytes, points[i].t_usec);
+			        pp_mbytes_per_sec(s->bytes, points[i].t_usec);
 		}
 	}
 }
@@ -353,9 +352,9 @@ static bool _gather_names(double timeout)
 		hostnames_free(list, count);
 		if (strcmp(_names[_rank], mine)) {
 			fprintf(stderr,
-				"azrdma-pingpong: rank %d runs on %s, not %s: "
-				"use block distribution, one task per node\n",
-				_rank, mine, _names[_rank]);
+			        "azrdma-pingpong: rank %d runs on %s, not %s: "
+			        "use block distribution, one task per node\n",
+			        _rank, mine, _names[_rank]);
 			snprintf(_names[_rank], NAME_LEN, "%s", mine);
 		}
 		return true;
@@ -363,7 +362,7 @@ static bool _gather_names(double timeout)
 	if (list)
 		hostnames_free(list, count);
 	MPI_Iallgather(mine, NAME_LEN, MPI_CHAR, _names, NAME_LEN, MPI_CHAR,
-		       MPI_COMM_WORLD, &r);
+	               MPI_COMM_WORLD, &r);
 	if (_wait_until(&r, 1, MPI_Wtime() + timeout))
 		return true;
 	for (int i = 0; i < _nranks; i++)
@@ -374,7 +373,7 @@ static bool _gather_names(double timeout)
 
 /* Thresholds of each rank's node: the options, else the catalog. */
 static struct pp_thresholds *_thresholds(const struct options *o,
-					 char **sources)
+                                         char **sources)
 {
 	struct pp_thresholds *t = calloc((size_t)_nranks, sizeof(*t));
 	struct azrdma_conf *conf = NULL;
@@ -385,32 +384,33 @@ static struct pp_thresholds *_thresholds(const struct options *o,
 	*sources = NULL;
 	if (!o->max_latency || !o->min_bandwidth) {
 		path = o->conf_path ? strdup(o->conf_path)
-				    : conf_default_path();
+		                    : conf_default_path();
 		if (path
 		    && conf_load(path, 0, &conf, NULL, err, sizeof(err))
-			       != AZ_OK)
+		               != AZ_OK)
 			fprintf(stderr,
-				"azrdma-pingpong: no thresholds from the VM "
-				"size catalog: %s\n",
-				err);
+			        "azrdma-pingpong: no thresholds from the VM "
+			        "size catalog: %s\n",
+			        err);
 	}
 	for (int i = 0; i < _nranks; i++) {
 		const struct conf_domain *d =
-			conf ? domain_for_node(conf, _names[i]) : NULL;
+		        conf ? domain_for_node(conf, _names[i]) : NULL;
 
 		if (d && d->size) {
 			t[i].max_latency_us = d->size->max_latency_us;
 			t[i].min_bandwidth_mbs = d->size->min_bandwidth_mbs;
-			if (!*sources && asprintf(sources, "%s of Domain=%s",
-						  d->size->name, d->name)
-						 < 0)
+			if (!*sources
+			    && asprintf(sources, "%s of Domain=%s",
+			                d->size->name, d->name)
+			               < 0)
 				*sources = NULL;
 		} else if (conf && !o->max_latency && !o->min_bandwidth) {
 			fprintf(stderr,
-				"azrdma-pingpong: node %s is in no Domain of "
-				"%s; its pairs are not checked against the "
-				"catalog\n",
-				_names[i], path);
+			        "azrdma-pingpong: node %s is in no Domain of "
+			        "%s; its pairs are not checked against the "
+			        "catalog\n",
+			        _names[i], path);
 		}
 		if (o->max_latency)
 			t[i].max_latency_us = o->max_latency;
@@ -433,9 +433,9 @@ static struct pp_thresholds *_thresholds(const struct options *o,
 
 struct run {
 	struct pp_schedule sched;
-	struct pp_pair_result *res;	/* sched.pair_count */
-	struct pp_point *points;	/* pair_count * plan.count */
-	char (*errors)[160];		/* pair_count */
+	struct pp_pair_result *res; /* sched.pair_count */
+	struct pp_point *points;    /* pair_count * plan.count */
+	char (*errors)[160];        /* pair_count */
 };
 
 /*
@@ -459,8 +459,8 @@ static void _collect(const struct options *o, struct run *run)
 		reqs[i] = MPI_REQUEST_NULL;
 		if (_rank == 0 && r->a != 0)
 			MPI_Irecv(&buf[i * (n + 1)], (int)(n + 1), MPI_DOUBLE,
-				  r->a, TAG_REPORT + (int)i, MPI_COMM_WORLD,
-				  &reqs[i]);
+			          r->a, TAG_REPORT + (int)i, MPI_COMM_WORLD,
+			          &reqs[i]);
 		else if (_rank != 0 && r->a == _rank) {
 			double *mine = &buf[i * (n + 1)];
 
@@ -468,8 +468,8 @@ static void _collect(const struct options *o, struct run *run)
 			for (size_t j = 0; j < n; j++)
 				mine[j + 1] = r->points[j].t_usec;
 			MPI_Isend(mine, (int)(n + 1), MPI_DOUBLE, 0,
-				  TAG_REPORT + (int)i, MPI_COMM_WORLD,
-				  &reqs[i]);
+			          TAG_REPORT + (int)i, MPI_COMM_WORLD,
+			          &reqs[i]);
 		}
 	}
 	snprintf(_doing, sizeof(_doing), "collecting results on rank 0");
@@ -487,18 +487,18 @@ static void _collect(const struct options *o, struct run *run)
 		if (!done || reqs[i] != MPI_REQUEST_NULL) {
 			r->failed = true;
 			snprintf(run->errors[i], sizeof(run->errors[i]),
-				 "no report from %s within %.0f s (rank 0 "
-				 "cannot reach it)",
-				 r->host_a, o->timeout);
+			         "no report from %s within %.0f s (rank 0 "
+			         "cannot reach it)",
+			         r->host_a, o->timeout);
 			r->error = run->errors[i];
 			continue;
 		}
 		r->failed = buf[i * (n + 1)] != 0.0;
 		if (r->failed) {
 			snprintf(run->errors[i], sizeof(run->errors[i]),
-				 "no answer within %.0f s over the MPI "
-				 "network: the nodes cannot reach each other",
-				 o->timeout);
+			         "no answer within %.0f s over the MPI "
+			         "network: the nodes cannot reach each other",
+			         o->timeout);
 			r->error = run->errors[i];
 		}
 		for (size_t j = 0; j < n; j++) {
@@ -506,7 +506,7 @@ static void _collect(const struct options *o, struct run *run)
 			r->points[j].reps = o->plan.sizes[j].reps;
 			r->points[j].t_usec = buf[i * (n + 1) + j + 1];
 			r->points[j].mbytes_per_sec = pp_mbytes_per_sec(
-				r->points[j].bytes, r->points[j].t_usec);
+			        r->points[j].bytes, r->points[j].t_usec);
 		}
 	}
 	free(buf);
@@ -591,40 +591,40 @@ static int _run(const struct options *o)
 			res->count = o->plan.count;
 			if (limits)
 				res->limits = pp_thresholds_pair(
-					&limits[res->a], &limits[res->b]);
+				        &limits[res->a], &limits[res->b]);
 			if (mine == &round->pairs[k]) {
-				int peer = mine->a == _rank ? mine->b
-							    : mine->a;
+				int peer = mine->a == _rank ? mine->b : mine->a;
 
 				snprintf(_doing, sizeof(_doing),
-					 "contacting rank %d (%s)", peer,
-					 _names[peer]);
+				         "contacting rank %d (%s)", peer,
+				         _names[peer]);
 				if (!_contact(peer, o->timeout)) {
 					fprintf(stderr,
-						"azrdma-pingpong: FAIL %s <-> "
-						"%s: no answer within %.0f s "
-						"over the MPI network\n",
-						res->host_a, res->host_b,
-						o->timeout);
+					        "azrdma-pingpong: FAIL %s <-> "
+					        "%s: no answer within %.0f s "
+					        "over the MPI network\n",
+					        res->host_a, res->host_b,
+					        o->timeout);
 					res->failed = true;
 					snprintf(run.errors[idx],
-						 sizeof(run.errors[idx]),
-						 "no answer within %.0f s over "
-						 "the MPI network: the nodes "
-						 "cannot reach each other",
-						 o->timeout);
+					         sizeof(run.errors[idx]),
+					         "no answer within %.0f s over "
+					         "the MPI network: the nodes "
+					         "cannot reach each other",
+					         o->timeout);
 					res->error = run.errors[idx];
 					local_fail = true;
 					continue;
 				}
 				_measure_pair(o, buf, peer, mine->a == _rank,
-					      res->points);
+				              res->points);
 			}
 		}
 		/* Rounds start together while every rank answers. */
-		snprintf(_doing, sizeof(_doing), "at the barrier after round "
-						 "%zu",
-			 r + 1);
+		snprintf(_doing, sizeof(_doing),
+		         "at the barrier after round "
+		         "%zu",
+		         r + 1);
 		if (synced && !_barrier(o->timeout))
 			synced = false;
 	}
@@ -683,7 +683,7 @@ int main(int argc, char **argv)
 	snprintf(_doing, sizeof(_doing), "learning the node names");
 	if (!_gather_names(o.timeout) && _rank == 0)
 		fprintf(stderr, "azrdma-pingpong: some ranks did not tell "
-				"their node name within the timeout\n");
+		                "their node name within the timeout\n");
 	rc = _run(&o);
 	pp_plan_free(&o.plan);
 	free(_names);

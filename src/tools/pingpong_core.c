@@ -31,11 +31,10 @@ unsigned pp_warmup_reps(unsigned reps)
 	return warm;
 }
 
-static enum az_rc _plan_push(struct pp_plan *plan, size_t bytes,
-			     unsigned reps)
+static enum az_rc _plan_push(struct pp_plan *plan, size_t bytes, unsigned reps)
 {
-	struct pp_size *s = realloc(plan->sizes,
-				    (plan->count + 1) * sizeof(*s));
+	struct pp_size *s =
+	        realloc(plan->sizes, (plan->count + 1) * sizeof(*s));
 
 	if (!s)
 		return AZ_ENOMEM;
@@ -89,7 +88,7 @@ static bool _parse_bytes(const char *s, size_t *out)
 }
 
 enum az_rc pp_plan_add_spec(struct pp_plan *plan, const char *spec, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	char buf[64], *colon;
 	size_t bytes;
@@ -103,9 +102,9 @@ enum az_rc pp_plan_add_spec(struct pp_plan *plan, const char *spec, char *err,
 		*colon = '\0';
 	if (!_parse_bytes(buf, &bytes))
 		return az_err(AZ_EINVAL, err, errlen,
-			      "-p %s: the size must be a number of bytes "
-			      "(K and M suffixes allowed) up to %u",
-			      spec, PP_MAX_SPEC_BYTES);
+		              "-p %s: the size must be a number of bytes "
+		              "(K and M suffixes allowed) up to %u",
+		              spec, PP_MAX_SPEC_BYTES);
 	reps = pp_default_reps(bytes);
 	if (colon) {
 		char *end;
@@ -116,9 +115,9 @@ enum az_rc pp_plan_add_spec(struct pp_plan *plan, const char *spec, char *err,
 		if (errno || *end || end == colon + 1 || v == 0
 		    || v > 100000000ul)
 			return az_err(AZ_EINVAL, err, errlen,
-				      "-p %s: the iterations must be a "
-				      "number from 1 to 100000000",
-				      spec);
+			              "-p %s: the iterations must be a "
+			              "number from 1 to 100000000",
+			              spec);
 		reps = (unsigned)v;
 	}
 	return _plan_push(plan, bytes, reps);
@@ -200,7 +199,7 @@ static enum az_rc _schedule_all(int n, struct pp_schedule *s)
 			int b = i ? (r - i + m - 1) % (m - 1) : m - 1;
 
 			if (a >= n || b >= n)
-				continue;	/* the bye of odd n */
+				continue; /* the bye of odd n */
 			if (_round_add(round, a, b) != AZ_OK)
 				return AZ_ENOMEM;
 		}
@@ -230,17 +229,16 @@ static enum az_rc _schedule_ring(int n, struct pp_schedule *s)
 }
 
 enum az_rc pp_schedule_build(enum pp_mode mode, int nranks,
-			     struct pp_schedule *out, char *err,
-			     size_t errlen)
+                             struct pp_schedule *out, char *err, size_t errlen)
 {
 	enum az_rc rc = AZ_OK;
 
 	memset(out, 0, sizeof(*out));
 	if (nranks < 2)
 		return az_err(AZ_EINVAL, err, errlen,
-			      "a pingpong needs at least 2 ranks, one per "
-			      "node (srun -N2 --ntasks-per-node=1), not %d",
-			      nranks);
+		              "a pingpong needs at least 2 ranks, one per "
+		              "node (srun -N2 --ntasks-per-node=1), not %d",
+		              nranks);
 	switch (mode) {
 	case PP_MODE_PAIR:
 		rc = _schedule_grow(out);
@@ -281,7 +279,7 @@ double pp_mbytes_per_sec(size_t bytes, double t_usec)
 static double _looser_max(double a, double b)
 {
 	if (a <= 0.0 || b <= 0.0)
-		return 0.0;	/* one side unchecked: unchecked */
+		return 0.0; /* one side unchecked: unchecked */
 	return a > b ? a : b;
 }
 
@@ -293,14 +291,14 @@ static double _looser_min(double a, double b)
 }
 
 struct pp_thresholds pp_thresholds_pair(const struct pp_thresholds *a,
-					const struct pp_thresholds *b)
+                                        const struct pp_thresholds *b)
 {
 	struct pp_thresholds t = {
-		.max_latency_us = _looser_max(a->max_latency_us,
-					      b->max_latency_us),
-		.min_bandwidth_mbs = _looser_min(a->min_bandwidth_mbs,
-						 b->min_bandwidth_mbs),
-		.source = a->source ? a->source : b->source,
+	        .max_latency_us =
+	                _looser_max(a->max_latency_us, b->max_latency_us),
+	        .min_bandwidth_mbs =
+	                _looser_min(a->min_bandwidth_mbs, b->min_bandwidth_mbs),
+	        .source = a->source ? a->source : b->source,
 	};
 	return t;
 }
@@ -313,7 +311,7 @@ enum pp_verdict pp_pair_judge(struct pp_pair_result *res)
 	res->why[0] = '\0';
 	if (res->failed) {
 		snprintf(res->why, sizeof(res->why), "%s",
-			 res->error ? res->error : "the exchange failed");
+		         res->error ? res->error : "the exchange failed");
 		return res->verdict = PP_FAILED;
 	}
 	for (size_t i = 0; i < res->count; i++) {
@@ -326,27 +324,28 @@ enum pp_verdict pp_pair_judge(struct pp_pair_result *res)
 		if (l->min_bandwidth_mbs > 0.0
 		    && p->bytes >= PP_BANDWIDTH_MIN_BYTES
 		    && p->mbytes_per_sec < l->min_bandwidth_mbs
-		    && (!worst_bw || p->mbytes_per_sec < worst_bw->mbytes_per_sec))
+		    && (!worst_bw
+		        || p->mbytes_per_sec < worst_bw->mbytes_per_sec))
 			worst_bw = p;
 	}
 	if (!worst_lat && !worst_bw)
 		return res->verdict = PP_PASS;
 	if (worst_lat && worst_bw)
 		snprintf(res->why, sizeof(res->why),
-			 "t[usec] %.2f at %zu bytes > %.2f; Mbytes/sec %.2f "
-			 "at %zu bytes < %.2f",
-			 worst_lat->t_usec, worst_lat->bytes, l->max_latency_us,
-			 worst_bw->mbytes_per_sec, worst_bw->bytes,
-			 l->min_bandwidth_mbs);
+		         "t[usec] %.2f at %zu bytes > %.2f; Mbytes/sec %.2f "
+		         "at %zu bytes < %.2f",
+		         worst_lat->t_usec, worst_lat->bytes, l->max_latency_us,
+		         worst_bw->mbytes_per_sec, worst_bw->bytes,
+		         l->min_bandwidth_mbs);
 	else if (worst_lat)
 		snprintf(res->why, sizeof(res->why),
-			 "t[usec] %.2f at %zu bytes > %.2f", worst_lat->t_usec,
-			 worst_lat->bytes, l->max_latency_us);
+		         "t[usec] %.2f at %zu bytes > %.2f", worst_lat->t_usec,
+		         worst_lat->bytes, l->max_latency_us);
 	else
 		snprintf(res->why, sizeof(res->why),
-			 "Mbytes/sec %.2f at %zu bytes < %.2f",
-			 worst_bw->mbytes_per_sec, worst_bw->bytes,
-			 l->min_bandwidth_mbs);
+		         "Mbytes/sec %.2f at %zu bytes < %.2f",
+		         worst_bw->mbytes_per_sec, worst_bw->bytes,
+		         l->min_bandwidth_mbs);
 	return res->verdict = PP_SLOW;
 }
 
@@ -355,25 +354,26 @@ enum pp_verdict pp_pair_judge(struct pp_pair_result *res)
 #define PP_RULE "#---------------------------------------------------"
 
 void pp_print_block_header(FILE *out, const struct pp_pair_result *res,
-			   size_t rounds)
+                           size_t rounds)
 {
-	fprintf(out, "%s\n# Benchmarking PingPong\n# #processes = 2\n", PP_RULE);
+	fprintf(out, "%s\n# Benchmarking PingPong\n# #processes = 2\n",
+	        PP_RULE);
 	fprintf(out, "# pair: %s <-> %s (ranks %d and %d, round %zu of %zu)\n",
-		res->host_a, res->host_b, res->a, res->b, res->round + 1,
-		rounds);
+	        res->host_a, res->host_b, res->a, res->b, res->round + 1,
+	        rounds);
 	fprintf(out, "%s\n", PP_RULE);
 }
 
 void pp_print_table_header(FILE *out)
 {
-	fprintf(out, "%13s%13s%13s%13s\n", "#bytes", "#repetitions",
-		"t[usec]", "Mbytes/sec");
+	fprintf(out, "%13s%13s%13s%13s\n", "#bytes", "#repetitions", "t[usec]",
+	        "Mbytes/sec");
 }
 
 void pp_print_row(FILE *out, const struct pp_point *p)
 {
 	fprintf(out, "%13zu%13u%13.2f%13.2f\n", p->bytes, p->reps, p->t_usec,
-		p->mbytes_per_sec);
+	        p->mbytes_per_sec);
 }
 
 static const char *_verdict_name(enum pp_verdict v)
@@ -394,7 +394,7 @@ struct _node_tally {
 };
 
 static struct _node_tally *_tally(struct _node_tally *t, size_t *n,
-				  const char *host)
+                                  const char *host)
 {
 	for (size_t i = 0; i < *n; i++)
 		if (!strcmp(t[i].host, host))
@@ -421,24 +421,24 @@ static void _print_limits(FILE *out, const struct pp_thresholds *l)
 	fprintf(out, ":");
 	if (l->max_latency_us > 0.0)
 		fprintf(out, " t[usec] <= %.2f up to %d bytes;",
-			l->max_latency_us, PP_LATENCY_MAX_BYTES);
+		        l->max_latency_us, PP_LATENCY_MAX_BYTES);
 	else
 		fprintf(out, " latency not checked;");
 	if (l->min_bandwidth_mbs > 0.0)
 		fprintf(out, " Mbytes/sec >= %.2f from %d bytes\n",
-			l->min_bandwidth_mbs, PP_BANDWIDTH_MIN_BYTES);
+		        l->min_bandwidth_mbs, PP_BANDWIDTH_MIN_BYTES);
 	else
 		fprintf(out, " bandwidth not checked\n");
 }
 
 size_t pp_print_summary(FILE *out, struct pp_pair_result *res, size_t n,
-			bool verbose)
+                        bool verbose)
 {
 	struct _node_tally *nodes = calloc(2 * n + 1, sizeof(*nodes));
 	size_t bad = 0, nnodes = 0, bad_nodes = 0;
 
 	fprintf(out, "%s\n# Summary: %zu %s\n", PP_RULE, n,
-		n == 1 ? "pair" : "pairs");
+	        n == 1 ? "pair" : "pairs");
 	if (n)
 		_print_limits(out, &res[0].limits);
 	for (size_t i = 0; i < n; i++) {
@@ -448,14 +448,14 @@ size_t pp_print_summary(FILE *out, struct pp_pair_result *res, size_t n,
 			bad++;
 		if (v != PP_PASS || verbose)
 			fprintf(out, "# %-4s %s <-> %s%s%s\n", _verdict_name(v),
-				res[i].host_a, res[i].host_b,
-				res[i].why[0] ? ": " : "", res[i].why);
+			        res[i].host_a, res[i].host_b,
+			        res[i].why[0] ? ": " : "", res[i].why);
 		if (!nodes)
 			continue;
 		for (int side = 0; side < 2; side++) {
-			struct _node_tally *t = _tally(
-				nodes, &nnodes,
-				side ? res[i].host_b : res[i].host_a);
+			struct _node_tally *t =
+			        _tally(nodes, &nnodes,
+			               side ? res[i].host_b : res[i].host_a);
 
 			t->pairs++;
 			t->bad += v != PP_PASS;
@@ -466,17 +466,18 @@ size_t pp_print_summary(FILE *out, struct pp_pair_result *res, size_t n,
 		fprintf(out, "# Nodes in slow or failing pairs:");
 		for (size_t i = 0; i < nnodes && nodes[i].bad; i++, bad_nodes++)
 			fprintf(out, " %s (%u of %u pairs)", nodes[i].host,
-				nodes[i].bad, nodes[i].pairs);
+			        nodes[i].bad, nodes[i].pairs);
 		fprintf(out, "\n");
 	}
 	free(nodes);
 	if (bad)
-		fprintf(out, "# Result: FAIL (%zu of %zu pairs slow or "
-			     "failing)\n",
-			bad, n);
+		fprintf(out,
+		        "# Result: FAIL (%zu of %zu pairs slow or "
+		        "failing)\n",
+		        bad, n);
 	else
 		fprintf(out, "# Result: PASS (%zu %s)\n", n,
-			n == 1 ? "pair" : "pairs");
+		        n == 1 ? "pair" : "pairs");
 	return bad;
 }
 
@@ -497,7 +498,7 @@ void pp_json_string(FILE *out, const char *s)
 }
 
 void pp_print_json(FILE *out, enum pp_mode mode,
-		   const struct pp_pair_result *res, size_t n)
+                   const struct pp_pair_result *res, size_t n)
 {
 	size_t bad = 0;
 
@@ -512,22 +513,24 @@ void pp_print_json(FILE *out, enum pp_mode mode,
 		pp_json_string(out, r->host_a);
 		fprintf(out, ", \"b\": ");
 		pp_json_string(out, r->host_b);
-		fprintf(out, ", \"ranks\": [%d, %d], \"round\": %zu, "
-			     "\"verdict\": ",
-			r->a, r->b, r->round + 1);
+		fprintf(out,
+		        ", \"ranks\": [%d, %d], \"round\": %zu, "
+		        "\"verdict\": ",
+		        r->a, r->b, r->round + 1);
 		pp_json_string(out, _verdict_name(r->verdict));
 		fprintf(out, ", \"why\": ");
 		pp_json_string(out, r->why);
-		fprintf(out, ", \"max_latency_us\": %.2f, "
-			     "\"min_bandwidth_mbs\": %.2f, \"sizes\": [",
-			r->limits.max_latency_us, r->limits.min_bandwidth_mbs);
+		fprintf(out,
+		        ", \"max_latency_us\": %.2f, "
+		        "\"min_bandwidth_mbs\": %.2f, \"sizes\": [",
+		        r->limits.max_latency_us, r->limits.min_bandwidth_mbs);
 		for (size_t j = 0; !r->failed && j < r->count; j++)
 			fprintf(out,
-				"%s{\"bytes\": %zu, \"repetitions\": %u, "
-				"\"t_usec\": %.2f, \"mbytes_per_sec\": %.2f}",
-				j ? ", " : "", r->points[j].bytes,
-				r->points[j].reps, r->points[j].t_usec,
-				r->points[j].mbytes_per_sec);
+			        "%s{\"bytes\": %zu, \"repetitions\": %u, "
+			        "\"t_usec\": %.2f, \"mbytes_per_sec\": %.2f}",
+			        j ? ", " : "", r->points[j].bytes,
+			        r->points[j].reps, r->points[j].t_usec,
+			        r->points[j].mbytes_per_sec);
 		fprintf(out, "]}");
 	}
 	fprintf(out, "\n], \"result\": \"%s\"}\n", bad ? "FAIL" : "PASS");

@@ -20,12 +20,12 @@
 
 #include "az_rc.h"
 
-#define PP_MAX_BYTES (4u << 20)		/* largest default size, 4 MiB */
-#define PP_MAX_SPEC_BYTES (1u << 30)	/* largest size -p accepts */
-#define PP_MSGS_PER_SAMPLE 1000u	/* repetitions of small sizes */
-#define PP_OVERALL_VOLUME (40u << 20)	/* bytes one size moves at most */
-#define PP_LATENCY_MAX_BYTES 512	/* latency threshold: sizes up to */
-#define PP_BANDWIDTH_MIN_BYTES 4000000	/* bandwidth threshold: sizes from */
+#define PP_MAX_BYTES (4u << 20)        /* largest default size, 4 MiB */
+#define PP_MAX_SPEC_BYTES (1u << 30)   /* largest size -p accepts */
+#define PP_MSGS_PER_SAMPLE 1000u       /* repetitions of small sizes */
+#define PP_OVERALL_VOLUME (40u << 20)  /* bytes one size moves at most */
+#define PP_LATENCY_MAX_BYTES 512       /* latency threshold: sizes up to */
+#define PP_BANDWIDTH_MIN_BYTES 4000000 /* bandwidth threshold: sizes from */
 
 /* One message size of a run. */
 struct pp_size {
@@ -35,7 +35,7 @@ struct pp_size {
 
 /* The sizes of a run, in the order they are measured. */
 struct pp_plan {
-	struct pp_size *sizes;	/* owned */
+	struct pp_size *sizes; /* owned */
 	size_t count;
 };
 
@@ -56,32 +56,32 @@ enum az_rc pp_plan_quick(struct pp_plan *plan);
  * "4M", "64K".  Without iterations, IMB's repetitions for the size.
  */
 enum az_rc pp_plan_add_spec(struct pp_plan *plan, const char *spec, char *err,
-			    size_t errlen);
+                            size_t errlen);
 void pp_plan_free(struct pp_plan *plan);
 
 enum pp_mode {
-	PP_MODE_PAIR = 0,	/* ranks 0 and 1 */
-	PP_MODE_ALL,		/* every rank with every other */
-	PP_MODE_RING,		/* rank i with rank i+1 (mod n) */
+	PP_MODE_PAIR = 0, /* ranks 0 and 1 */
+	PP_MODE_ALL,      /* every rank with every other */
+	PP_MODE_RING,     /* rank i with rank i+1 (mod n) */
 };
 
 bool pp_mode_parse(const char *s, enum pp_mode *out);
 const char *pp_mode_name(enum pp_mode mode);
 
 struct pp_pair {
-	int a, b;		/* ranks; a sends first */
+	int a, b; /* ranks; a sends first */
 };
 
 /* Pairs measured at the same time; no rank is in two of them. */
 struct pp_round {
-	struct pp_pair *pairs;	/* owned */
+	struct pp_pair *pairs; /* owned */
 	size_t count;
 };
 
 struct pp_schedule {
-	struct pp_round *rounds;	/* owned */
+	struct pp_round *rounds; /* owned */
 	size_t count;
-	size_t pair_count;		/* over all rounds */
+	size_t pair_count; /* over all rounds */
 };
 
 /*
@@ -91,21 +91,19 @@ struct pp_schedule {
  * rounds of disjoint pairs.  Free with pp_schedule_free.
  */
 enum az_rc pp_schedule_build(enum pp_mode mode, int nranks,
-			     struct pp_schedule *out, char *err,
-			     size_t errlen);
+                             struct pp_schedule *out, char *err, size_t errlen);
 void pp_schedule_free(struct pp_schedule *sched);
 /* The pair rank is in during round, or NULL if it sits the round out. */
-const struct pp_pair *pp_round_pair_of(const struct pp_round *round,
-				       int rank);
+const struct pp_pair *pp_round_pair_of(const struct pp_round *round, int rank);
 
 /* bytes / t[usec] (10^6 bytes per second); 0 when t_usec is not positive. */
 double pp_mbytes_per_sec(size_t bytes, double t_usec);
 
 /* Limits a pair must meet; a value of 0 means "not checked". */
 struct pp_thresholds {
-	double max_latency_us;	/* largest t[usec] for sizes <= 512 B */
+	double max_latency_us;    /* largest t[usec] for sizes <= 512 B */
 	double min_bandwidth_mbs; /* least Mbytes/sec for sizes >= 4000000 B */
-	const char *source;	/* where they came from, for the summary */
+	const char *source;       /* where they came from, for the summary */
 };
 
 /* One measured size of one pair. */
@@ -118,18 +116,18 @@ struct pp_point {
 
 enum pp_verdict {
 	PP_PASS = 0,
-	PP_SLOW,		/* measured, but a threshold was missed */
-	PP_FAILED,		/* the exchange itself failed or timed out */
+	PP_SLOW,   /* measured, but a threshold was missed */
+	PP_FAILED, /* the exchange itself failed or timed out */
 };
 
 struct pp_pair_result {
 	int a, b;
-	const char *host_a, *host_b;	/* not owned */
+	const char *host_a, *host_b; /* not owned */
 	size_t round;
-	struct pp_point *points;	/* not owned; count of the plan */
+	struct pp_point *points; /* not owned; count of the plan */
 	size_t count;
 	bool failed;
-	const char *error;		/* not owned; when failed */
+	const char *error; /* not owned; when failed */
 	struct pp_thresholds limits;
 	/* Filled in by pp_pair_judge. */
 	enum pp_verdict verdict;
@@ -141,11 +139,11 @@ enum pp_verdict pp_pair_judge(struct pp_pair_result *res);
 
 /* The thresholds that bind a pair of two nodes: the looser of each. */
 struct pp_thresholds pp_thresholds_pair(const struct pp_thresholds *a,
-					const struct pp_thresholds *b);
+                                        const struct pp_thresholds *b);
 
 /* IMB's block header for one pair ("# Benchmarking PingPong" ...). */
 void pp_print_block_header(FILE *out, const struct pp_pair_result *res,
-			   size_t rounds);
+                           size_t rounds);
 /* IMB's column header: #bytes #repetitions t[usec] Mbytes/sec. */
 void pp_print_table_header(FILE *out);
 void pp_print_row(FILE *out, const struct pp_point *p);
@@ -157,11 +155,11 @@ void pp_print_row(FILE *out, const struct pp_point *p);
  * Returns the number of bad pairs.
  */
 size_t pp_print_summary(FILE *out, struct pp_pair_result *res, size_t n,
-			bool verbose);
+                        bool verbose);
 
 /* Everything as one JSON object (mode, pairs, points, verdicts). */
 void pp_print_json(FILE *out, enum pp_mode mode,
-		   const struct pp_pair_result *res, size_t n);
+                   const struct pp_pair_result *res, size_t n);
 
 /* Write s as a JSON string literal, quotes included. */
 void pp_json_string(FILE *out, const char *s);

@@ -30,7 +30,7 @@ static void _teardown(void)
 }
 
 static struct hc_iface _iface(const char *name, const char *addr, bool up,
-			      bool running)
+                              bool running)
 {
 	struct hc_iface i = {.up = up, .running = running};
 
@@ -41,16 +41,18 @@ static struct hc_iface _iface(const char *name, const char *addr, bool up,
 
 /* A node of size under tree, with eth0 and a healthy RDMA interface. */
 static struct hc_ctx _ctx(const char *tree, const char *size,
-			  struct hc_iface *ifaces)
+                          struct hc_iface *ifaces)
 {
-	struct hc_ctx ctx = {.root = tree, .size = catalog_find(_cat, size),
-			     .ifaces = ifaces, .iface_count = 2,
-			     .memlock = RLIM_INFINITY};
+	struct hc_ctx ctx = {.root = tree,
+	                     .size = catalog_find(_cat, size),
+	                     .ifaces = ifaces,
+	                     .iface_count = 2,
+	                     .memlock = RLIM_INFINITY};
 
 	ck_assert_ptr_nonnull(ctx.size);
 	ifaces[0] = _iface("eth0", "10.123.0.4", true, true);
 	ifaces[1] = _iface(ctx.size->rdma == RDMA_ND ? "eth1" : "ib0",
-			   "172.16.1.3", true, true);
+	                   "172.16.1.3", true, true);
 	return ctx;
 }
 
@@ -88,7 +90,7 @@ START_TEST(port_down_names_the_port_and_its_state)
 
 	ck_assert_str_eq(_first_failure(&ctx), "ib_port");
 	ck_assert_str_eq(_detail, "no port is ACTIVE (LinkUp): mlx5_ib0 "
-				  "port 1 is DOWN (Polling)");
+	                          "port 1 is DOWN (Polling)");
 }
 END_TEST
 
@@ -99,7 +101,7 @@ START_TEST(wrong_rate_names_the_rate_the_size_needs)
 
 	ck_assert_str_eq(_first_failure(&ctx), "ib_port");
 	ck_assert_str_eq(_detail, "mlx5_ib0 port 1 runs at 100 Gb/sec, "
-				  "Standard_HB120rs_v3 needs 200");
+	                          "Standard_HB120rs_v3 needs 200");
 	/* The same port is right for an EDR size. */
 	ctx.size = catalog_find(_cat, "HC44rs");
 	ck_assert_int_eq(hc_ib_port(&ctx, _detail, sizeof(_detail)), HC_PASS);
@@ -127,7 +129,7 @@ START_TEST(no_device_fails_the_device_check_first)
 	ck_assert_ptr_nonnull(strstr(_detail, "no InfiniBand device"));
 	ck_assert_int_eq(hc_ib_port(&ctx, _detail, sizeof(_detail)), HC_FAIL);
 	ck_assert_str_eq(_detail, "no InfiniBand port in "
-				  "/sys/class/infiniband");
+	                          "/sys/class/infiniband");
 }
 END_TEST
 
@@ -147,7 +149,7 @@ START_TEST(default_partition_alone_is_no_tenant_pkey)
 
 	ck_assert_str_eq(_first_failure(&ctx), "ib_pkey");
 	ck_assert_str_eq(_detail, "no tenant partition key on mlx5_ib0 port 1 "
-				  "(pkeys: 0x7fff, 0x0000)");
+	                          "(pkeys: 0x7fff, 0x0000)");
 }
 END_TEST
 
@@ -174,9 +176,8 @@ START_TEST(nd_without_device_names_dev_hvnd_rdma)
 
 	ck_assert_str_eq(_first_failure(&ctx), "nd_device");
 	ck_assert_str_eq(_detail, "/dev/hvnd_rdma is missing (Network Direct "
-				  "device)");
-	ck_assert_int_eq(hc_nd_driver(&ctx, _detail, sizeof(_detail)),
-			 HC_FAIL);
+	                          "device)");
+	ck_assert_int_eq(hc_nd_driver(&ctx, _detail, sizeof(_detail)), HC_FAIL);
 	ck_assert_ptr_nonnull(strstr(_detail, "hv_network_direct"));
 }
 END_TEST
@@ -188,7 +189,7 @@ START_TEST(dat_conf_without_ofa_v2_ib0_fails)
 
 	ck_assert_str_eq(_first_failure(&ctx), "dat_conf");
 	ck_assert_str_eq(_detail, "no ofa-v2-ib0 entry in /etc/dat.conf or "
-				  "/etc/rdma/dat.conf (DAPL provider)");
+	                          "/etc/rdma/dat.conf (DAPL provider)");
 	ctx.root = TREE("ib-healthy");
 	ck_assert_int_eq(hc_dat_conf(&ctx, _detail, sizeof(_detail)), HC_FAIL);
 	ck_assert_ptr_nonnull(strstr(_detail, "no /etc/dat.conf"));
@@ -203,7 +204,7 @@ START_TEST(dat_conf_naming_another_address_is_stale)
 	ifs[1] = _iface("eth1", "172.16.2.9", true, true);
 	ck_assert_int_eq(hc_dat_conf(&ctx, _detail, sizeof(_detail)), HC_FAIL);
 	ck_assert_str_eq(_detail, "/etc/dat.conf: ofa-v2-ib0 names 172.16.1.3, "
-				  "but eth1 has 172.16.2.9");
+	                          "but eth1 has 172.16.2.9");
 }
 END_TEST
 
@@ -218,17 +219,17 @@ START_TEST(rdma_interface_down_or_missing_is_named)
 	ifs[1].up = true;
 	ifs[1].running = false;
 	ck_assert_int_eq(hc_rdma_interface(&ctx, _detail, sizeof(_detail)),
-			 HC_FAIL);
+	                 HC_FAIL);
 	ck_assert_str_eq(_detail, "ib0 (172.16.1.3) has no carrier");
 	ctx.iface_count = 1;
 	ck_assert_int_eq(hc_rdma_interface(&ctx, _detail, sizeof(_detail)),
-			 HC_FAIL);
+	                 HC_FAIL);
 	ck_assert_ptr_nonnull(strstr(_detail, "172.16.0.0/16"));
 	/* 172.17/16 is not the RDMA network. */
 	ifs[1] = _iface("ib0", "172.17.1.3", true, true);
 	ctx.iface_count = 2;
 	ck_assert_int_eq(hc_rdma_interface(&ctx, _detail, sizeof(_detail)),
-			 HC_FAIL);
+	                 HC_FAIL);
 }
 END_TEST
 
@@ -246,7 +247,7 @@ START_TEST(memlock_must_be_unlimited)
 	ctx.memlock_min = 16u << 20;
 	ck_assert_int_eq(hc_memlock(&ctx, _detail, sizeof(_detail)), HC_FAIL);
 	ck_assert_str_eq(_detail, "locked memory limit of slurmd is 8192 KiB, "
-				  "less than 16384 KiB");
+	                          "less than 16384 KiB");
 	ctx.memlock = RLIM_INFINITY;
 	ck_assert_int_eq(hc_memlock(&ctx, _detail, sizeof(_detail)), HC_PASS);
 }
@@ -266,8 +267,9 @@ END_TEST
 
 START_TEST(loopback_without_rdma_kernel_support_is_skipped)
 {
-	struct hc_ctx ctx = {.root = "/", .loopback = true,
-			     .size = catalog_find(_cat, "HB120rs_v3")};
+	struct hc_ctx ctx = {.root = "/",
+	                     .loopback = true,
+	                     .size = catalog_find(_cat, "HB120rs_v3")};
 	enum hc_result r = hc_loopback(&ctx, _detail, sizeof(_detail));
 
 	/* This machine has no RDMA: NULL + ENOSYS, or no device at all. */
@@ -295,11 +297,11 @@ START_TEST(failure_drains_a_healthy_looking_node)
 	ck_assert_int_eq(hc_decide(NODE_STATE_ALLOCATED, NULL, r), HC_DRAIN);
 	/* Our own drain for another check gets the new reason. */
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE | NODE_STATE_DRAIN,
-				   "azrdma: memlock: low", r),
-			 HC_DRAIN);
+	                           "azrdma: memlock: low", r),
+	                 HC_DRAIN);
 	/* The same reason again: nothing to do. */
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE | NODE_STATE_DRAIN, r, r),
-			 HC_NOTHING);
+	                 HC_NOTHING);
 }
 END_TEST
 
@@ -308,28 +310,28 @@ START_TEST(admin_drain_and_down_nodes_are_left_alone)
 	const char *r = "azrdma: ib_port: down";
 
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE | NODE_STATE_DRAIN,
-				   "admin maintenance", r),
-			 HC_LEAVE_ALONE);
+	                           "admin maintenance", r),
+	                 HC_LEAVE_ALONE);
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE | NODE_STATE_DRAIN, NULL, r),
-			 HC_LEAVE_ALONE);
+	                 HC_LEAVE_ALONE);
 	ck_assert_int_eq(hc_decide(NODE_STATE_DOWN, "Not responding", r),
-			 HC_LEAVE_ALONE);
+	                 HC_LEAVE_ALONE);
 	/* Healthy again, but the drain is not ours: still not resumed. */
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE | NODE_STATE_DRAIN,
-				   "admin maintenance", NULL),
-			 HC_NOTHING);
+	                           "admin maintenance", NULL),
+	                 HC_NOTHING);
 }
 END_TEST
 
 START_TEST(healthy_again_resumes_only_our_drain)
 {
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE | NODE_STATE_DRAIN,
-				   "azrdma: ib_port: down", NULL),
-			 HC_RESUME);
+	                           "azrdma: ib_port: down", NULL),
+	                 HC_RESUME);
 	ck_assert_int_eq(hc_decide(NODE_STATE_IDLE, NULL, NULL), HC_NOTHING);
 	ck_assert_int_eq(hc_decide(NODE_STATE_DOWN | NODE_STATE_DRAIN,
-				   "azrdma: ib_port: down", NULL),
-			 HC_NOTHING);
+	                           "azrdma: ib_port: down", NULL),
+	                 HC_NOTHING);
 }
 END_TEST
 

@@ -15,7 +15,7 @@ START_TEST(default_plan_is_imb_sizes_and_repetitions)
 	struct pp_plan p = {0};
 
 	ck_assert_int_eq(pp_plan_default(&p), AZ_OK);
-	ck_assert_uint_eq(p.count, 24);	/* 0, then 2^0 .. 2^22 */
+	ck_assert_uint_eq(p.count, 24); /* 0, then 2^0 .. 2^22 */
 	ck_assert_uint_eq(p.sizes[0].bytes, 0);
 	ck_assert_uint_eq(p.sizes[0].reps, 1000);
 	ck_assert_uint_eq(p.sizes[1].bytes, 1);
@@ -48,10 +48,9 @@ START_TEST(packet_spec_takes_size_and_iterations_like_mpipingpong)
 	char err[AZ_ERRLEN];
 
 	ck_assert_int_eq(pp_plan_add_spec(&p, "1:100000", err, sizeof(err)),
-			 AZ_OK);
-	ck_assert_int_eq(pp_plan_add_spec(&p, "4000000:1000", err,
-					  sizeof(err)),
-			 AZ_OK);
+	                 AZ_OK);
+	ck_assert_int_eq(pp_plan_add_spec(&p, "4000000:1000", err, sizeof(err)),
+	                 AZ_OK);
 	ck_assert_int_eq(pp_plan_add_spec(&p, "64K", err, sizeof(err)), AZ_OK);
 	ck_assert_int_eq(pp_plan_add_spec(&p, "4M", err, sizeof(err)), AZ_OK);
 	ck_assert_uint_eq(p.count, 4);
@@ -68,15 +67,14 @@ END_TEST
 
 START_TEST(bad_packet_specs_are_refused_with_the_spec)
 {
-	const char *bad[] = {"", "x", "-1", "1:", "1:0", "1:x", "2G", "12q",
-			     "1:-5"};
+	const char *bad[] = {"",    "x",  "-1",  "1:",  "1:0",
+	                     "1:x", "2G", "12q", "1:-5"};
 	struct pp_plan p = {0};
 	char err[AZ_ERRLEN];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ck_assert_int_eq(pp_plan_add_spec(&p, bad[i], err,
-						  sizeof(err)),
-				 AZ_EINVAL);
+		ck_assert_int_eq(pp_plan_add_spec(&p, bad[i], err, sizeof(err)),
+		                 AZ_EINVAL);
 		ck_assert_ptr_nonnull(strstr(err, bad[i]));
 	}
 	ck_assert_uint_eq(p.count, 0);
@@ -103,9 +101,8 @@ static void _check_all_pairs(int n)
 	char err[AZ_ERRLEN];
 	int *seen = calloc((size_t)(n * n), sizeof(int));
 
-	ck_assert_int_eq(pp_schedule_build(PP_MODE_ALL, n, &s, err,
-					   sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        pp_schedule_build(PP_MODE_ALL, n, &s, err, sizeof(err)), AZ_OK);
 	ck_assert_uint_eq(s.count, (size_t)(n % 2 ? n : n - 1));
 	ck_assert_uint_eq(s.pair_count, (size_t)(n * (n - 1) / 2));
 	for (size_t r = 0; r < s.count; r++) {
@@ -119,7 +116,7 @@ static void _check_all_pairs(int n)
 			ck_assert_int_eq(busy[p->b]++, 0);
 			seen[p->a * n + p->b]++;
 			ck_assert_ptr_eq(pp_round_pair_of(&s.rounds[r], p->b),
-					 p);
+			                 p);
 		}
 		free(busy);
 	}
@@ -143,9 +140,9 @@ START_TEST(ring_pairs_each_node_with_the_next)
 	char err[AZ_ERRLEN];
 	int seen[5] = {0};
 
-	ck_assert_int_eq(pp_schedule_build(PP_MODE_RING, 5, &s, err,
-					   sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        pp_schedule_build(PP_MODE_RING, 5, &s, err, sizeof(err)),
+	        AZ_OK);
 	ck_assert_uint_eq(s.pair_count, 5);
 	ck_assert_uint_eq(s.count, 3);
 	for (size_t r = 0; r < s.count; r++)
@@ -164,15 +161,15 @@ START_TEST(ring_pairs_each_node_with_the_next)
 		ck_assert_int_eq(seen[i], 1);
 	pp_schedule_free(&s);
 
-	ck_assert_int_eq(pp_schedule_build(PP_MODE_RING, 4, &s, err,
-					   sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        pp_schedule_build(PP_MODE_RING, 4, &s, err, sizeof(err)),
+	        AZ_OK);
 	ck_assert_uint_eq(s.count, 2);
 	ck_assert_uint_eq(s.pair_count, 4);
 	pp_schedule_free(&s);
-	ck_assert_int_eq(pp_schedule_build(PP_MODE_RING, 2, &s, err,
-					   sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        pp_schedule_build(PP_MODE_RING, 2, &s, err, sizeof(err)),
+	        AZ_OK);
 	ck_assert_uint_eq(s.pair_count, 1);
 	pp_schedule_free(&s);
 }
@@ -184,17 +181,17 @@ START_TEST(pair_mode_is_ranks_0_and_1_and_one_rank_is_refused)
 	char err[AZ_ERRLEN];
 	enum pp_mode m;
 
-	ck_assert_int_eq(pp_schedule_build(PP_MODE_PAIR, 4, &s, err,
-					   sizeof(err)),
-			 AZ_OK);
+	ck_assert_int_eq(
+	        pp_schedule_build(PP_MODE_PAIR, 4, &s, err, sizeof(err)),
+	        AZ_OK);
 	ck_assert_uint_eq(s.pair_count, 1);
 	ck_assert_int_eq(s.rounds[0].pairs[0].a, 0);
 	ck_assert_int_eq(s.rounds[0].pairs[0].b, 1);
 	ck_assert_ptr_null(pp_round_pair_of(&s.rounds[0], 2));
 	pp_schedule_free(&s);
-	ck_assert_int_eq(pp_schedule_build(PP_MODE_ALL, 1, &s, err,
-					   sizeof(err)),
-			 AZ_EINVAL);
+	ck_assert_int_eq(
+	        pp_schedule_build(PP_MODE_ALL, 1, &s, err, sizeof(err)),
+	        AZ_EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "at least 2"));
 	ck_assert(pp_mode_parse("ring", &m) && m == PP_MODE_RING);
 	ck_assert(!pp_mode_parse("tournament", &m));
@@ -206,24 +203,28 @@ START_TEST(mbytes_per_sec_is_bytes_per_microsecond)
 {
 	/* The A9 sample: 4194304 B in 1082.94 us is 3873 MB/s (10^6). */
 	ck_assert_double_eq_tol(pp_mbytes_per_sec(4194304, 1082.94), 3873.07,
-				0.01);
+	                        0.01);
 	ck_assert_double_eq_tol(pp_mbytes_per_sec(0, 2.23), 0.0, 1e-12);
 	ck_assert_double_eq_tol(pp_mbytes_per_sec(10, 0.0), 0.0, 1e-12);
 }
 END_TEST
 
 static struct pp_point _pts[3] = {
-	{0, 1000, 2.23, 0.0},
-	{512, 1000, 3.09, 165.70},
-	{4194304, 10, 1082.94, 3873.07},
+        {0, 1000, 2.23, 0.0},
+        {512, 1000, 3.09, 165.70},
+        {4194304, 10, 1082.94, 3873.07},
 };
 
 static struct pp_pair_result _pair(double lat, double bw)
 {
 	struct pp_pair_result r = {
-		.a = 0, .b = 1, .host_a = "a9-001", .host_b = "a9-002",
-		.points = _pts, .count = 3,
-		.limits = {.max_latency_us = lat, .min_bandwidth_mbs = bw},
+	        .a = 0,
+	        .b = 1,
+	        .host_a = "a9-001",
+	        .host_b = "a9-002",
+	        .points = _pts,
+	        .count = 3,
+	        .limits = {.max_latency_us = lat, .min_bandwidth_mbs = bw},
 	};
 	return r;
 }
@@ -240,7 +241,7 @@ START_TEST(seed_a9_figures_meet_the_a9_thresholds)
 	r = _pair(3.1, 4000.0);
 	ck_assert_int_eq(pp_pair_judge(&r), PP_SLOW);
 	ck_assert_str_eq(r.why, "Mbytes/sec 3873.07 at 4194304 bytes < "
-				"4000.00");
+	                        "4000.00");
 	r = _pair(1.0, 4000.0);
 	ck_assert_int_eq(pp_pair_judge(&r), PP_SLOW);
 	ck_assert_ptr_nonnull(strstr(r.why, "; Mbytes/sec"));
@@ -289,11 +290,11 @@ START_TEST(table_has_imb_columns_and_widths)
 {
 	char *out = _capture(_table, NULL);
 
-	ck_assert_str_eq(out,
-			 "       #bytes #repetitions      t[usec]   Mbytes/sec\n"
-			 "            0         1000         2.23         0.00\n"
-			 "          512         1000         3.09       165.70\n"
-			 "      4194304           10      1082.94      3873.07\n");
+	ck_assert_str_eq(
+	        out, "       #bytes #repetitions      t[usec]   Mbytes/sec\n"
+	             "            0         1000         2.23         0.00\n"
+	             "          512         1000         3.09       165.70\n"
+	             "      4194304           10      1082.94      3873.07\n");
 	free(out);
 }
 END_TEST
@@ -308,7 +309,7 @@ static void _summary(FILE *f, void *arg)
 START_TEST(summary_names_bad_pairs_and_the_node_they_share)
 {
 	struct pp_pair_result r[3] = {_pair(3.1, 3500.0), _pair(3.1, 3500.0),
-				      _pair(3.1, 3500.0)};
+	                              _pair(3.1, 3500.0)};
 	char *out;
 
 	r[1].host_a = "a9-002";
@@ -321,12 +322,12 @@ START_TEST(summary_names_bad_pairs_and_the_node_they_share)
 	out = _capture(_summary, r);
 	ck_assert_ptr_null(strstr(out, "a9-001 <-> a9-002"));
 	ck_assert_ptr_nonnull(strstr(out, "# FAIL a9-002 <-> a9-003: no answer "
-					  "within 10 s\n"));
+	                                  "within 10 s\n"));
 	ck_assert_ptr_nonnull(strstr(out, "# SLOW a9-001 <-> a9-003: t[usec] "
-					  "3.09 at 512 bytes > 2.00\n"));
+	                                  "3.09 at 512 bytes > 2.00\n"));
 	ck_assert_ptr_nonnull(strstr(out, "# Nodes in slow or failing pairs: "
-					  "a9-003 (2 of 2 pairs) a9-001 (1 of "
-					  "2 pairs) a9-002 (1 of 2 pairs)\n"));
+	                                  "a9-003 (2 of 2 pairs) a9-001 (1 of "
+	                                  "2 pairs) a9-002 (1 of 2 pairs)\n"));
 	ck_assert_ptr_nonnull(strstr(out, "# Result: FAIL (2 of 3 pairs"));
 	free(out);
 }
@@ -350,9 +351,9 @@ START_TEST(json_holds_every_point_and_the_verdict)
 	ck_assert_ptr_nonnull(strstr(out, "{\"mode\": \"pair\""));
 	ck_assert_ptr_nonnull(strstr(out, "\"b\": \"a9-\\\"002\\\"\""));
 	ck_assert_ptr_nonnull(strstr(out, "{\"bytes\": 4194304, "
-					  "\"repetitions\": 10, \"t_usec\": "
-					  "1082.94, \"mbytes_per_sec\": "
-					  "3873.07}"));
+	                                  "\"repetitions\": 10, \"t_usec\": "
+	                                  "1082.94, \"mbytes_per_sec\": "
+	                                  "3873.07}"));
 	ck_assert_ptr_nonnull(strstr(out, "\"result\": \"PASS\"}"));
 	free(out);
 }
@@ -365,7 +366,8 @@ int main(void)
 
 	tcase_add_test(tc, default_plan_is_imb_sizes_and_repetitions);
 	tcase_add_test(tc, warm_up_is_a_tenth_but_at_least_ten);
-	tcase_add_test(tc, packet_spec_takes_size_and_iterations_like_mpipingpong);
+	tcase_add_test(tc,
+	               packet_spec_takes_size_and_iterations_like_mpipingpong);
 	tcase_add_test(tc, bad_packet_specs_are_refused_with_the_spec);
 	tcase_add_test(tc, quick_plan_covers_both_thresholds);
 	tcase_add_test(tc, all_pairs_run_in_rounds_of_disjoint_pairs);
