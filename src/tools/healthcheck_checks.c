@@ -25,6 +25,7 @@
 #define ND_DEVICE "/dev/hvnd_rdma"
 #define ND_MODULE "/sys/module/hv_network_direct"
 #define IB_CLASS "/sys/class/infiniband"
+#define VERBS_CLASS "/sys/class/infiniband_verbs"
 #define DAPL_PROVIDER "ofa-v2-ib0"
 #define RDMA_NET 0xac100000u /* 172.16.0.0/16 */
 #define RDMA_MASK 0xffff0000u
@@ -198,21 +199,66 @@ enum hc_result hc_dat_conf(const struct hc_ctx *ctx, char *d, size_t len)
 
 /* ---- InfiniBand SR-IOV (HB, HC, HX) -------------------------------------- */
 
+/* Whether some /sys/class/infiniband_verbs/uverbsN/ibdev names dev. */
+static bool _has_verbs(const struct hc_ctx *ctx, const char *dev)
+{
+	struct dirent **list = NULL;
+	int n = _list(ctx, VERBS_CLASS, &list);
+	bool found = false;
+
+	for (int i = 0; i < n && !found; i++) {
+		char rel[256], line[128];
+
+		if (_dot(list[i]->d_name))
+			continue;
+		snprintf(rel, sizeof(rel), "%s/%.63s/ibdev", VERBS_CLASS,
+		         list[i]->d_name);
+		found = _read_line(ctx, rel, line, sizeof(line))
+		        && !strcmp(line, dev);
+	}
+	if (n > 0)
+		_list_free(list, n);
+	return found;
+}
+
 enum hc_result hc_ib_device(const struct hc_ctx *ctx, char *d, size_t len)
 {
 	struct dirent **list = NULL;
-	int n = _list(ctx, IB_CLASS, &list), devices = 0;
+	int n = _list(ctx, IB_CLASS, &list);
+	char first[64] = "";
+	bool verbs = false;
 
-	for (int i = 0; i < n; i++)
-		devices += !_dot(list[i]->d_name);
+	for (int i = 0; i < n && !verbs; i++) {
+		char rel[256], layer[32];
+
+		if (_dot(list[i]->d_name))
+			continue;
+		/* The accelerated networking NIC is Ethernet: not the fabric.
+		 */
+		snprintf(rel, sizeof(rel), "%s/%.63s/ports/1/link_layer",
+		         IB_CLASS, list[i]->d_name);
+		if (_read_line(ctx, rel, layer, sizeof(layer))
+		    && !strcmp(layer, "Ethernet"))
+			continue;
+		if (!first[0])
+			snprintf(first, sizeof(first), "%.63s",
+			         list[i]->d_name);
+		verbs = _has_verbs(ctx, list[i]->d_name);
+	}
 	if (n > 0)
 		_list_free(list, n);
-	if (devices)
+	if (verbs)
 		return HC_PASS;
-	snprintf(d, len,
-	         "no InfiniBand device in %s (mlx5_ib driver not "
-	         "loaded?)",
-	         IB_CLASS);
+	if (first[0])
+		snprintf(d, len,
+		         "%s has no user verbs device in %s (ib_uverbs not "
+		         "loaded?)",
+		         first, VERBS_CLASS);
+	else
+		snprintf(d, len,
+		         "no InfiniBand device in %s (mlx5_ib driver not "
+		         "loaded?)",
+		         IB_CLASS);
 	return HC_FAIL;
 }
 
@@ -710,7 +756,8 @@ enum hc_result hc_loopback(const struct hc_ctx *ctx, char *d, size_t len)
 static const struct hc_check _checks[] = {
         {"nd_device", "Network Direct device " ND_DEVICE, ND, hc_nd_device},
         {"nd_driver", "driver hv_network_direct loaded", ND, hc_nd_driver},
-        {"ib_device", "InfiniBand device in " IB_CLASS, IB, hc_ib_device},
+        {"ib_device", "InfiniBand device with its verbs interface", IB,
+         hc_ib_device},
         {"ib_port", "a port ACTIVE and LinkUp at the size's rate", IB,
          hc_ib_port},
         {"ib_pkey", "a tenant partition key on the port", IB, hc_ib_pkey},

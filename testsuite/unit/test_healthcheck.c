@@ -133,6 +133,19 @@ START_TEST(no_device_fails_the_device_check_first)
 }
 END_TEST
 
+START_TEST(device_without_verbs_interface_fails)
+{
+	struct hc_iface ifs[2];
+	struct hc_ctx ctx = _ctx(TREE("ib-no-verbs"), "HB120rs_v3", ifs);
+
+	/* Only the AN NIC (Ethernet) has a verbs device; mlx5_ib0 none. */
+	ck_assert_str_eq(_first_failure(&ctx), "ib_device");
+	ck_assert_str_eq(_detail, "mlx5_ib0 has no user verbs device in "
+	                          "/sys/class/infiniband_verbs (ib_uverbs not "
+	                          "loaded?)");
+}
+END_TEST
+
 START_TEST(missing_root_counts_as_no_device)
 {
 	struct hc_iface ifs[2];
@@ -377,6 +390,7 @@ int main(void)
 	tcase_add_test(tc, ethernet_port_of_the_an_nic_does_not_count);
 	tcase_add_test(tc, no_device_fails_the_device_check_first);
 	tcase_add_test(tc, missing_root_counts_as_no_device);
+	tcase_add_test(tc, device_without_verbs_interface_fails);
 	tcase_add_test(tc, default_partition_alone_is_no_tenant_pkey);
 	tcase_add_test(tc, healthy_nd_node_passes_every_check);
 	tcase_add_test(tc, nd_without_device_names_dev_hvnd_rdma);
