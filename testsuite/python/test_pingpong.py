@@ -2,6 +2,9 @@
 does, judges pairs by the VM size catalog, and names the pairs that fail."""
 
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -14,6 +17,35 @@ FAB2 = "f2n2"
 # slower than InfiniBand, so the test world overrides the size's thresholds.
 WORLD_LATENCY_US = 5000
 WORLD_BANDWIDTH_MBS = 10
+
+
+def _mpirun(*args):
+    """azrdma-pingpong with two local ranks, without the test world."""
+    exe = tool("azrdma-pingpong")
+    if not exe or not shutil.which("mpirun"):
+        pytest.skip("azrdma-pingpong or mpirun is missing")
+    env = dict(os.environ, OMPI_MCA_pml="ob1", OMPI_MCA_btl="self,vader",
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               AZRDMA_CONF="/nonexistent/azrdma.conf")
+    return subprocess.run(["mpirun", "-n", "2", "--oversubscribe", exe,
+                           *args], env=env, text=True, timeout=120,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_bad_packet_spec_is_refused_before_any_message():
+    res = _mpirun("-p", "4000000:0")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "-p 4000000:0: the iterations must be a number" in res.stderr
+
+
+def test_without_azrdma_conf_pairs_are_measured_but_not_judged():
+    res = _mpirun("-p", "1:100", "-p", "4M:2", "--verbose")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "no thresholds from the VM size catalog" in res.stderr
+    assert [(r[0], r[1]) for r in imb_rows(res.stdout)] == [(1, 100),
+                                                            (4194304, 2)]
+    assert "latency not checked; bandwidth not checked" in res.stdout
+    assert "# PASS " in res.stdout and "# Result: PASS (1 pair)" in res.stdout
 
 
 @pytest.fixture(scope="module")
