@@ -429,6 +429,21 @@ static struct pp_thresholds *_thresholds(const struct options *o,
 	return t;
 }
 
+/* Two ranks on one node measure the node's memory, not the fabric. */
+static void _warn_shared_nodes(void)
+{
+	for (int i = 0; i < _nranks; i++)
+		for (int j = i + 1; j < _nranks; j++)
+			if (!strcmp(_names[i], _names[j])) {
+				fprintf(stderr,
+				        "azrdma-pingpong: ranks %d and %d both "
+				        "run on %s; run one task per node "
+				        "(--ntasks-per-node=1)\n",
+				        i, j, _names[i]);
+				return;
+			}
+}
+
 /* ---- results ------------------------------------------------------------ */
 
 struct run {
@@ -566,8 +581,10 @@ static int _run(const struct options *o)
 	run.points = calloc(np * o->plan.count, sizeof(*run.points));
 	run.errors = calloc(np, sizeof(*run.errors));
 	buf = malloc(maxbytes);
-	if (_rank == 0)
+	if (_rank == 0) {
 		limits = _thresholds(o, &sources);
+		_warn_shared_nodes();
+	}
 	if (!run.res || !run.points || !run.errors || !buf
 	    || (_rank == 0 && !limits)) {
 		fprintf(stderr, "azrdma-pingpong: out of memory\n");
