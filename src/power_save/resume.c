@@ -955,6 +955,20 @@ static void _fail_all(char **names, size_t count, const char *reason)
 	free(list);
 }
 
+/* The process's resident memory, anonymous and file-backed, at debug. */
+static void _log_rss(void)
+{
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmHWM", 5) || !strncmp(line, "Rss", 3))
+			log_verbose("memory: %.*s", (int)strcspn(line, "\n"),
+			            line);
+	if (f)
+		fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	struct rs rs = {0};
@@ -1095,6 +1109,7 @@ int main(int argc, char **argv)
 	         rs.released,
 	         (double)(t1.tv_sec - t0.tv_sec)
 	                 + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	_log_rss();
 	status = rs.failed || rs.released ? 1 : 0;
 out:
 	for (size_t i = 0; i < rs.count; i++) {
