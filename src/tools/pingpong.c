@@ -661,6 +661,16 @@ static int _run(const struct options *o)
 			sleep((unsigned)(2 * o->timeout) + 10);
 		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
+	/* Every rank ends with rank 0's verdict, so no task looks "bad"
+	 * before the others have finished. */
+	{
+		MPI_Request r;
+		int verdict = rc;
+
+		MPI_Ibcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD, &r);
+		if (_wait_until(&r, 1, MPI_Wtime() + o->timeout))
+			rc = verdict;
+	}
 out:
 	free(buf);
 	free(run.res);

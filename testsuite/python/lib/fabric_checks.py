@@ -98,7 +98,7 @@ def pingpong(world, job_id, nodes, *args, conf=None, timeout=240):
     return world.run_ctl(
         "srun", f"--jobid={job_id}", "--overlap", "--mpi=pmix",
         "-N", str(len(nodes)), "-n", str(len(nodes)), "--ntasks-per-node=1",
-        "-w", ",".join(nodes), "--kill-on-bad-exit=1",
+        "-w", ",".join(nodes),
         tool("azrdma-pingpong"), *args,
         check=False, timeout=timeout, env=env)
 
