@@ -29,6 +29,13 @@
 #include "power.h"
 #include "sl_slurm.h"
 
+/*
+ * VM creates and starts in flight at once: each holds its request body
+ * until it ends, and ARM's write bucket (10/s) cannot take them faster
+ * anyway; 300 keeps up with that at VM creation times up to 30 s.
+ */
+#define RESUME_VM_INFLIGHT 300
+
 /* How long to wait for a node's lock (a suspend of it may be under way). */
 #define RESUME_LOCK_WAIT_S 600
 
@@ -72,10 +79,12 @@ struct rs {
 	const struct conf_image *want_image; /* feature reboot: img_<name> */
 	size_t created, started, running, failed, released;
 	size_t nics_outstanding; /* NIC PUTs (and lookups) not answered */
+	size_t vms_inflight;     /* VM creates and starts not finished */
 };
 
 static void _vm_create(struct rs_node *n);
 static void _vm_start(struct rs_node *n);
+static void _vm_queue_flush(struct rs *rs);
 static void _slurm_fail(struct rs_node *n);
 static void _release_job_of(struct rs_node *n);
 
@@ -453,13 +462,15 @@ static void _vm_done(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct rs_node *n = arg;
 
+	n->rs->vms_inflight--;
 	if (res->rc != AZ_OK) {
 		_node_fail_res(n, res, "VM did not start");
-		return;
+	} else {
+		n->ok = true;
+		log_info("%s: VM running", n->name);
+		_node_finish(n);
 	}
-	n->ok = true;
-	log_info("%s: VM running", n->name);
-	_node_finish(n);
+	_vm_queue_flush(n->rs);
 }
 
 static void _vm_start(struct rs_node *n)
@@ -469,8 +480,10 @@ static void _vm_start(struct rs_node *n)
 	n->rs->started++;
 	if (arm_vm_start_async(n->rs->arm, n->name, _vm_done, n, err,
 	                       sizeof(err))
-	    != AZ_OK)
+	    != AZ_OK) {
+		n->rs->vms_inflight--;
 		_node_fail_submit(n, err);
+	}
 }
 
 static void _vm_create(struct rs_node *n)
@@ -483,8 +496,10 @@ static void _vm_create(struct rs_node *n)
 	_journal(n, "vm");
 	if (arm_vm_create_async(n->rs->arm, n->name, body, _vm_done, n, err,
 	                        sizeof(err))
-	    != AZ_OK)
+	    != AZ_OK) {
+		n->rs->vms_inflight--;
 		_node_fail_submit(n, err);
+	}
 	json_object_put(body);
 }
 
@@ -501,8 +516,11 @@ static void _vm_queue_flush(struct rs *rs)
 	for (size_t i = 0; i < rs->count; i++) {
 		struct rs_node *n = &rs->nodes[i];
 
+		if (rs->vms_inflight >= RESUME_VM_INFLIGHT)
+			break;
 		if (n->vm_queued == VM_QUEUED_NONE || n->failed)
 			continue;
+		rs->vms_inflight++;
 		if (n->vm_queued == VM_QUEUED_CREATE)
 			_vm_create(n);
 		else
@@ -1041,6 +1059,10 @@ int main(int argc, char **argv)
 		n->name = strdup(names[i]);
 		n->nic_name = power_nic_name(names[i]);
 		n->job_id = _job_of(&rs, names[i]);
+		/* A feature reboot names its job in the environment. */
+		if (!n->job_id && getenv("SLURM_JOB_ID"))
+			n->job_id = (uint32_t)strtoul(getenv("SLURM_JOB_ID"),
+			                              NULL, 10);
 		n->dom = domain_for_node(rs.conf, names[i]);
 		if (!n->dom) {
 			_node_fail(n, "azrdma: NoDomain: the node is in no "

@@ -40,11 +40,14 @@ TOKEN_NODE = "f3n4"
 KILLED = "f3n5"
 RESTARTED = "f3n6"
 RACED = "ghost1"
+OTHER_IMAGE = "alma9"
+OTHER_URN = "almalinux:almalinux-hpc:9-hpc-gen2:latest"
 
 
 @pytest.fixture(scope="module")
 def azrdma(cloud):
-    extra = GHOST_DOMAIN + f" AvailabilitySet={cloud.prefix}-fab9\n"
+    extra = (GHOST_DOMAIN + f" AvailabilitySet={cloud.prefix}-fab9\n"
+             f"Image={OTHER_IMAGE} Urn={OTHER_URN}\n")
     with azrdma_power_save(cloud, extra_conf=extra,
                            slurm_overrides={"ResumeTimeout": str(RESUME_TIMEOUT)}) \
             as setup:
@@ -173,3 +176,21 @@ def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
     assert cloud.job_output(job_id).split() == [RESTARTED]
     assert cloud.vm_power(RESTARTED) == "running" or \
         cloud.vm_power(RESTARTED) == "deallocated"
+
+
+def test_feature_reboot_recreates_the_vm_with_the_requested_image(cloud, azrdma):
+    """ResumeProgram <nodes> <features> with SLURM_JOB_ID (a feature reboot)."""
+    node = RACED
+    assert node in cloud.vms(), "needs the VM of the race test"
+    puts = len(_requests(cloud, rf"/virtualMachines/{node}$"))
+    res = cloud.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm", "--init-groups",
+                        program("azrdma-resume"), node, f"rdma,img_{OTHER_IMAGE}",
+                        env={"SLURM_JOB_ID": "77"}, check=False, timeout=180)
+    vm = cloud.vms()[node]
+    assert "9-hpc-gen2" in vm["image"], vm
+    assert vm["tags"]["azrdma-job"] == "77"
+    calls = _requests(cloud, rf"/virtualMachines/{node}$")
+    assert any(e["method"] == "DELETE" for e in calls[puts:]), "VM not recreated"
+    assert res.returncode == 0, azrdma.log_text()[-2000:]
+    _as = ["setpriv", "--reuid=slurm", "--regid=slurm", "--init-groups"]
+    cloud.run_ctl(*_as, program("azrdma-suspend"), node, timeout=180)
