@@ -53,11 +53,12 @@ struct rs_node {
 	int lock_fd;
 	bool failed;
 	bool ok;
-	bool made_nic; /* this run PUT the NIC */
-	bool made_vm;  /* this run PUT the VM */
-	bool recreate; /* delete the VM, then create it (image change) */
-	bool released; /* healthy, but its job lost another node */
-	int vm_queued; /* VM_QUEUED_*: create or start, after the NICs */
+	bool made_nic;     /* this run PUT the NIC */
+	bool made_vm;      /* this run PUT the VM */
+	bool recreate;     /* delete the VM, then create it (image change) */
+	bool released;     /* healthy, but its job lost another node */
+	bool powered_down; /* power_down_force sent */
+	int vm_queued;     /* VM_QUEUED_*: create or start, after the NICs */
 	char reason[POWER_REASON_LEN];
 };
 
@@ -889,6 +890,11 @@ static void _slurm_fail(struct rs_node *n)
 		    != AZ_OK)
 			log_error("%s: could not set DOWN: %s", n->name, err);
 	}
+	/* Once: a second power_down_force while the first one's suspend is
+	 * under way leaves the node with a power down pending. */
+	if (n->powered_down)
+		return;
+	n->powered_down = true;
 	if (sl_node_set_state(n->name,
 	                      NODE_STATE_POWER_DOWN | NODE_STATE_POWERED_DOWN,
 	                      n->reason, err, sizeof(err))

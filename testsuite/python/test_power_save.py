@@ -20,6 +20,9 @@ pytestmark = pytest.mark.skipif(
     "(set AZRDMA_BUILDDIR)")
 
 NODES = ["f3n1", "f3n2", "f3n3", "f3n4"]
+# Known issue: in one session, f3n6 (released for its job, then failing on
+# its own, then resumed by an admin) was never scheduled again; the fault and
+# sync modules use other nodes until that is understood.
 QUOTA_NODES = ["f3n5", "f3n6"]
 CAPACITY_NODES = ["f3n7", "f3n8"]
 
@@ -147,6 +150,13 @@ def _recover(cloud, azrdma, job_id, nodes):
         if "DOWN" in cloud.node_flags(node):
             cloud.scontrol("update", f"nodename={node}", "state=resume")
     cloud.wait_powered_down(nodes, timeout=60)
+    _settled(cloud, azrdma, nodes)
+    # Nothing left pending that would keep the node from the next job
+    # (NOT_RESPONDING of a VM deallocated under slurmd is harmless).
+    stuck = {"DOWN", "DRAIN", "POWER_DOWN", "POWERING_UP", "POWERING_DOWN"}
+    for node in nodes:
+        flags = cloud.node_flags(node)
+        assert "POWERED_DOWN" in flags and not flags & stuck, (node, flags)
 
 
 def _wait_flags(cloud, node, want, absent=()):
@@ -199,8 +209,8 @@ def allocation_failure(cloud, azrdma):
         placed = [n for n in CAPACITY_NODES if n not in failed]
         yield {"job": job_id, "failed": failed, "placed": placed}
     finally:
-        _recover(cloud, azrdma, job_id, CAPACITY_NODES)
         azrdma.clear_cooldowns()
+        _recover(cloud, azrdma, job_id, CAPACITY_NODES)
 
 
 def test_allocation_failure_downs_one_node_and_requeues_the_job(cloud, allocation_failure):

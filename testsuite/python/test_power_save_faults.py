@@ -38,7 +38,7 @@ TRANSIENT = {
 }
 TOKEN_NODE = "f3n4"
 KILLED = "f3n5"
-RESTARTED = "f3n6"
+RESTARTED = "f3n2"  # f3n6: see the known issue in test_power_save.py
 RACED = "ghost1"
 OTHER_IMAGE = "alma9"
 OTHER_URN = "almalinux:almalinux-hpc:9-hpc-gen2:latest"
@@ -166,11 +166,11 @@ def test_suspend_racing_a_resume_waits_for_it(cloud, azrdma):
 def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
     cloud.wait_powered_down([RESTARTED])
     cloud.emulator_admin("POST", "faults", {
-        "method": "PUT", "path": rf"/virtualMachines/{RESTARTED}$", "count": 1,
+        "method": "*", "path": rf"/virtualMachines/{RESTARTED}(/start)?$", "count": 1,
         "action": "delay", "seconds": 5})
     job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", RESTARTED, wrap="hostname")
-    wait_for(lambda: "step=vm" in (azrdma.journal(RESTARTED) or ""), 60,
-             f"{RESTARTED}: resume at its VM")
+    wait_for(lambda: _resume_pids(azrdma, RESTARTED), 60,
+             f"{RESTARTED}: resume running")
     cloud.restart_slurmctld()
     cloud.wait_job(job_id, timeout=180)
     assert cloud.job_output(job_id).split() == [RESTARTED]

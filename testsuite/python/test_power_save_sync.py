@@ -13,16 +13,16 @@ pytestmark = pytest.mark.skipif(
     not have_programs() or not program("azrdma-sync"),
     reason="azrdma power-save programs not built (set AZRDMA_BUILDDIR)")
 
-ORPHAN = "ghost2"   # its node was taken out of slurm.conf, its VM runs on
+ORPHAN = "spare2"   # its node was taken out of slurm.conf, its VM runs on
 STALE = "f3n5"
-ZOMBIE = "f3n6"
+ZOMBIE = "f3n3"
 # A domain only azrdma.conf knows: its set must end up empty.
-GHOST_DOMAIN = "Domain=fab9 Nodes=ghost[1-2] VmSize=Standard_HB120rs_v3"
+GHOST_DOMAIN = "Domain=fab8 Nodes=spare[1-2] VmSize=Standard_HB120rs_v3"
 
 
 @pytest.fixture(scope="module")
 def azrdma(cloud):
-    extra = GHOST_DOMAIN + f" AvailabilitySet={cloud.prefix}-fab9\n"
+    extra = GHOST_DOMAIN + f" AvailabilitySet={cloud.prefix}-fab8\n"
     with azrdma_power_save(cloud, extra_conf=extra) as setup:
         yield setup
 
@@ -41,14 +41,14 @@ def _sync(world, *args):
 
 
 def test_sync_deletes_an_empty_availability_set_of_the_cluster(cloud, azrdma):
-    avset = f"{cloud.prefix}-fab9"
+    avset = f"{cloud.prefix}-fab8"
     cloud.emulator_admin("POST", "quota", {"family": HB120_FAMILY, "limit": 0})
     try:
-        res = _as_slurm(cloud, "azrdma-resume", "ghost1", check=False)
+        res = _as_slurm(cloud, "azrdma-resume", "spare1", check=False)
         assert res.returncode != 0
     finally:
         cloud.emulator_admin("POST", "reset")
-    assert "ghost1" not in cloud.vms()
+    assert "spare1" not in cloud.vms()
     out = _sync(cloud, "--dry-run")
     assert f"would {avset}: delete empty availability set" in out, out
     out = _sync(cloud)

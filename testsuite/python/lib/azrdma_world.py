@@ -162,6 +162,8 @@ def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
         saved = setup.conf_path + ".saved-by-azrdma-world"
         shutil.copy2(setup.conf_path, saved)
     setup.write(extra_conf)
+    # StateDir outlives a module: no module inherits another's cooldown.
+    setup.clear_cooldowns()
     _check_program_modes()
     overrides = {"ResumeProgram": program("azrdma-resume"),
                  "SuspendProgram": program("azrdma-suspend"),
@@ -174,6 +176,7 @@ def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
             finally:
                 # A suspend started last must not outlive its slurmctld.
                 setup.wait_programs_done()
+                setup.clear_cooldowns()
     finally:
         if saved:
             os.replace(saved, setup.conf_path)
