@@ -279,6 +279,9 @@ static char *_first_line(const char *s, size_t max)
 	return strndup(s, n < max ? n : max);
 }
 
+/* Azure's tokens live about an hour, at most a day with CAE. */
+#define ARM_TOKEN_MAX_LIFETIME 86400
+
 enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
                            struct arm_token *out, char *err, size_t errlen)
 {
@@ -310,6 +313,15 @@ enum az_rc arm_parse_token(const char *text, size_t len, time_t now,
 		goto out;
 	}
 	if (_get_seconds(body, "expires_in", &secs)) {
+		/* No token lives beyond a day; a larger value is garbage and
+		 * must not overflow the sum. */
+		if (secs < 0 || secs > ARM_TOKEN_MAX_LIFETIME) {
+			rc = az_err(AZ_EPARSE, err, errlen,
+			            "token response has expires_in %lld, not "
+			            "between 0 and %d seconds",
+			            (long long)secs, ARM_TOKEN_MAX_LIFETIME);
+			goto out;
+		}
 		out->expires_on = now + (time_t)secs;
 	} else if (_get_seconds(body, "expires_on", &secs)) {
 		out->expires_on = (time_t)secs;

@@ -249,6 +249,11 @@ START_TEST(unusable_token_bodies_are_parse_errors)
 	        "{\"access_token\": \"t\", \"expires_in\": \"soon\"}",
 	        "{\"access_token\": \"t\", \"expires_in\": -5}",
 	        "{\"access_token\": \"t\", \"expires_in\": \"12x\"}",
+	        /* Found by fuzz_arm_json: now + expires_in overflowed. */
+	        "{\"access_token\": \"t\", \"expires_in\": 9223372036854775807}",
+	        "{\"access_token\": \"t\", \"expires_in\": "
+	        "55555555555555555555555555555555555553599}",
+	        "{\"access_token\": \"t\", \"expires_in\": \"86401\"}",
 	        "{\"access_token\": \"t\", \"expires_on\": \"09/14/2017\"}",
 	        NULL,
 	};
