@@ -112,6 +112,10 @@ START_TEST(node_features_entry_points_follow_the_image_rules)
 			h, "node_features_p_node_xlate");
 	bool (*power)(void) =
 		(bool (*)(void))dlsym(h, "node_features_p_node_power");
+	bool (*update_valid)(void *, update_node_msg_t *) =
+		(bool (*)(void *, update_node_msg_t *))dlsym(
+			h, "node_features_p_node_update_valid");
+	update_node_msg_t upd = {0};
 	char *s;
 
 	_use_conf("conf/valid-hbv3.conf");
@@ -138,6 +142,15 @@ START_TEST(node_features_entry_points_follow_the_image_rules)
 		  "azure,hb0,img_alma,img_ubuntu", 0);
 	ck_assert_str_eq(s, "img_ubuntu,hb0,azure,hb120rs_v3,rdma,ib");
 	slurm_xfree((void **)&s);
+
+	/* scontrol update node ActiveFeatures=: one known image at most */
+	ck_assert(update_valid(NULL, &upd));
+	upd.features_act = "azure,hb0,img_alma";
+	ck_assert(update_valid(NULL, &upd));
+	upd.features_act = "img_alma,img_ubuntu";
+	ck_assert(!update_valid(NULL, &upd));
+	upd.features_act = "hb0,img_centos";
+	ck_assert(!update_valid(NULL, &upd));
 	ck_assert_int_eq(fini(), SLURM_SUCCESS);
 	dlclose(h);
 }

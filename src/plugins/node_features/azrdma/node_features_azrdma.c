@@ -55,6 +55,7 @@ extern int node_name2bitmap(char *node_names, bool best_effort,
 extern bitstr_t *slurm_bit_copy(bitstr_t *b);
 extern void slurm_bit_and(bitstr_t *b1, bitstr_t *b2);
 extern int32_t slurm_bit_set_count(bitstr_t *b);
+extern int64_t slurm_bit_size(bitstr_t *b);
 extern void slurm_bit_free(bitstr_t **b);
 extern void *slurm_xcalloc(size_t count, size_t size, bool clear,
 			   bool try, const char *file, int line,
@@ -77,6 +78,8 @@ static bool _publisher_started;
 static volatile bool _stopping;
 static volatile bool _republish;
 
+static void _forget_domain_bitmap(void);
+
 extern int init(void)
 {
 	sl_plugin_log_init(plugin_type);
@@ -91,6 +94,7 @@ extern int fini(void)
 		pthread_join(_publisher, NULL);
 		_publisher_started = false;
 	}
+	_forget_domain_bitmap();
 	conf_free(_conf);
 	_conf = NULL;
 	return SLURM_SUCCESS;
@@ -125,20 +129,17 @@ static const struct conf_image *_recorded_image(const char *node)
 	return img ? img : conf_image_default(_conf);
 }
 
-/* Has list the image feature of some known image? */
-static bool _has_image(const char *list)
+/*
+ * The image a node's active features name, if they name exactly one known
+ * image (a node's list is a constraint of ANDs, so the job rules apply).
+ */
+static const struct conf_image *_active_image(const char *list)
 {
-	char *copy = list ? strdup(list) : NULL, *tok, *save = NULL;
-	bool found = false;
+	const struct conf_image *img = NULL;
 
-	for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && !found;
-	     tok = strtok_r(NULL, ",", &save)) {
-		const struct conf_image *img;
-
-		found = feature_is_image(_conf, tok, &img) && img;
-	}
-	free(copy);
-	return found;
+	if (features_job_check(_conf, list, &img, NULL, 0) != AZ_OK)
+		return NULL;
+	return img;
 }
 
 /* Publish one node's features if slurmctld lacks any; false: retry later. */
@@ -167,12 +168,16 @@ static bool _publish_node(const struct conf_domain *d, const char *node)
 	avail = base ? features_union(base, images) : NULL;
 	free(base);
 	base = NULL;
-	if (_has_image(ni->features_act)) {
+	if (_active_image(ni->features_act)) {
 		act = features_union(ni->features_act, stat);
 	} else {
+		/* None, or a stale one: the disk's image replaces them. */
+		char *kept = features_without_images(_conf, ni->features_act);
+
 		img_feature = feature_of_image(_recorded_image(node));
-		base = features_union(ni->features_act, stat);
+		base = kept ? features_union(kept, stat) : NULL;
 		act = base ? features_union(base, img_feature) : NULL;
+		free(kept);
 	}
 	if (!stat || !images || !avail || !act) {
 		log_error("out of memory publishing features of %s", node);
@@ -311,8 +316,17 @@ extern char *node_features_p_job_xlate(char *job_features)
 	return _to_xstr(feature_of_image(img));
 }
 
-/* Every node of every domain; the caller frees the bitmap. */
-extern bitstr_t *node_features_p_get_node_bitmap(void)
+/*
+ * The nodes of every domain as a bitmap of slurmctld's node table.  The
+ * scheduler and backfill ask for it on every pass, so it is built once
+ * and kept until the configuration or the node table changes.  Its own
+ * mutex: _lock is held across RPCs to slurmctld by the publisher, and
+ * these calls come from slurmctld with its locks held.
+ */
+static pthread_mutex_t _bitmap_lock = PTHREAD_MUTEX_INITIALIZER;
+static bitstr_t *_domain_bitmap;
+
+static bitstr_t *_build_domain_bitmap(void)
 {
 	bitstr_t *bitmap = NULL;
 	char *all;
@@ -335,22 +349,52 @@ extern bitstr_t *node_features_p_get_node_bitmap(void)
 	return bitmap;
 }
 
+static void _forget_domain_bitmap(void)
+{
+	pthread_mutex_lock(&_bitmap_lock);
+	if (_domain_bitmap)
+		slurm_bit_free(&_domain_bitmap);
+	pthread_mutex_unlock(&_bitmap_lock);
+}
+
+/* Call with _bitmap_lock held; size: the node table's, 0 if unknown. */
+static bitstr_t *_domain_bitmap_held(int64_t size)
+{
+	if (_domain_bitmap && size && slurm_bit_size(_domain_bitmap) != size)
+		slurm_bit_free(&_domain_bitmap);	/* nodes added */
+	if (!_domain_bitmap)
+		_domain_bitmap = _build_domain_bitmap();
+	return _domain_bitmap;
+}
+
+/* Every node of every domain; the caller frees the bitmap. */
+extern bitstr_t *node_features_p_get_node_bitmap(void)
+{
+	bitstr_t *copy = NULL;
+
+	pthread_mutex_lock(&_bitmap_lock);
+	if (_domain_bitmap_held(0))
+		copy = slurm_bit_copy(_domain_bitmap);
+	pthread_mutex_unlock(&_bitmap_lock);
+	return copy;
+}
+
 extern int node_features_p_overlap(bitstr_t *active_bitmap)
 {
-	bitstr_t *ours = node_features_p_get_node_bitmap();
-	bitstr_t *both;
-	int count;
+	bitstr_t *ours, *both;
+	int count = 0;
 
-	if (!ours || !active_bitmap) {
-		if (ours)
-			slurm_bit_free(&ours);
+	if (!active_bitmap)
 		return 0;
+	pthread_mutex_lock(&_bitmap_lock);
+	ours = _domain_bitmap_held(slurm_bit_size(active_bitmap));
+	if (ours && slurm_bit_size(ours) == slurm_bit_size(active_bitmap)) {
+		both = slurm_bit_copy(active_bitmap);
+		slurm_bit_and(both, ours);
+		count = slurm_bit_set_count(both);
+		slurm_bit_free(&both);
 	}
-	both = slurm_bit_copy(active_bitmap);
-	slurm_bit_and(both, ours);
-	count = slurm_bit_set_count(both);
-	slurm_bit_free(&both);
-	slurm_bit_free(&ours);
+	pthread_mutex_unlock(&_bitmap_lock);
 	return count;
 }
 
@@ -433,31 +477,15 @@ extern bool node_features_p_node_update_valid(void *node_ptr,
 					      update_node_msg_t *msg)
 {
 	char err[AZ_ERRLEN];
-	const char *list = msg->features_act;
-	int images = 0;
-	char *copy, *tok, *save = NULL;
 
-	if (!list)
+	if (!msg->features_act)
 		return true;
-	if (!(copy = strdup(list)))
+	if (features_job_check(_conf, msg->features_act, NULL, err,
+			       sizeof(err)) != AZ_OK) {
+		log_info("refusing node update ActiveFeatures=%s: %s",
+			 msg->features_act, err);
 		return false;
-	for (tok = strtok_r(copy, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		const struct conf_image *img;
-
-		if (!feature_is_image(_conf, tok, &img))
-			continue;
-		if (!img || ++images > 1) {
-			snprintf(err, sizeof(err),
-				 "ActiveFeatures=%s: %s", list,
-				 img ? "a node runs one image"
-				     : "unknown image feature");
-			log_info("refusing node update: %s", err);
-			free(copy);
-			return false;
-		}
 	}
-	free(copy);
 	return true;
 }
 
@@ -497,6 +525,7 @@ extern int node_features_p_reconfig(void)
 	conf_free(_conf);
 	_conf = fresh;
 	pthread_mutex_unlock(&_lock);
+	_forget_domain_bitmap();
 	return SLURM_SUCCESS;
 }
 
