@@ -34,6 +34,9 @@
 #define _MAX_BODY (64u << 20)
 /* The loop wakes at least this often (ms) to start what became due. */
 #define _MAX_WAIT_MS 1000
+/* IMDS is link-local: it connects at once or is not there. */
+#define IMDS_CONNECT_TIMEOUT_MS 2000
+#define IMDS_UNREACHABLE_TRIES 3u
 
 enum _kind {
 	_K_CALL = 0,
@@ -512,7 +515,11 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-	                 (long)c->tuning.connect_timeout_ms);
+	                 op->peer == ARM_PEER_IMDS
+	                                 && c->tuning.connect_timeout_ms
+	                                            > IMDS_CONNECT_TIMEOUT_MS
+	                         ? (long)IMDS_CONNECT_TIMEOUT_MS
+	                         : (long)c->tuning.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 	                 (long)c->tuning.transfer_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
@@ -1050,11 +1057,29 @@ static void _token_step_done(struct arm_client *c, struct arm_op *op,
 	if (cc != CURLE_OK) {
 		const char *what =
 		        op->errbuf[0] ? op->errbuf : curl_easy_strerror(cc);
+		/*
+		 * IMDS answers within milliseconds on every Azure VM, also
+		 * while it updates (with HTTP errors, retried below for the
+		 * whole budget).  No answer at all means no IMDS here: a few
+		 * tries, not two minutes.
+		 */
+		bool imds_gone = op->peer == ARM_PEER_IMDS
+		                 && op->attempt + 1 >= IMDS_UNREACHABLE_TRIES;
 
-		if (arm_curl_retryable(cc) && _retry(c, op, -1, what))
+		if (!imds_gone && arm_curl_retryable(cc)
+		    && _retry(c, op, -1, what))
 			return;
-		az_err(AZ_EAUTH, c->token_err, sizeof(c->token_err),
-		       "no token from %s (%.*s): %s", who, n, p, what);
+		if (op->peer == ARM_PEER_IMDS)
+			az_err(AZ_EAUTH, c->token_err, sizeof(c->token_err),
+			       "no token from IMDS (%.*s) after %u tries: %s; "
+			       "Auth=ManagedIdentity needs an Azure VM with a "
+			       "managed identity; elsewhere use "
+			       "Auth=ServicePrincipal with TenantId, ClientId "
+			       "and ClientSecretFile",
+			       n, p, op->attempt + 1, what);
+		else
+			az_err(AZ_EAUTH, c->token_err, sizeof(c->token_err),
+			       "no token from %s (%.*s): %s", who, n, p, what);
 		_token_finished(c, op, AZ_EAUTH);
 		return;
 	}

@@ -9,13 +9,16 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <glob.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -394,6 +397,47 @@ START_TEST(imds_updating_and_throttling_are_retried)
 	arm_client_free(c);
 	_srv_stop(&s);
 	ck_assert_int_eq(_count(&s, "GET", IMDS_PATH), 3);
+	_srv_free(&s);
+}
+END_TEST
+
+/* A local port nobody listens on: connections to it are refused. */
+static int _closed_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+START_TEST(unreachable_imds_fails_after_a_few_tries_with_the_fix)
+{
+	struct srv s;
+	struct fixture f;
+	struct arm_client *c;
+	char url[64], err[AZ_ERRLEN];
+
+	_srv_start(&s, "imds-get-vm", NULL);
+	_fixture(&f, &s);
+	/* The whole budget would be two minutes of retries. */
+	f.tuning.retry_budget_ms = 120000;
+	f.tuning.max_attempts = 50;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", _closed_port());
+	f.conf.imds_endpoint = url;
+	c = _client(&f);
+	ck_assert_int_eq(arm_client_check_auth(c, err, sizeof(err)),
+	                 AZ_EAUTH);
+	arm_client_free(c);
+	ck_assert_msg(strstr(err, "after 3 tries"), "%s", err);
+	ck_assert_msg(strstr(err, "Auth=ServicePrincipal"), "%s", err);
+	_srv_stop(&s);
+	ck_assert_int_eq(_count(&s, "GET", IMDS_PATH), 0);
 	_srv_free(&s);
 }
 END_TEST
@@ -1259,6 +1303,7 @@ int main(void)
 	tcase_add_test(tok, imds_token_is_cached_privately_and_reused);
 	tcase_add_test(tok, token_near_expiry_is_refreshed);
 	tcase_add_test(tok, imds_updating_and_throttling_are_retried);
+	tcase_add_test(tok, unreachable_imds_fails_after_a_few_tries_with_the_fix);
 	tcase_add_test(tok,
 	               service_principal_secret_goes_only_in_the_post_body);
 	tcase_add_test(tok, nothing_secret_reaches_the_log);
