@@ -82,6 +82,7 @@ int main(int argc, char **argv)
 		job.partition = slurm_xstrdup(argv[3]);
 		job.features = argv[4][0] ? slurm_xstrdup(argv[4]) : NULL;
 		job.min_nodes = job.max_nodes = 2;
+		job.het_job_offset = NO_VAL; /* as slurmctld sets it */
 		job.environment = slurm_xcalloc(51, sizeof(char *), true, false,
 		                                __FILE__, __LINE__, __func__);
 		for (int e = 0; e < 50; e++) {

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
@@ -89,6 +91,8 @@ static job_desc_msg_t *_job(const char *features, uint32_t min_nodes,
 	job->min_nodes = min_nodes;
 	job->max_nodes = max_nodes;
 	job->user_id = 1000;
+	/* slurmctld marks a job that is not a hetjob component so. */
+	job->het_job_offset = NO_VAL;
 	return job;
 }
 
@@ -544,13 +548,249 @@ START_TEST(a_replaced_record_is_not_duplicated)
 }
 END_TEST
 
-START_TEST(job_modify_accepts_every_update)
+/* An update as scontrol sends it: only what it changes is set. */
+static job_desc_msg_t *_update(const char *features, uint32_t min_nodes)
 {
-	modify_fn modify = (modify_fn)dlsym(_module, "job_modify");
-	job_desc_msg_t *job = _job("rdma", 300, 300);
+	job_desc_msg_t *u = _job(features, min_nodes, NO_VAL);
 
-	ck_assert_int_eq(modify(job, NULL, 0), SLURM_SUCCESS);
+	u->job_id = 42;
+	return u;
+}
+
+static modify_fn _modify(void)
+{
+	return (modify_fn)dlsym(_module, "job_modify");
+}
+
+START_TEST(job_modify_rechecks_an_update_that_names_its_constraint)
+{
+	job_desc_msg_t *u = _update("rdma", 300);
+
+	/* No job record here: the update is checked alone. */
+	ck_assert_int_eq(_modify()(u, NULL, 0), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_str_eq(u->features, "rdma");
+	_job_free(u);
+
+	u = _update("rdma&hb176rs_v4", NO_VAL);
+	ck_assert_int_eq(_modify()(u, NULL, 0), ESLURM_INVALID_FEATURE);
+	_job_free(u);
+
+	/* A new constraint gets the domains again, as at submit. */
+	u = _update("rdma", 20);
+	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	ck_assert_str_eq(u->features, "rdma&[hb0|hb1]");
+	_job_free(u);
+
+	u = _update(NULL, NO_VAL);
+	u->partition = slurm_xstrdup("hpc");
+	u->min_nodes = 120;
+	ck_assert_int_eq(_modify()(u, NULL, 0), ESLURM_INVALID_NODE_COUNT);
+	_job_free(u);
+}
+END_TEST
+
+START_TEST(job_modify_lets_pass_what_it_cannot_judge_or_does_not_place)
+{
+	job_desc_msg_t *u = _update(NULL, 300);
+
+	/* Node count alone, no record to tell an RDMA job: not judged. */
+	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	_job_free(u);
+
+	u = _update(NULL, NO_VAL);
+	u->priority = 0; /* a hold */
+	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	_job_free(u);
+
+	u = _update("bigmem", 300);
+	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	ck_assert_str_eq(u->features, "bigmem");
+	_job_free(u);
+}
+END_TEST
+
+/*
+ * The job record as slurmctld's copy_job_record_to_job_desc() would give
+ * it; slurmctld is not here, so the test hands the plugin this reader.
+ */
+static job_desc_msg_t *_record;
+static int _reads, _frees;
+
+static job_desc_msg_t *_read_record(void *job_ptr)
+{
+	ck_assert_ptr_eq(job_ptr, (void *)&_record);
+	_reads++;
+	return _record;
+}
+
+static void _free_record(job_desc_msg_t *job)
+{
+	ck_assert_ptr_eq(job, _record);
+	_frees++;
 	_job_free(job);
+	_record = NULL;
+}
+
+static void _use_record(const char *features, uint32_t nodes)
+{
+	void (*set)(job_desc_msg_t *(*)(void *), void (*)(job_desc_msg_t *)) =
+	        (void (*)(job_desc_msg_t * (*)(void *),
+	                  void (*)(job_desc_msg_t *)))
+	                dlsym(_module, "azrdma_job_submit_set_job_reader");
+
+	ck_assert_ptr_nonnull(set);
+	set(_read_record, _free_record);
+	_record = _job(features, nodes, nodes);
+}
+
+START_TEST(job_modify_checks_the_update_over_the_job_record)
+{
+	job_desc_msg_t *u;
+
+	/* The record carries the domains job_submit added. */
+	_use_record("rdma&[hb0|hb1]", 2);
+	u = _update(NULL, 300);
+	ck_assert_int_eq(_modify()(u, (void *)&_record, 0),
+	                 ESLURM_INVALID_NODE_COUNT);
+	ck_assert_int_eq(_reads, 1);
+	ck_assert_int_eq(_frees, 1);
+	ck_assert_ptr_null(u->features);
+	_job_free(u);
+
+	_use_record("rdma&[hb0|hb1]", 2);
+	u = _update(NULL, 40);
+	ck_assert_int_eq(_modify()(u, (void *)&_record, 0), SLURM_SUCCESS);
+	ck_assert_ptr_null(u->features);
+	_job_free(u);
+
+	/* 2000 tasks at 120 per node: 17 nodes, more than nd0 holds. */
+	_use_record("rdma&nd0", 2);
+	u = _update(NULL, NO_VAL);
+	u->num_tasks = 2000;
+	u->ntasks_per_node = 120;
+	ck_assert_int_eq(_modify()(u, (void *)&_record, 0),
+	                 ESLURM_INVALID_NODE_COUNT);
+	_job_free(u);
+
+	/* A job without RDMA intent may grow as it likes. */
+	_use_record("bigmem", 2);
+	u = _update(NULL, 300);
+	ck_assert_int_eq(_modify()(u, (void *)&_record, 0), SLURM_SUCCESS);
+	_job_free(u);
+	ck_assert_int_eq(_reads, 4);
+	ck_assert_int_eq(_frees, 4);
+}
+END_TEST
+
+/* Hetjob component offset of a submission, as slurmctld sets it. */
+static job_desc_msg_t *_component(const char *features, uint32_t nodes,
+                                  uint32_t offset)
+{
+	job_desc_msg_t *job = _job(features, nodes, nodes);
+
+	job->het_job_offset = offset;
+	return job;
+}
+
+START_TEST(hetjob_rdma_components_share_the_largest_domain_that_holds_them)
+{
+	job_desc_msg_t *c0 = _component("rdma", 20, 0);
+	job_desc_msg_t *c1 = _component("rdma", 50, 1);
+	job_desc_msg_t *c2 = _component("rdma", 40, 2);
+	char *msg = NULL;
+
+	ck_assert_int_eq(_submit(c0, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(c0->features, "rdma&hb0");
+	ck_assert_str_eq(spank_of(c0, "SPANK_AZRDMA_DOMAINS"), "hb0");
+	ck_assert_str_eq(msg, "azrdma: domain hb0 (one domain for every RDMA "
+	                      "component of the hetjob), MPI env openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	ck_assert_int_eq(_submit(c1, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(c1->features, "rdma&hb0");
+	/* 20 + 50 of hb0's 100 are taken: 40 more do not fit. */
+	ck_assert_int_eq(_submit(c2, 1000, &msg), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_str_eq(msg, "azrdma: hetjob component 2 needs 40 nodes of "
+	                      "domain hb0, where the components before it "
+	                      "leave 30 of its 100 nodes; the RDMA components "
+	                      "of a hetjob run in one domain, so ask for at "
+	                      "most 30 nodes in all");
+	ck_assert_str_eq(c2->features, "rdma");
+	slurm_xfree((void **)&msg);
+	_job_free(c0);
+	_job_free(c1);
+	_job_free(c2);
+
+	/* Offset 0 starts a new hetjob: hb0 is free again. */
+	c0 = _component("rdma", 90, 0);
+	ck_assert_int_eq(_submit(c0, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(c0->features, "rdma&hb0");
+	_job_free(c0);
+}
+END_TEST
+
+START_TEST(hetjob_components_naming_other_domains_are_refused)
+{
+	job_desc_msg_t *c0 = _component("bigmem", 1, 0);
+	job_desc_msg_t *c1 = _component("rdma&hb1", 10, 1);
+	job_desc_msg_t *c2 = _component("rdma&nd0", 2, 2);
+	char *msg = NULL;
+
+	/* A component without RDMA intent is left alone. */
+	ck_assert_int_eq(_submit(c0, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(c0->features, "bigmem");
+	ck_assert_int_eq(_submit(c1, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(c1->features, "rdma&hb1");
+	ck_assert_int_eq(_submit(c2, 1000, &msg), ESLURM_INVALID_FEATURE);
+	ck_assert_str_eq(msg, "azrdma: hetjob component 2 asks for "
+	                      "'rdma&nd0', which domain hb1 of component 1 "
+	                      "does not match; the RDMA components of a hetjob "
+	                      "run in one domain");
+	slurm_xfree((void **)&msg);
+	_job_free(c0);
+	_job_free(c1);
+	_job_free(c2);
+}
+END_TEST
+
+/* The plugin looks at azrdma.conf once a second at most: let one pass. */
+static void _next_second(void)
+{
+	time_t now = time(NULL);
+
+	while (time(NULL) == now)
+		usleep(20000);
+}
+
+START_TEST(a_changed_conf_is_reloaded_and_a_broken_one_is_not)
+{
+	char *conf = strdup(getenv("AZRDMA_CONF"));
+	char *text;
+	job_desc_msg_t *job;
+	FILE *f;
+
+	ck_assert_int_ge(asprintf(&text, "%sDomain=hb2 Nodes=hc-[000-199] "
+	                                 "VmSize=HB120rs_v3\n",
+	                          _conf_text),
+	                 0);
+	f = fopen(conf, "w");
+	fputs(text, f);
+	fclose(f);
+	_next_second();
+	job = _job("rdma", 150, 150);
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&hb2");
+	_job_free(job);
+
+	f = fopen(conf, "w");
+	fputs("Domain=broken\n", f);
+	fclose(f);
+	_next_second();
+	job = _job("rdma", 150, 150);
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "rdma&hb2");
+	_job_free(job);
+	free(text);
+	free(conf);
 }
 END_TEST
 
@@ -560,6 +800,8 @@ int main(void)
 	TCase *tc = tcase_create("job_submit");
 
 	tcase_add_checked_fixture(tc, _setup, _teardown);
+	/* The reload test waits for the clock; valgrind is slow. */
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, job_without_rdma_intent_passes_unchanged);
 	tcase_add_test(tc,
 	               rdma_job_gets_a_matching_or_over_the_domains_that_fit);
@@ -601,7 +843,16 @@ int main(void)
 	tcase_add_test(tc, the_message_is_appended_to_another_plugins_message);
 	tcase_add_test(tc, a_users_own_matching_or_is_kept);
 	tcase_add_test(tc, a_replaced_record_is_not_duplicated);
-	tcase_add_test(tc, job_modify_accepts_every_update);
+	tcase_add_test(tc,
+	               job_modify_rechecks_an_update_that_names_its_constraint);
+	tcase_add_test(
+	        tc, job_modify_lets_pass_what_it_cannot_judge_or_does_not_place);
+	tcase_add_test(tc, job_modify_checks_the_update_over_the_job_record);
+	tcase_add_test(
+	        tc,
+	        hetjob_rdma_components_share_the_largest_domain_that_holds_them);
+	tcase_add_test(tc, hetjob_components_naming_other_domains_are_refused);
+	tcase_add_test(tc, a_changed_conf_is_reloaded_and_a_broken_one_is_not);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

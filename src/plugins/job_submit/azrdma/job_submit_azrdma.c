@@ -33,11 +33,18 @@
  * and freed before returning.  No lock is taken: the caller holds read
  * locks on config, job, node and partition, and calls are serialized.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#endif
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
@@ -45,6 +52,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "feature_set.h"
+#include "js_env.h"
 #include "log.h"
 #include "mpi_profile.h"
 #include "sl_plugin.h"
@@ -65,12 +73,55 @@ const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 #define SPANK_PROFILE_VAR "SPANK_AZRDMA_MPI_PROFILE"
 #define SPANK_DOMAINS_VAR "SPANK_AZRDMA_DOMAINS"
 
-static struct azrdma_conf *_conf;
+/* Feature names one constraint may hold; more is refused, not truncated. */
+#define MAX_NAMES 64
+/* Longer names are none of azrdma's (domain, size, image) features. */
+#define NAME_LEN 128
+#define NO_DOMAIN ((size_t)-1)
+
+/*
+ * The loaded azrdma.conf and what the submit path needs of it, computed
+ * once per load so that a call allocates nothing of its own.  The scratch
+ * parts serve one call at a time: slurmctld serializes job_submit and
+ * job_modify calls under its plugin context lock.
+ */
+struct js_state {
+	struct azrdma_conf *conf;
+	const struct conf_mpi_profile **profile; /* per domain, its image's */
+	bool *candidate;                         /* per domain (scratch) */
+	char *names;                             /* "hb0|hb1" (scratch) */
+	struct stat file;  /* azrdma.conf when it was loaded */
+	time_t checked;    /* last second the file was looked at */
+	unsigned generation;
+};
+
+static struct js_state _st;
+
+/*
+ * Slurmctld's own copy of a job record into a job descriptor (exported by
+ * the daemon; see job_modify).  NULL where the daemon does not export it.
+ */
+typedef job_desc_msg_t *(*job_reader_fn)(job_record_t *);
+typedef void (*job_desc_free_fn)(job_desc_msg_t *);
+static job_reader_fn _read_job;
+static job_desc_free_fn _free_job_desc;
+
+/* Slurm's highest log level in this daemon (libslurmfull exports it). */
+static int (*_slurm_log_level)(void);
+
+/* One feature name of a constraint, and what it is to azrdma. */
+struct name_ref {
+	const char *s; /* into the constraint, not NUL-terminated */
+	size_t len;
+	size_t domain; /* index of the domain of this name, or NO_DOMAIN */
+	const struct vm_size *size; /* the VM size it names, or NULL */
+};
 
 /* What a job asks for, as far as placement goes. */
 struct job_ask {
-	char **features; /* names in its constraint (malloc'ed) */
-	size_t feature_count;
+	struct name_ref names[MAX_NAMES];
+	size_t count;
+	bool too_many;     /* more than MAX_NAMES names */
 	bool rdma_feature; /* "rdma" among them */
 	bool names_domain; /* a domain name among them */
 	bool names_size;   /* a VM size feature among them */
@@ -85,36 +136,200 @@ struct job_ask {
 	bool overcommit;
 };
 
+/* The fields of a job descriptor placement reads. */
+struct job_view {
+	const char *features;
+	const char *partition;
+	uint32_t min_nodes, max_nodes, num_tasks;
+	uint16_t ntasks_per_node, cpus_per_task;
+	uint8_t overcommit;
+};
+
 /* The outcome for one RDMA job. */
 struct placement {
-	bool *candidate; /* per domain: could hold the job */
 	size_t candidates;
 	size_t matching; /* domains whose features agree, any size */
 	const struct conf_domain *largest; /* the largest of those */
 	uint32_t largest_need;             /* nodes the job needs there */
 	uint32_t largest_per_node;         /* tasks per node there, 0: by -N */
+	size_t first;   /* the first candidate */
+	size_t biggest; /* the candidate with the most nodes */
 	const struct conf_mpi_profile *profile;
 	bool mixed_profiles; /* candidates use different profiles */
-	bool narrowed;       /* cut to one domain for an image feature */
-	char *domains;       /* "hb0|hb1" (malloc'ed) */
+	bool narrowed;       /* cut to one domain */
+	const char *domains; /* "hb0|hb1": the scratch or a domain's name */
 };
+
+/*
+ * The RDMA components of a heterogeneous job share one domain.  slurmctld
+ * runs job_submit for a hetjob's components in order (het_job_offset 0,
+ * 1, ...) in the one thread serving the submit RPC, so that thread keeps
+ * the domain chosen for the first RDMA component and the nodes the
+ * components so far take there.  Offset 0 starts afresh.
+ */
+struct het_state {
+	bool pinned;
+	unsigned generation; /* of _st when pinned */
+	size_t domain;
+	uint32_t used;
+	uint32_t first_offset; /* the component that chose the domain */
+};
+
+static __thread struct het_state _het;
+
+static void _state_clear(void)
+{
+	conf_free(_st.conf);
+	free(_st.profile);
+	free(_st.candidate);
+	free(_st.names);
+	_st.conf = NULL;
+	_st.profile = NULL;
+	_st.candidate = NULL;
+	_st.names = NULL;
+}
+
+/* Take conf (owned from now on) as the configuration in use. */
+static bool _state_set(struct azrdma_conf *conf, const struct stat *file)
+{
+	size_t n = conf->domain_count, names = 1;
+	const struct conf_mpi_profile **profile = calloc(n + 1, sizeof(*profile));
+	bool *candidate = calloc(n + 1, sizeof(bool));
+	char *buf;
+
+	for (size_t i = 0; i < n; i++)
+		names += strlen(conf->domains[i].name) + 1;
+	buf = malloc(names);
+	if (!profile || !candidate || !buf) {
+		free(profile);
+		free(candidate);
+		free(buf);
+		conf_free(conf);
+		log_error("out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		profile[i] = conf_domain_mpi_profile(conf, &conf->domains[i]);
+	_state_clear();
+	_st.conf = conf;
+	_st.profile = profile;
+	_st.candidate = candidate;
+	_st.names = buf;
+	if (file)
+		_st.file = *file;
+	else
+		memset(&_st.file, 0, sizeof(_st.file));
+	_st.generation++;
+	return true;
+}
+
+static bool _same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev
+	       && a->st_size == b->st_size
+	       && a->st_mtim.tv_sec == b->st_mtim.tv_sec
+	       && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Format no message Slurm would drop: follow its level (SlurmctldDebug,
+ * changed at run time by scontrol setdebug).  Its levels from INFO up
+ * have the numbers of ours; below INFO only errors pass either way.
+ */
+static void _follow_slurm_log_level(void)
+{
+	int level;
+
+	if (!_slurm_log_level)
+		return;
+	level = _slurm_log_level();
+	if (level < LOG_LVL_INFO)
+		level = LOG_LVL_WARN;
+	if (level > LOG_LVL_DEBUG2)
+		level = LOG_LVL_DEBUG2;
+	log_set_level((enum log_level)level);
+}
+
+/*
+ * Reload azrdma.conf when it changed (looked at once a second at most):
+ * slurmctld reloads a job_submit plugin only when JobSubmitPlugins changes.
+ * An unusable new file leaves the one loaded before in use.
+ */
+static void _reload_if_changed(void)
+{
+	struct stat file;
+	struct azrdma_conf *conf;
+
+	if (stat(_st.conf->path, &file) || _same_file(&file, &_st.file))
+		return;
+	conf = sl_plugin_conf_load();
+	if (!conf) {
+		log_error("%s changed and is unusable; the configuration loaded "
+		          "before stays in use",
+		          _st.conf->path);
+		_st.file = file;
+		return;
+	}
+	if (_state_set(conf, &file))
+		log_info("reloaded %s: %zu domains, %zu images", conf->path,
+		         conf->domain_count, conf->image_count);
+}
+
+/* Once a second at most: the log level, and azrdma.conf if it changed. */
+static void _tick(void)
+{
+	time_t now = time(NULL);
+
+	if (now == _st.checked)
+		return;
+	_st.checked = now;
+	_follow_slurm_log_level();
+	_reload_if_changed();
+}
 
 extern int init(void)
 {
+	struct azrdma_conf *conf;
+	struct stat file;
+
 	sl_plugin_log_init(plugin_type);
-	_conf = sl_plugin_conf_load();
-	if (!_conf)
+	conf = sl_plugin_conf_load();
+	if (!conf)
 		return SLURM_ERROR;
-	log_verbose("loaded %s: %zu domains, %zu images", _conf->path,
-	            _conf->domain_count, _conf->image_count);
+	if (!_state_set(conf, stat(conf->path, &file) ? NULL : &file))
+		return SLURM_ERROR;
+	_st.checked = time(NULL);
+	_slurm_log_level = (int (*)(void))dlsym(RTLD_DEFAULT,
+	                                        "slurm_get_log_level");
+	_follow_slurm_log_level();
+	_read_job = (job_reader_fn)dlsym(RTLD_DEFAULT,
+	                                 "copy_job_record_to_job_desc");
+	_free_job_desc = (job_desc_free_fn)dlsym(RTLD_DEFAULT,
+	                                         "slurm_free_job_desc_msg");
+	if (!_read_job || !_free_job_desc)
+		_read_job = NULL;
+	log_verbose("loaded %s: %zu domains, %zu images%s", conf->path,
+	            conf->domain_count, conf->image_count,
+	            _read_job ? "" : "; job records unreadable here, so "
+	                             "job_modify checks updates alone");
 	return SLURM_SUCCESS;
 }
 
 extern int fini(void)
 {
-	conf_free(_conf);
-	_conf = NULL;
+	_state_clear();
 	return SLURM_SUCCESS;
+}
+
+/*
+ * For the unit tests, which run without slurmctld: how job_modify reads a
+ * job record.  Not part of the plugin API; slurmctld never calls it.
+ */
+extern void azrdma_job_submit_set_job_reader(job_reader_fn reader,
+                                             job_desc_free_fn free_fn)
+{
+	_read_job = reader;
+	_free_job_desc = free_fn;
 }
 
 static bool _is_separator(char c)
@@ -122,21 +337,47 @@ static bool _is_separator(char c)
 	return strchr("&|,[]()*:!", c) || c == ' ' || c == '\t';
 }
 
-static void _ask_free(struct job_ask *ask)
+/* What one feature name is to azrdma; NAME_LEN-long names are nothing. */
+static void _classify(struct job_ask *ask, struct name_ref *r)
 {
-	for (size_t i = 0; i < ask->feature_count; i++)
-		free(ask->features[i]);
-	free(ask->features);
+	const struct azrdma_conf *c = _st.conf;
+	const struct conf_image *img = NULL;
+	char name[NAME_LEN];
+
+	r->domain = NO_DOMAIN;
+	r->size = NULL;
+	if (r->len >= sizeof(name))
+		return;
+	memcpy(name, r->s, r->len);
+	name[r->len] = '\0';
+	if (!strcmp(name, RDMA_FEATURE)) {
+		ask->rdma_feature = true;
+		return;
+	}
+	for (size_t i = 0; i < c->domain_count; i++)
+		if (!strcmp(c->domains[i].name, name)) {
+			r->domain = i;
+			ask->names_domain = true;
+			break;
+		}
+	if (feature_is_image(c, name, &img)) {
+		ask->names_image = true;
+		if (!ask->image)
+			ask->image = img;
+	} else if (!conf_domain_find(c, name)) {
+		r->size = catalog_find(c->catalog, name);
+		if (r->size)
+			ask->names_size = true;
+	}
 }
 
 /* The feature names of a constraint such as "rdma&[hb0|hb1]*2". */
-static enum az_rc _split_features(const char *expr, struct job_ask *ask)
+static void _split_features(const char *expr, struct job_ask *ask)
 {
 	const char *p = expr;
 
 	while (p && *p) {
 		const char *start;
-		char **grown;
 		size_t len;
 
 		while (*p && _is_separator(*p))
@@ -150,23 +391,21 @@ static enum az_rc _split_features(const char *expr, struct job_ask *ask)
 		if (start > expr && start[-1] == '*'
 		    && strspn(start, "0123456789") == len)
 			continue; /* a count, not a name */
-		grown = realloc(ask->features,
-		                (ask->feature_count + 1) * sizeof(char *));
-		if (!grown)
-			return AZ_ENOMEM;
-		ask->features = grown;
-		ask->features[ask->feature_count] = strndup(start, len);
-		if (!ask->features[ask->feature_count])
-			return AZ_ENOMEM;
-		ask->feature_count++;
+		if (ask->count == MAX_NAMES) {
+			ask->too_many = true;
+			return;
+		}
+		ask->names[ask->count] = (struct name_ref){.s = start,
+		                                           .len = len};
+		_classify(ask, &ask->names[ask->count]);
+		ask->count++;
 	}
-	return AZ_OK;
 }
 
-static bool _asks_feature(const struct job_ask *ask, const char *name)
+static bool _asks_domain(const struct job_ask *ask, size_t d)
 {
-	for (size_t i = 0; i < ask->feature_count; i++)
-		if (!strcmp(ask->features[i], name))
+	for (size_t i = 0; i < ask->count; i++)
+		if (ask->names[i].domain == d)
 			return true;
 	return false;
 }
@@ -176,8 +415,8 @@ static bool _size_agrees(const struct job_ask *ask, const struct conf_domain *d)
 {
 	if (!ask->names_size)
 		return true;
-	for (size_t i = 0; i < ask->feature_count; i++)
-		if (catalog_find(_conf->catalog, ask->features[i]) == d->size)
+	for (size_t i = 0; i < ask->count; i++)
+		if (ask->names[i].size == d->size)
 			return true;
 	return false;
 }
@@ -187,42 +426,38 @@ static bool _set(uint32_t v)
 	return v != NO_VAL && v != 0;
 }
 
-static enum az_rc _ask_read(const job_desc_msg_t *job, struct job_ask *ask)
+static struct job_view _view_of(const job_desc_msg_t *job)
 {
-	enum az_rc rc;
+	return (struct job_view){
+	        .features = job->features,
+	        .partition = job->partition,
+	        .min_nodes = job->min_nodes,
+	        .max_nodes = job->max_nodes,
+	        .num_tasks = job->num_tasks,
+	        .ntasks_per_node = job->ntasks_per_node,
+	        .cpus_per_task = job->cpus_per_task,
+	        .overcommit = job->overcommit,
+	};
+}
 
-	memset(ask, 0, sizeof(*ask));
-	rc = _split_features(job->features, ask);
-	if (rc != AZ_OK)
-		return rc;
-	ask->rdma_feature = _asks_feature(ask, RDMA_FEATURE);
+static void _ask_read(const struct job_view *job, struct job_ask *ask)
+{
+	ask->count = 0;
+	ask->too_many = ask->rdma_feature = ask->names_domain = false;
+	ask->names_size = ask->names_image = false;
+	ask->image = NULL;
+	_split_features(job->features, ask);
 	ask->has_brackets = job->features && strchr(job->features, '[');
-	for (size_t i = 0; i < _conf->domain_count; i++)
-		if (_asks_feature(ask, _conf->domains[i].name))
-			ask->names_domain = true;
-	for (size_t i = 0; i < ask->feature_count; i++) {
-		const struct conf_image *img = NULL;
-
-		if (feature_is_image(_conf, ask->features[i], &img)) {
-			ask->names_image = true;
-			if (!ask->image)
-				ask->image = img;
-		} else if (!conf_domain_find(_conf, ask->features[i])
-		           && catalog_find(_conf->catalog, ask->features[i])) {
-			ask->names_size = true;
-		}
-	}
 	ask->nodes = _set(job->min_nodes) ? job->min_nodes : 1;
 	ask->may_span = job->max_nodes != 1;
 	ask->tasks = _set(job->num_tasks) ? job->num_tasks : 0;
-	if (job->ntasks_per_node != NO_VAL16)
-		ask->tasks_per_node = job->ntasks_per_node;
+	ask->tasks_per_node =
+	        job->ntasks_per_node != NO_VAL16 ? job->ntasks_per_node : 0;
 	ask->cpus_per_task =
 	        job->cpus_per_task != NO_VAL16 && job->cpus_per_task
 	                ? job->cpus_per_task
 	                : 1;
 	ask->overcommit = job->overcommit && job->overcommit != NO_VAL8;
-	return AZ_OK;
 }
 
 /*
@@ -259,14 +494,17 @@ static uint32_t _least_nodes(const struct job_ask *ask,
 /* Is one of the job's partitions (a comma list) an RDMA partition? */
 static bool _rdma_partition(const char *partitions)
 {
+	const struct azrdma_conf *c = _st.conf;
 	const char *p = partitions;
 
+	if (!c->rdma_partition_count)
+		return false;
 	while (p && *p) {
 		size_t len = strcspn(p, ",");
 
-		for (size_t i = 0; i < _conf->rdma_partition_count; i++)
-			if (strlen(_conf->rdma_partitions[i]) == len
-			    && !strncmp(_conf->rdma_partitions[i], p, len))
+		for (size_t i = 0; i < c->rdma_partition_count; i++)
+			if (!strncmp(c->rdma_partitions[i], p, len)
+			    && c->rdma_partitions[i][len] == '\0')
 				return true;
 		p += len;
 		if (*p)
@@ -275,81 +513,44 @@ static bool _rdma_partition(const char *partitions)
 	return false;
 }
 
-/* The value of NAME in a NAME=value array of n entries, or NULL. */
-static const char *_env_get(char **env, uint32_t n, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (uint32_t i = 0; env && i < n; i++)
-		if (env[i] && !strncmp(env[i], name, len) && env[i][len] == '=')
-			return env[i] + len + 1;
-	return NULL;
-}
-
 /*
- * Set NAME=value (name: its first len characters) in a Slurm-allocated
- * array of *n entries, kept NULL-terminated: replace an existing entry if
- * replace, else leave it.  Returns true if the array now holds this value.
+ * Append line to the user message (several plugins may share it): the
+ * concatenation of parts, one Slurm allocation.
  */
-static bool _env_put_n(char ***env, uint32_t *n, const char *name, size_t len,
-                       const char *value, bool replace)
+static void _user_msg(char **err_msg, const char *const *parts, size_t count)
 {
-	size_t vlen = strlen(value);
-	char *entry;
-	uint32_t i;
+	const char *all[16];
+	size_t n = 0;
 
-	for (i = 0; *env && i < *n; i++)
-		if ((*env)[i] && !strncmp((*env)[i], name, len)
-		    && (*env)[i][len] == '=')
-			break;
-	if (i < *n && !replace)
-		return false;
-	entry = slurm_xcalloc(len + vlen + 2, 1, false, false, __FILE__,
-	                      __LINE__, __func__);
-	memcpy(entry, name, len);
-	entry[len] = '=';
-	memcpy(entry + len + 1, value, vlen + 1);
-	if (i < *n) {
-		slurm_xfree((void **)&(*env)[i]);
-	} else {
-		sl_xrecalloc(*env, *n + 2, sizeof(char *));
-		(*n)++;
+	if (!err_msg || count > 14)
+		return;
+	if (*err_msg && **err_msg) {
+		all[n++] = *err_msg;
+		all[n++] = "\n";
 	}
-	(*env)[i] = entry;
-	return true;
+	for (size_t i = 0; i < count; i++)
+		all[n++] = parts[i];
+	{
+		char *joined = js_xconcat(all, n);
+
+		slurm_xfree((void **)err_msg);
+		*err_msg = joined;
+	}
 }
 
-static bool _env_put(char ***env, uint32_t *n, const char *name,
-                     const char *value, bool replace)
+static void _user_line(char **err_msg, const char *line)
 {
-	return _env_put_n(env, n, name, strlen(name), value, replace);
-}
-
-/* Append line to the user message (several plugins may share it). */
-static void _user_msg(char **err_msg, const char *line)
-{
-	struct az_buf b = {0};
-
-	if (!err_msg)
-		return;
-	if (*err_msg && **err_msg)
-		buf_printf(&b, "%s\n", *err_msg);
-	if (buf_puts(&b, line) != AZ_OK) {
-		buf_free(&b);
-		return;
-	}
-	slurm_xfree((void **)err_msg);
-	*err_msg = slurm_xstrdup(b.data);
-	buf_free(&b);
+	_user_msg(err_msg, &line, 1);
 }
 
 /* "hb0 (hb120rs_v3, 100 nodes), hb1 (...)": every RDMA domain. */
 static void _describe_domains(struct az_buf *b)
 {
+	const struct azrdma_conf *c = _st.conf;
 	const char *sep = "";
 
-	for (size_t i = 0; i < _conf->domain_count; i++) {
-		const struct conf_domain *d = &_conf->domains[i];
+	for (size_t i = 0; i < c->domain_count; i++) {
+		const struct conf_domain *d = &c->domains[i];
 
 		if (d->size->rdma == RDMA_NONE)
 			continue;
@@ -361,42 +562,44 @@ static void _describe_domains(struct az_buf *b)
 		buf_puts(b, "none");
 }
 
-static void _placement_free(struct placement *pl)
-{
-	free(pl->candidate);
-	free(pl->domains);
-}
-
 /* The profile of d's nodes for this job: of the image it asks, else d's. */
-static const struct conf_mpi_profile *
-_domain_profile(const struct job_ask *ask, const struct conf_domain *d)
+static const struct conf_mpi_profile *_domain_profile(const struct job_ask *ask,
+                                                      size_t d)
 {
 	const char *name;
 
 	if (!ask->image)
-		return conf_domain_mpi_profile(_conf, d);
-	name = ask->image->mpi ? ask->image->mpi
-	                       : mpi_profile_default_for(d->size->rdma);
-	return name ? conf_mpi_profile_find(_conf, name) : NULL;
+		return _st.profile[d];
+	name = ask->image->mpi
+	               ? ask->image->mpi
+	               : mpi_profile_default_for(_st.conf->domains[d].size->rdma);
+	return name ? conf_mpi_profile_find(_st.conf, name) : NULL;
 }
 
-/* Which domains could hold the job, and the profile they share. */
-static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
+/*
+ * Which domains could hold the job, and the profile they share.  With
+ * only != NO_DOMAIN, that domain alone, of which used nodes are taken.
+ */
+static void _place(const struct job_ask *ask, size_t only, uint32_t used,
+                   struct placement *pl)
 {
-	struct az_buf names = {0};
+	const struct azrdma_conf *c = _st.conf;
+	char *names = _st.names;
 
 	memset(pl, 0, sizeof(*pl));
-	pl->candidate = calloc(_conf->domain_count + 1, sizeof(bool));
-	if (!pl->candidate)
-		return AZ_ENOMEM;
-	for (size_t i = 0; i < _conf->domain_count; i++) {
-		const struct conf_domain *d = &_conf->domains[i];
+	pl->first = pl->biggest = NO_DOMAIN;
+	for (size_t i = 0; i < c->domain_count; i++) {
+		const struct conf_domain *d = &c->domains[i];
 		const struct conf_mpi_profile *p;
 		uint32_t need;
+		size_t len;
 
+		_st.candidate[i] = false;
 		if (d->size->rdma == RDMA_NONE)
 			continue;
-		if (ask->names_domain && !_asks_feature(ask, d->name))
+		if (only != NO_DOMAIN && i != only)
+			continue;
+		if (ask->names_domain && !_asks_domain(ask, i))
 			continue;
 		if (!_size_agrees(ask, d))
 			continue;
@@ -408,41 +611,65 @@ static enum az_rc _place(const struct job_ask *ask, struct placement *pl)
 			pl->largest_per_node =
 			        need > ask->nodes ? _tasks_per_node(ask, d) : 0;
 		}
-		if (need > d->node_count)
+		if ((uint64_t)need + used > d->node_count)
 			continue;
-		pl->candidate[i] = true;
+		_st.candidate[i] = true;
 		if (pl->candidates)
-			buf_puts(&names, "|");
-		buf_puts(&names, d->name);
-		p = _domain_profile(ask, d);
-		if (!pl->candidates)
+			*names++ = '|';
+		len = strlen(d->name);
+		memcpy(names, d->name, len);
+		names += len;
+		p = _domain_profile(ask, i);
+		if (!pl->candidates) {
 			pl->profile = p;
-		else if (p != pl->profile)
+			pl->first = i;
+		} else if (p != pl->profile) {
 			pl->mixed_profiles = true;
+		}
+		if (pl->biggest == NO_DOMAIN
+		    || d->node_count > c->domains[pl->biggest].node_count)
+			pl->biggest = i;
 		pl->candidates++;
 	}
+	*names = '\0';
 	if (pl->mixed_profiles)
 		pl->profile = NULL;
-	if (pl->candidates && !names.data)
-		return AZ_ENOMEM;
-	pl->domains = buf_steal(&names);
-	return AZ_OK;
+	pl->domains = _st.names;
 }
 
-/* Reject a job no domain can ever hold; *err_msg says what would fit. */
-static int _reject(const job_desc_msg_t *job, const struct job_ask *ask,
-                   const struct placement *pl, char **err_msg)
+/* Keep only candidate d (its name becomes the domains). */
+static void _narrow(const struct job_ask *ask, struct placement *pl, size_t d)
+{
+	pl->domains = _st.conf->domains[d].name;
+	pl->candidates = 1;
+	pl->first = pl->biggest = d;
+	pl->profile = _domain_profile(ask, d);
+	pl->mixed_profiles = false;
+	pl->narrowed = true;
+}
+
+/*
+ * Why no domain can ever hold the job, with what would fit; *code gets
+ * the Slurm error.  NULL when out of memory.  Free with free().
+ */
+static char *_why_not(const struct job_view *job, const struct job_ask *ask,
+                      const struct placement *pl, int *code)
 {
 	struct az_buf b = {0};
-	int rc;
 
-	if (!pl->matching) {
+	if (ask->too_many) {
+		buf_printf(&b,
+		           "azrdma: the constraint names more than %d "
+		           "features; azrdma places constraints of at most %d",
+		           MAX_NAMES, MAX_NAMES);
+		*code = ESLURM_INVALID_FEATURE;
+	} else if (!pl->matching) {
 		buf_printf(&b,
 		           "azrdma: no RDMA domain matches the constraint "
 		           "'%s'; RDMA domains: ",
 		           job->features ? job->features : "");
 		_describe_domains(&b);
-		rc = ESLURM_INVALID_FEATURE;
+		*code = ESLURM_INVALID_FEATURE;
 	} else {
 		const struct conf_domain *d = pl->largest;
 
@@ -462,61 +689,72 @@ static int _reject(const job_desc_msg_t *job, const struct job_ask *ask,
 			buf_printf(&b, " or %" PRIu64 " tasks",
 			           (uint64_t)d->node_count
 			                   * pl->largest_per_node);
-		rc = ESLURM_INVALID_NODE_COUNT;
+		*code = ESLURM_INVALID_NODE_COUNT;
 	}
-	if (b.data) {
-		log_info("rejected job of uid %" PRIu32 ": %s", job->user_id,
-		         b.data + strlen("azrdma: "));
-		_user_msg(err_msg, b.data);
-	}
-	buf_free(&b);
-	return rc;
+	return buf_steal(&b);
 }
 
-/*
- * Keep only the first candidate.  Node features under an OR or brackets
- * cannot take an image feature (node_features/azrdma refuses them: a
- * reboot to an image needs a plain AND), so such a job gets one domain.
- */
-static enum az_rc _narrow(const struct job_ask *ask, struct placement *pl)
+/* The same for a hetjob component that does not fit the pinned domain. */
+static char *_why_not_het(const job_desc_msg_t *job, const struct job_ask *ask,
+                          const struct placement *pl, int *code)
 {
-	for (size_t i = 0; i < _conf->domain_count; i++) {
-		if (!pl->candidate[i])
-			continue;
-		free(pl->domains);
-		pl->domains = strdup(_conf->domains[i].name);
-		if (!pl->domains)
-			return AZ_ENOMEM;
-		memset(pl->candidate, 0, _conf->domain_count * sizeof(bool));
-		pl->candidate[i] = true;
-		pl->candidates = 1;
-		pl->profile = _domain_profile(ask, &_conf->domains[i]);
-		pl->mixed_profiles = false;
-		pl->narrowed = true;
-		break;
-	}
-	return AZ_OK;
-}
-
-/* Keep the job's nodes in one of the candidate domains. */
-static enum az_rc _constrain(job_desc_msg_t *job, const struct placement *pl)
-{
+	const struct conf_domain *d = &_st.conf->domains[_het.domain];
 	struct az_buf b = {0};
-	const char *user = job->features;
-	bool user_or = user && strchr(user, '|');
 
-	if (user && *user)
-		buf_printf(&b, user_or ? "(%s)&" : "%s&", user);
-	if (pl->candidates > 1)
-		buf_printf(&b, "[%s]", pl->domains);
-	else
-		buf_puts(&b, pl->domains);
-	if (!b.data)
-		return AZ_ENOMEM;
+	if (ask->too_many || !pl->matching) {
+		buf_printf(&b,
+		           "azrdma: hetjob component %" PRIu32 " asks for '%s', "
+		           "which domain %s of component %" PRIu32
+		           " does not match; the RDMA components of a hetjob "
+		           "run in one domain",
+		           job->het_job_offset,
+		           job->features ? job->features : "", d->name,
+		           _het.first_offset);
+		*code = ESLURM_INVALID_FEATURE;
+	} else {
+		uint32_t left = d->node_count > _het.used
+		                        ? (uint32_t)d->node_count - _het.used
+		                        : 0;
+
+		buf_printf(&b,
+		           "azrdma: hetjob component %" PRIu32 " needs %" PRIu32
+		           " nodes of domain %s, where the components before it "
+		           "leave %" PRIu32 " of its %zu nodes; the RDMA "
+		           "components of a hetjob run in one domain, so ask for "
+		           "at most %" PRIu32 " nodes in all",
+		           job->het_job_offset, pl->largest_need, d->name, left,
+		           d->node_count, left);
+		*code = ESLURM_INVALID_NODE_COUNT;
+	}
+	return buf_steal(&b);
+}
+
+/* Keep the job's nodes in the candidate domains: "user&[hb0|hb1]". */
+static void _constrain(job_desc_msg_t *job, const struct placement *pl)
+{
+	const char *user = job->features;
+	const char *parts[6];
+	size_t n = 0;
+	char *joined;
+
+	if (user && *user) {
+		bool user_or = strchr(user, '|');
+
+		if (user_or)
+			parts[n++] = "(";
+		parts[n++] = user;
+		parts[n++] = user_or ? ")&" : "&";
+	}
+	if (pl->candidates > 1) {
+		parts[n++] = "[";
+		parts[n++] = pl->domains;
+		parts[n++] = "]";
+	} else {
+		parts[n++] = pl->domains;
+	}
+	joined = js_xconcat(parts, n);
 	slurm_xfree((void **)&job->features);
-	job->features = slurm_xstrdup(b.data);
-	buf_free(&b);
-	return AZ_OK;
+	job->features = joined;
 }
 
 /*
@@ -526,24 +764,29 @@ static enum az_rc _constrain(job_desc_msg_t *job, const struct placement *pl)
 static const struct conf_mpi_profile *
 _asked_profile(const job_desc_msg_t *job, bool *off, const char **unknown)
 {
-	const char *v = _env_get(job->spank_job_env, job->spank_job_env_size,
-	                         RDMA_ENV_SPANK);
+	const char *v = NULL;
 	const struct conf_mpi_profile *p;
 
 	*off = false;
 	*unknown = NULL;
+	if (job->spank_job_env_size) {
+		v = js_env_get(job->spank_job_env, job->spank_job_env_size,
+		               RDMA_ENV_SPANK);
+		if (!v)
+			v = js_env_get(job->spank_job_env,
+			               job->spank_job_env_size,
+			               "SPANK_" RDMA_ENV_SPANK);
+	}
 	if (!v)
-		v = _env_get(job->spank_job_env, job->spank_job_env_size,
-		             "SPANK_" RDMA_ENV_SPANK);
-	if (!v)
-		v = _env_get(job->environment, job->env_size, RDMA_ENV_OPTION);
+		v = js_env_get(job->environment, job->env_size,
+		               RDMA_ENV_OPTION);
 	if (!v || !*v || !strcmp(v, "auto"))
 		return NULL;
 	if (!strcmp(v, "off")) {
 		*off = true;
 		return NULL;
 	}
-	p = conf_mpi_profile_find(_conf, v);
+	p = conf_mpi_profile_find(_st.conf, v);
 	if (!p)
 		*unknown = v;
 	return p;
@@ -556,23 +799,118 @@ _asked_profile(const job_desc_msg_t *job, bool *off, const char **unknown)
 static void _inject_env(job_desc_msg_t *job, const struct conf_mpi_profile *p,
                         size_t *set, size_t *kept)
 {
+	/* The profile's variables, then its name; one pass per 32. */
+	struct js_var vars[32];
+	bool wrote[32];
+	size_t n = 0;
+
 	*set = *kept = 0;
 	/* An interactive job has no environment here; spank/azrdma's work. */
 	if (!job->environment || !job->env_size)
 		return;
-	for (size_t i = 0; i < p->env_count; i++) {
-		const char *eq = strchr(p->env[i], '=');
+	for (size_t i = 0; i <= p->env_count; i++) {
+		const char *eq = i < p->env_count ? strchr(p->env[i], '=')
+		                                  : NULL;
 
-		if (!eq)
-			continue;
-		if (_env_put_n(&job->environment, &job->env_size, p->env[i],
-		               (size_t)(eq - p->env[i]), eq + 1, false))
-			(*set)++;
-		else
-			(*kept)++;
+		if (eq)
+			vars[n++] = (struct js_var){p->env[i],
+			                            (size_t)(eq - p->env[i]),
+			                            eq + 1};
+		if (i == p->env_count)
+			vars[n++] = (struct js_var){PROFILE_VAR,
+			                            strlen(PROFILE_VAR),
+			                            p->name};
+		if (n == sizeof(vars) / sizeof(vars[0]) || i == p->env_count) {
+			js_env_merge(&job->environment, &job->env_size, vars,
+			             n, false, wrote);
+			for (size_t k = 0; k < n; k++) {
+				if (i == p->env_count && k == n - 1)
+					break; /* the name is not counted */
+				if (wrote[k])
+					(*set)++;
+				else
+					(*kept)++;
+			}
+			n = 0;
+		}
 	}
-	_env_put(&job->environment, &job->env_size, PROFILE_VAR, p->name,
-	         false);
+}
+
+/* Record the profile and the domains in the job for spank/azrdma. */
+static void _record(job_desc_msg_t *job, const char *profile,
+                    const char *domains)
+{
+	const struct js_var vars[2] = {
+	        {SPANK_PROFILE_VAR, strlen(SPANK_PROFILE_VAR), profile},
+	        {SPANK_DOMAINS_VAR, strlen(SPANK_DOMAINS_VAR), domains},
+	};
+
+	js_env_merge(&job->spank_job_env, &job->spank_job_env_size, vars, 2,
+	             true, NULL);
+}
+
+/* Refuse with why; for job_submit the user is told (err_msg). */
+static int _refuse(char *why, int code, const char *what, uint32_t uid,
+                   char **err_msg)
+{
+	if (!why) {
+		log_error("out of memory");
+		return SLURM_ERROR;
+	}
+	log_info("%s of uid %" PRIu32 " refused: %s", what, uid,
+	         why + strlen("azrdma: "));
+	_user_line(err_msg, why);
+	free(why);
+	return code;
+}
+
+/*
+ * A hetjob component with RDMA intent: the first goes to the candidate
+ * with the most nodes (room for the components after it), the others to
+ * that domain if it still holds them.  Returns 0 or the Slurm error.
+ */
+static int _place_het(job_desc_msg_t *job, const struct job_ask *ask,
+                      struct placement *pl, char **err_msg)
+{
+	char *why;
+	int code;
+
+	if (_het.pinned && _het.generation != _st.generation) {
+		/* azrdma.conf was reloaded between two components. */
+		log_warn("hetjob component %" PRIu32 " of uid %" PRIu32
+		         ": azrdma.conf changed since component %" PRIu32
+		         "; placing it on its own",
+		         job->het_job_offset, job->user_id, _het.first_offset);
+		_het.pinned = false;
+	}
+	if (!_het.pinned) {
+		_place(ask, NO_DOMAIN, 0, pl);
+		if (!pl->candidates) {
+			int rc;
+
+			why = _why_not(&(struct job_view){.features = job->features},
+			               ask, pl, &code);
+			rc = _refuse(why, code, "job", job->user_id, err_msg);
+			return rc;
+		}
+		_narrow(ask, pl, pl->biggest);
+		_het = (struct het_state){
+		        .pinned = true,
+		        .generation = _st.generation,
+		        .domain = pl->biggest,
+		        .used = _least_nodes(ask, &_st.conf->domains[pl->biggest]),
+		        .first_offset = job->het_job_offset,
+		};
+		return 0;
+	}
+	_place(ask, _het.domain, _het.used, pl);
+	if (!pl->candidates) {
+		why = _why_not_het(job, ask, pl, &code);
+		return _refuse(why, code, "hetjob", job->user_id, err_msg);
+	}
+	_narrow(ask, pl, _het.domain);
+	_het.used += _least_nodes(ask, &_st.conf->domains[_het.domain]);
+	return 0;
 }
 
 /* Locks: read config, job, node, partition (held by the caller). */
@@ -580,44 +918,69 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
                       char **err_msg)
 {
 	struct job_ask ask;
-	struct placement pl = {0};
+	struct job_view view;
+	struct placement pl;
 	const struct conf_mpi_profile *profile;
-	const char *unknown, *env_what;
-	struct az_buf msg = {0};
-	bool off, rewrite;
+	const char *unknown, *env_what, *suffix = "";
+	char kept_note[64] = "";
+	bool off, rewrite, het;
 	size_t set = 0, kept = 0;
-	int rc = SLURM_SUCCESS;
 
-	if (!_conf || !job_desc)
+	if (!_st.conf || !job_desc)
 		return SLURM_SUCCESS;
-	if (_ask_read(job_desc, &ask) != AZ_OK)
-		goto nomem;
+	_tick();
+	het = job_desc->het_job_offset != NO_VAL;
+	if (het && job_desc->het_job_offset == 0)
+		memset(&_het, 0, sizeof(_het));
+	view = _view_of(job_desc);
+	_ask_read(&view, &ask);
 	if (!ask.rdma_feature && !_rdma_partition(job_desc->partition))
-		goto out;
+		return SLURM_SUCCESS;
 
 	profile = _asked_profile(job_desc, &off, &unknown);
 	if (unknown) {
-		buf_printf(&msg,
-		           "azrdma: --rdma-env=%s: no such MPI profile; use "
-		           "auto, off or a profile of azrdma.conf",
-		           unknown);
-		_user_msg(err_msg, msg.data);
-		rc = ESLURM_NOT_SUPPORTED;
-		goto out;
+		const char *parts[] = {"azrdma: --rdma-env=", unknown,
+		                       ": no such MPI profile; use auto, off or "
+		                       "a profile of azrdma.conf"};
+
+		_user_msg(err_msg, parts, 3);
+		return ESLURM_NOT_SUPPORTED;
 	}
-	if (_place(&ask, &pl) != AZ_OK)
-		goto nomem;
-	if (!pl.candidates) {
-		rc = _reject(job_desc, &ask, &pl, err_msg);
-		goto out;
+	if (ask.too_many) {
+		int code;
+		char *why = _why_not(&view, &ask, NULL, &code);
+
+		return _refuse(why, code, "job", job_desc->user_id, err_msg);
 	}
 
-	rewrite = ask.may_span && !ask.names_domain && !ask.has_brackets;
-	if (rewrite && ask.names_image && pl.candidates > 1
-	    && _narrow(&ask, &pl) != AZ_OK)
-		goto nomem;
-	if (rewrite && _constrain(job_desc, &pl) != AZ_OK)
-		goto nomem;
+	if (het) {
+		int rc = _place_het(job_desc, &ask, &pl, err_msg);
+
+		if (rc)
+			return rc;
+		rewrite = !ask.names_domain || ask.has_brackets;
+		suffix = " (one domain for every RDMA component of the hetjob)";
+	} else {
+		_place(&ask, NO_DOMAIN, 0, &pl);
+		if (!pl.candidates) {
+			int code;
+			char *why = _why_not(&view, &ask, &pl, &code);
+
+			return _refuse(why, code, "job", job_desc->user_id,
+			               err_msg);
+		}
+		rewrite = ask.may_span && !ask.names_domain
+		          && !ask.has_brackets;
+		if (rewrite && ask.names_image && pl.candidates > 1)
+			_narrow(&ask, &pl, pl.first);
+		if (pl.narrowed)
+			suffix = " (the first that fits: an image feature "
+			         "takes one domain; add -C <domain> to choose)";
+		else if (!rewrite && ask.may_span)
+			suffix = " (as asked)";
+	}
+	if (rewrite)
+		_constrain(job_desc, &pl);
 
 	if (!off && !profile)
 		profile = pl.profile;
@@ -629,14 +992,11 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 		env_what = "from each node's domain";
 	if (profile)
 		_inject_env(job_desc, profile, &set, &kept);
-	_env_put(&job_desc->spank_job_env, &job_desc->spank_job_env_size,
-	         SPANK_PROFILE_VAR,
-	         off       ? "off"
-	         : profile ? profile->name
-	                   : "auto",
-	         true);
-	_env_put(&job_desc->spank_job_env, &job_desc->spank_job_env_size,
-	         SPANK_DOMAINS_VAR, pl.domains, true);
+	_record(job_desc,
+	        off       ? "off"
+	        : profile ? profile->name
+	                  : "auto",
+	        pl.domains);
 
 	log_info("job '%s' of uid %" PRIu32 ": %s %s, features '%s', MPI env %s"
 	         " (%zu set, %zu kept from the user)",
@@ -644,36 +1004,125 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	         pl.candidates > 1 ? "domains" : "domain", pl.domains,
 	         job_desc->features ? job_desc->features : "", env_what, set,
 	         kept);
-	buf_printf(&msg, "azrdma: %s %s%s, MPI env %s",
-	           pl.candidates > 1 ? "domains" : "domain", pl.domains,
-	           pl.narrowed ? " (the first that fits: an image feature "
-	                         "takes one domain; add -C <domain> to choose)"
-	           : rewrite || !ask.may_span ? ""
-	                                      : " (as asked)",
-	           env_what);
 	if (kept)
-		buf_printf(&msg, " (%zu of your settings kept)", kept);
-	if (msg.data)
-		_user_msg(err_msg, msg.data);
-	goto out;
+		snprintf(kept_note, sizeof(kept_note),
+		         " (%zu of your settings kept)", kept);
+	{
+		const char *parts[] = {
+		        "azrdma: ",
+		        pl.candidates > 1 ? "domains " : "domain ",
+		        pl.domains,
+		        suffix,
+		        ", MPI env ",
+		        env_what,
+		        kept_note,
+		};
 
-nomem:
-	log_error("out of memory");
-	rc = SLURM_ERROR;
-out:
-	buf_free(&msg);
-	_placement_free(&pl);
-	_ask_free(&ask);
-	return rc;
+		_user_msg(err_msg, parts, sizeof(parts) / sizeof(parts[0]));
+	}
+	return SLURM_SUCCESS;
+}
+
+/* Does an update touch what placement reads? */
+static bool _update_places(const job_desc_msg_t *u)
+{
+	return u->features || u->partition || u->min_nodes != NO_VAL
+	       || u->max_nodes != NO_VAL || u->num_tasks != NO_VAL
+	       || u->ntasks_per_node != NO_VAL16
+	       || u->cpus_per_task != NO_VAL16;
+}
+
+/* The job as it will be after update u: its record, then u's fields. */
+static struct job_view _view_updated(const job_desc_msg_t *cur,
+                                     const job_desc_msg_t *u)
+{
+	struct job_view v = cur ? _view_of(cur)
+	                        : (struct job_view){
+	                                  .min_nodes = NO_VAL,
+	                                  .max_nodes = NO_VAL,
+	                                  .num_tasks = NO_VAL,
+	                                  .ntasks_per_node = NO_VAL16,
+	                                  .cpus_per_task = NO_VAL16,
+	                                  .overcommit = NO_VAL8,
+	                          };
+
+	if (u->features)
+		v.features = u->features;
+	if (u->partition)
+		v.partition = u->partition;
+	if (u->min_nodes != NO_VAL)
+		v.min_nodes = u->min_nodes;
+	if (u->max_nodes != NO_VAL)
+		v.max_nodes = u->max_nodes;
+	if (u->num_tasks != NO_VAL)
+		v.num_tasks = u->num_tasks;
+	if (u->ntasks_per_node != NO_VAL16)
+		v.ntasks_per_node = u->ntasks_per_node;
+	if (u->cpus_per_task != NO_VAL16)
+		v.cpus_per_task = u->cpus_per_task;
+	return v;
 }
 
 /*
  * Locks: read config, job, node, partition (held by the caller).
- * A change of a pending job's constraint is not re-placed: the job record
- * is opaque to an out-of-tree plugin, so its node count is unknown here.
+ *
+ * An update that changes what placement reads (constraint, node or task
+ * counts, partition) is checked with the rules of job_submit, on the job
+ * as it will be: its record, read through slurmctld's exported
+ * copy_job_record_to_job_desc() (job_record_t is opaque here), with the
+ * update's fields over it.  Where the record cannot be read, the update
+ * is checked alone, which needs it to name the constraint or partition.
+ * A new constraint gets the domains again, as at submit.  22.05 gives
+ * job_modify no err_msg: the reason goes to slurmctld's log and the user
+ * gets the error code's text.
  */
 extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
                       uint32_t submit_uid)
 {
-	return SLURM_SUCCESS;
+	struct job_ask ask;
+	struct job_view view;
+	struct placement pl;
+	job_desc_msg_t *cur = NULL;
+	char what[64];
+	int rc = SLURM_SUCCESS;
+
+	if (!_st.conf || !job_desc || !_update_places(job_desc))
+		return SLURM_SUCCESS;
+	_tick();
+	if (job_ptr && _read_job)
+		cur = _read_job(job_ptr);
+	if (!cur && !job_desc->features && !job_desc->partition) {
+		log_debug("update of job %" PRIu32 ": its record is unreadable "
+		          "here and the update names no constraint or "
+		          "partition; not checked",
+		          job_desc->job_id);
+		return SLURM_SUCCESS;
+	}
+	view = _view_updated(cur, job_desc);
+	_ask_read(&view, &ask);
+	if (!ask.rdma_feature && !_rdma_partition(view.partition))
+		goto out;
+	snprintf(what, sizeof(what), "update of job %" PRIu32,
+	         job_desc->job_id);
+	if (!ask.too_many)
+		_place(&ask, NO_DOMAIN, 0, &pl);
+	if (ask.too_many || !pl.candidates) {
+		int code;
+		char *why = _why_not(&view, &ask, ask.too_many ? NULL : &pl,
+		                     &code);
+
+		rc = _refuse(why, code, what, submit_uid, NULL);
+		goto out;
+	}
+	if (job_desc->features && ask.may_span && !ask.names_domain
+	    && !ask.has_brackets) {
+		if (ask.names_image && pl.candidates > 1)
+			_narrow(&ask, &pl, pl.first);
+		_constrain(job_desc, &pl);
+		log_info("%s: features '%s'", what, job_desc->features);
+	}
+out:
+	if (cur)
+		_free_job_desc(cur);
+	return rc;
 }
