@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "hostlist.h"
 #include "pingpong_core.h"
+#include "pingpong_prolog.h"
 
 #define NAME_LEN 64
 #define TAG_SYNC 11
@@ -251,65 +252,116 @@ static bool _barrier(double timeout)
 
 /* ---- the measurement ---------------------------------------------------- */
 
-/*
- * reps round trips of bytes between this rank and peer; the sender's
- * half round trip in microseconds.
- */
-static double _exchange(char *buf, size_t bytes, unsigned reps, int peer,
-                        bool first)
-{
-	double t0, t1;
-	int n = (int)bytes;
+/* The send and the receive buffer of every exchange, as IMB keeps them. */
+struct pp_buffers {
+	char *send, *recv;
+};
 
-	t0 = MPI_Wtime();
-	for (unsigned i = 0; i < reps; i++) {
-		if (first) {
-			MPI_Send(buf, n, MPI_BYTE, peer, TAG_DATA,
-			         MPI_COMM_WORLD);
-			MPI_Recv(buf, n, MPI_BYTE, peer, TAG_DATA,
-			         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-		} else {
-			MPI_Recv(buf, n, MPI_BYTE, peer, TAG_DATA,
-			         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-			MPI_Send(buf, n, MPI_BYTE, peer, TAG_DATA,
-			         MPI_COMM_WORLD);
-		}
-	}
-	t1 = MPI_Wtime();
-	return (t1 - t0) * 1e6 / reps / 2.0;
+/* Two zero-byte exchanges with peer: IMB's N_BARR barriers, for a pair. */
+static void _pair_sync(int peer)
+{
+	for (int i = 0; i < 2; i++)
+		MPI_Sendrecv(NULL, 0, MPI_BYTE, peer, TAG_SYNC, NULL, 0,
+		             MPI_BYTE, peer, TAG_SYNC, MPI_COMM_WORLD,
+		             MPI_STATUS_IGNORE);
 }
 
 /*
- * Measure every size of the plan with peer.  On the pair's first rank,
- * points gets the results (the larger t of the two ranks, as IMB).
+ * reps round trips of bytes between this rank and peer, after the pair's
+ * synchronisation; seconds per round trip, the slower rank's (as IMB
+ * takes the largest time of the ranks).  As IMB's PingPong: MPI_Send from
+ * the send buffer, MPI_Recv into the receive buffer from that very peer
+ * with any tag.
  */
-static void _measure_pair(const struct options *o, char *buf, int peer,
-                          bool first, struct pp_point *points)
+static double _exchange(const struct pp_buffers *b, size_t bytes,
+                        unsigned reps, int peer, bool first)
 {
+	double t, other;
+	int n = (int)bytes;
+
+	_pair_sync(peer);
+	t = -MPI_Wtime();
+	for (unsigned i = 0; i < reps; i++) {
+		if (first) {
+			MPI_Send(b->send, n, MPI_BYTE, peer, TAG_DATA,
+			         MPI_COMM_WORLD);
+			MPI_Recv(b->recv, n, MPI_BYTE, peer, MPI_ANY_TAG,
+			         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+		} else {
+			MPI_Recv(b->recv, n, MPI_BYTE, peer, MPI_ANY_TAG,
+			         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+			MPI_Send(b->send, n, MPI_BYTE, peer, TAG_DATA,
+			         MPI_COMM_WORLD);
+		}
+	}
+	t = (t + MPI_Wtime()) / reps;
+	MPI_Sendrecv(&t, 1, MPI_DOUBLE, peer, TAG_TIME, &other, 1, MPI_DOUBLE,
+	             peer, TAG_TIME, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+	return t > other ? t : other;
+}
+
+/*
+ * Measure every size of the plan with peer, the way IMB-MPI1 PingPong
+ * does: its calibration (one round trip, then up to a second's worth,
+ * which fixes the repetitions of a default size), a warm-up of a tenth,
+ * then the timed run.  Both ranks see the same times, so they agree on
+ * the repetitions.  On the pair's first rank, points gets the results.
+ */
+static void _measure_pair(const struct options *o, const struct pp_buffers *b,
+                          int peer, bool first, struct pp_point *points)
+{
+	unsigned prev = PP_MSGS_PER_SAMPLE;
+
 	for (size_t i = 0; i < o->plan.count; i++) {
 		const struct pp_size *s = &o->plan.sizes[i];
-		double t, other;
-		char sync = 0, sync_in;
+		unsigned reps = s->reps, calib;
+		double rt;
 
 		snprintf(_doing, sizeof(_doing),
 		         "measuring %zu bytes with rank %d (%s)", s->bytes,
 		         peer, _names[peer]);
-		_exchange(buf, s->bytes, pp_warmup_reps(s->reps), peer, first);
-		MPI_Sendrecv(&sync, 1, MPI_CHAR, peer, TAG_SYNC, &sync_in, 1,
-		             MPI_CHAR, peer, TAG_SYNC, MPI_COMM_WORLD,
-		             MPI_STATUS_IGNORE);
-		t = _exchange(buf, s->bytes, s->reps, peer, first);
-		MPI_Sendrecv(&t, 1, MPI_DOUBLE, peer, TAG_TIME, &other, 1,
-		             MPI_DOUBLE, peer, TAG_TIME, MPI_COMM_WORLD,
-		             MPI_STATUS_IGNORE);
+		rt = _exchange(b, s->bytes, 1, peer, first);
+		calib = pp_calibration_reps(rt);
+		if (calib > reps)
+			calib = reps;
+		if (calib > 1)
+			rt = _exchange(b, s->bytes, calib, peer, first);
+		if (!s->given) {
+			reps = pp_dynamic_reps(reps, prev, rt);
+			prev = reps;
+		}
+		_exchange(b, s->bytes, pp_warmup_reps(reps), peer, first);
+		rt = _exchange(b, s->bytes, reps, peer, first);
 		if (first) {
 			points[i].bytes = s->bytes;
-			points[i].reps = s->reps;
-			points[i].t_usec = t > other ? t : other;
+			points[i].reps = reps;
+			points[i].t_usec = rt * 1e6 / 2.0;
 			points[i].mbytes_per_sec =
 			        pp_mbytes_per_sec(s->bytes, points[i].t_usec);
 		}
 	}
+}
+
+/* Both buffers from MPI_Alloc_mem, filled, so no page fault is timed. */
+static bool _buffers_alloc(struct pp_buffers *b, size_t bytes)
+{
+	b->send = b->recv = NULL;
+	if (MPI_Alloc_mem((MPI_Aint)bytes, MPI_INFO_NULL, &b->send)
+	            != MPI_SUCCESS
+	    || MPI_Alloc_mem((MPI_Aint)bytes, MPI_INFO_NULL, &b->recv)
+	               != MPI_SUCCESS)
+		return false;
+	memset(b->send, 'a', bytes);
+	memset(b->recv, 0, bytes);
+	return true;
+}
+
+static void _buffers_free(struct pp_buffers *b)
+{
+	if (b->send)
+		MPI_Free_mem(b->send);
+	if (b->recv)
+		MPI_Free_mem(b->recv);
 }
 
 /* ---- node names and thresholds ------------------------------------------ */
@@ -455,12 +507,14 @@ struct run {
 
 /*
  * Rank 0 collects the results of pairs whose first rank is another one:
- * [failed flag, t of every size], within the timeout.
+ * [failed flag, then t and repetitions of
+ * every size], within the timeout.
  */
 static void _collect(const struct options *o, struct run *run)
 {
 	size_t np = run->sched.pair_count, n = o->plan.count;
-	double *buf = calloc(np * (n + 1), sizeof(double));
+	size_t w = 2 * n + 1; /* doubles per pair */
+	double *buf = calloc(np * w, sizeof(double));
 	MPI_Request *reqs = calloc(np, sizeof(*reqs));
 
 	if (!buf || !reqs) {
@@ -473,16 +527,18 @@ static void _collect(const struct options *o, struct run *run)
 
 		reqs[i] = MPI_REQUEST_NULL;
 		if (_rank == 0 && r->a != 0)
-			MPI_Irecv(&buf[i * (n + 1)], (int)(n + 1), MPI_DOUBLE,
+			MPI_Irecv(&buf[i * w], (int)w, MPI_DOUBLE,
 			          r->a, TAG_REPORT + (int)i, MPI_COMM_WORLD,
 			          &reqs[i]);
 		else if (_rank != 0 && r->a == _rank) {
-			double *mine = &buf[i * (n + 1)];
+			double *mine = &buf[i * w];
 
 			mine[0] = r->failed;
-			for (size_t j = 0; j < n; j++)
-				mine[j + 1] = r->points[j].t_usec;
-			MPI_Isend(mine, (int)(n + 1), MPI_DOUBLE, 0,
+			for (size_t j = 0; j < n; j++) {
+				mine[2 * j + 1] = r->points[j].t_usec;
+				mine[2 * j + 2] = r->points[j].reps;
+			}
+			MPI_Isend(mine, (int)w, MPI_DOUBLE, 0,
 			          TAG_REPORT + (int)i, MPI_COMM_WORLD,
 			          &reqs[i]);
 		}
@@ -508,7 +564,7 @@ static void _collect(const struct options *o, struct run *run)
 			r->error = run->errors[i];
 			continue;
 		}
-		r->failed = buf[i * (n + 1)] != 0.0;
+		r->failed = buf[i * w] != 0.0;
 		if (r->failed) {
 			snprintf(run->errors[i], sizeof(run->errors[i]),
 			         "no answer within %.0f s over the MPI "
@@ -518,8 +574,8 @@ static void _collect(const struct options *o, struct run *run)
 		}
 		for (size_t j = 0; j < n; j++) {
 			r->points[j].bytes = o->plan.sizes[j].bytes;
-			r->points[j].reps = o->plan.sizes[j].reps;
-			r->points[j].t_usec = buf[i * (n + 1) + j + 1];
+			r->points[j].t_usec = buf[i * w + 2 * j + 1];
+			r->points[j].reps = (unsigned)buf[i * w + 2 * j + 2];
 			r->points[j].mbytes_per_sec = pp_mbytes_per_sec(
 			        r->points[j].bytes, r->points[j].t_usec);
 		}
@@ -559,7 +615,9 @@ static int _run(const struct options *o)
 {
 	struct run run = {0};
 	struct pp_thresholds *limits = NULL;
-	char err[AZ_ERRLEN], *sources = NULL, *buf = NULL;
+	char err[AZ_ERRLEN], *sources = NULL;
+	struct pp_buffers bufs = {NULL, NULL};
+	bool have_bufs;
 	size_t maxbytes = 1, np, idx = 0, bad = 0;
 	bool local_fail = false, synced = true;
 	int rc = 2;
@@ -580,17 +638,16 @@ static int _run(const struct options *o)
 	run.res = calloc(np, sizeof(*run.res));
 	run.points = calloc(np * o->plan.count, sizeof(*run.points));
 	run.errors = calloc(np, sizeof(*run.errors));
-	buf = malloc(maxbytes);
+	have_bufs = _buffers_alloc(&bufs, maxbytes);
 	if (_rank == 0) {
 		limits = _thresholds(o, &sources);
 		_warn_shared_nodes();
 	}
-	if (!run.res || !run.points || !run.errors || !buf
+	if (!run.res || !run.points || !run.errors || !have_bufs
 	    || (_rank == 0 && !limits)) {
 		fprintf(stderr, "azrdma-pingpong: out of memory\n");
 		goto out;
 	}
-	memset(buf, 'a', maxbytes);
 
 	for (size_t r = 0; r < run.sched.count; r++) {
 		const struct pp_round *round = &run.sched.rounds[r];
@@ -633,7 +690,7 @@ static int _run(const struct options *o)
 					local_fail = true;
 					continue;
 				}
-				_measure_pair(o, buf, peer, mine->a == _rank,
+				_measure_pair(o, &bufs, peer, mine->a == _rank,
 				              res->points);
 			}
 		}
@@ -672,7 +729,7 @@ static int _run(const struct options *o)
 			rc = verdict;
 	}
 out:
-	free(buf);
+	_buffers_free(&bufs);
 	free(run.res);
 	free(run.points);
 	free(run.errors);
@@ -688,6 +745,9 @@ int main(int argc, char **argv)
 	char err[AZ_ERRLEN] = "";
 	int prc, rc;
 
+	/* A Prolog runs before any MPI step: that mode never starts MPI. */
+	if (pp_prolog_wanted(argc, argv))
+		return pp_prolog_main(argc, argv);
 	MPI_Init(&argc, &argv);
 	MPI_Comm_rank(MPI_COMM_WORLD, &_rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &_nranks);

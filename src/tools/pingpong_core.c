@@ -31,6 +31,26 @@ unsigned pp_warmup_reps(unsigned reps)
 	return warm;
 }
 
+unsigned pp_calibration_reps(double round_trip_s)
+{
+	if (round_trip_s < 1.0 / PP_MSGS_PER_SAMPLE)
+		return PP_MSGS_PER_SAMPLE;
+	if (round_trip_s < 1.0)
+		return (unsigned)(1.0 / round_trip_s + 0.5);
+	return 1;
+}
+
+unsigned pp_dynamic_reps(unsigned reps, unsigned prev, double round_trip_s)
+{
+	double budget = 1.0 + PP_SECS_PER_SIZE / round_trip_s;
+	unsigned n = reps < prev ? reps : prev;
+
+	/* A round trip too short to time says nothing: keep reps. */
+	if (round_trip_s <= 1e-8 || budget > (double)UINT32_MAX)
+		return n;
+	return (unsigned)budget < n ? (unsigned)budget : n;
+}
+
 static enum az_rc _plan_push(struct pp_plan *plan, size_t bytes, unsigned reps)
 {
 	struct pp_size *s =
@@ -41,6 +61,7 @@ static enum az_rc _plan_push(struct pp_plan *plan, size_t bytes, unsigned reps)
 	plan->sizes = s;
 	s[plan->count].bytes = bytes;
 	s[plan->count].reps = reps;
+	s[plan->count].given = false;
 	plan->count++;
 	return AZ_OK;
 }
@@ -120,7 +141,10 @@ enum az_rc pp_plan_add_spec(struct pp_plan *plan, const char *spec, char *err,
 			              spec);
 		reps = (unsigned)v;
 	}
-	return _plan_push(plan, bytes, reps);
+	if (_plan_push(plan, bytes, reps) != AZ_OK)
+		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
+	plan->sizes[plan->count - 1].given = colon != NULL;
+	return AZ_OK;
 }
 
 void pp_plan_free(struct pp_plan *plan)

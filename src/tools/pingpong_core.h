@@ -24,6 +24,7 @@
 #define PP_MAX_SPEC_BYTES (1u << 30)   /* largest size -p accepts */
 #define PP_MSGS_PER_SAMPLE 1000u       /* repetitions of small sizes */
 #define PP_OVERALL_VOLUME (40u << 20)  /* bytes one size moves at most */
+#define PP_SECS_PER_SIZE 10.0          /* IMB's time budget of one size */
 #define PP_LATENCY_MAX_BYTES 512       /* latency threshold: sizes up to */
 #define PP_BANDWIDTH_MIN_BYTES 4000000 /* bandwidth threshold: sizes from */
 
@@ -31,6 +32,7 @@
 struct pp_size {
 	size_t bytes;
 	unsigned reps;
+	bool given; /* reps set by -p size:iterations; never lowered */
 };
 
 /* The sizes of a run, in the order they are measured. */
@@ -43,6 +45,19 @@ struct pp_plan {
 unsigned pp_default_reps(size_t bytes);
 /* Warm-up exchanges before a size: a tenth of reps, at least 10 (or reps). */
 unsigned pp_warmup_reps(unsigned reps);
+/*
+ * IMB's calibration of a size (its "dynamic" iteration policy), which also
+ * warms the path up: after one round trip of round_trip_s seconds (the
+ * slower rank's), how many round trips take about a second, at most 1000.
+ */
+unsigned pp_calibration_reps(double round_trip_s);
+/*
+ * Then, with round_trip_s measured over that many round trips: the
+ * repetitions of the size, reps lowered so that the size takes about
+ * PP_SECS_PER_SIZE seconds at most, and never more than the previous
+ * size's (prev), as IMB does.
+ */
+unsigned pp_dynamic_reps(unsigned reps, unsigned prev, double round_trip_s);
 
 /* 0 B .. 4 MiB with IMB's repetitions.  Free with pp_plan_free. */
 enum az_rc pp_plan_default(struct pp_plan *plan);

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <unistd.h>
+
 #include "pingpong_core.h"
+#include "pingpong_fabric.h"
 #include "testutil.h"
 
 START_TEST(default_plan_is_imb_sizes_and_repetitions)
@@ -61,7 +66,36 @@ START_TEST(packet_spec_takes_size_and_iterations_like_mpipingpong)
 	ck_assert_uint_eq(p.sizes[2].bytes, 65536);
 	ck_assert_uint_eq(p.sizes[2].reps, 640);
 	ck_assert_uint_eq(p.sizes[3].reps, 10);
+	/* Only explicit iterations are kept from IMB's time budget. */
+	ck_assert(p.sizes[0].given);
+	ck_assert(p.sizes[1].given);
+	ck_assert(!p.sizes[2].given);
+	ck_assert(!p.sizes[3].given);
 	pp_plan_free(&p);
+}
+END_TEST
+
+START_TEST(calibration_aims_at_one_second_of_at_most_1000_round_trips)
+{
+	ck_assert_uint_eq(pp_calibration_reps(0.0), 1000);
+	ck_assert_uint_eq(pp_calibration_reps(2e-6), 1000);
+	ck_assert_uint_eq(pp_calibration_reps(0.004), 250);
+	ck_assert_uint_eq(pp_calibration_reps(0.3), 3);
+	ck_assert_uint_eq(pp_calibration_reps(1.5), 1);
+}
+END_TEST
+
+START_TEST(dynamic_reps_keep_ten_seconds_and_never_grow)
+{
+	/* Fast: IMB's table stands. */
+	ck_assert_uint_eq(pp_dynamic_reps(1000, 1000, 2e-6), 1000);
+	ck_assert_uint_eq(pp_dynamic_reps(10, 20, 0.003), 10);
+	/* 1000 round trips of 50 ms would take 50 s: 1 + 10 / 0.05. */
+	ck_assert_uint_eq(pp_dynamic_reps(1000, 1000, 0.05), 201);
+	/* Never more than the previous size had. */
+	ck_assert_uint_eq(pp_dynamic_reps(640, 201, 0.001), 201);
+	/* A time too short to mean anything leaves the repetitions. */
+	ck_assert_uint_eq(pp_dynamic_reps(1000, 1000, 0.0), 1000);
 }
 END_TEST
 
@@ -359,6 +393,161 @@ START_TEST(json_holds_every_point_and_the_verdict)
 }
 END_TEST
 
+/* ---- the Prolog's neighbour check (over loopback addresses) ------------ */
+
+START_TEST(ring_neighbours_by_position_in_the_node_list)
+{
+	char *nodes[] = {"f1n1", "f1n2", "f1n3"};
+	const char *next, *prev;
+	char err[AZ_ERRLEN];
+	bool alone;
+
+	ck_assert_int_eq(pf_neighbours(nodes, 3, "f1n1", &next, &prev, &alone,
+	                               err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_str_eq(next, "f1n2");
+	ck_assert_str_eq(prev, "f1n3");
+	ck_assert(!alone);
+	ck_assert_int_eq(pf_neighbours(nodes, 3, "f1n3", &next, &prev, &alone,
+	                               err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_str_eq(next, "f1n1");
+	ck_assert_str_eq(prev, "f1n2");
+	ck_assert_int_eq(pf_neighbours(nodes, 1, "f1n1", &next, &prev, &alone,
+	                               err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert(alone);
+	ck_assert_int_eq(pf_neighbours(nodes, 3, "f2n1", &next, &prev, &alone,
+	                               err, sizeof(err)),
+	                 AZ_ENOTFOUND);
+	ck_assert_str_eq(err, "this node (f2n1) is not in the job's node list");
+	ck_assert_uint_eq(pf_port(1), PF_PORT_BASE + 1);
+	ck_assert_uint_eq(pf_port(PF_PORT_SPAN + 7), PF_PORT_BASE + 7);
+}
+END_TEST
+
+/* Test "nodes" a and b: management and RDMA addresses on loopback. */
+static enum az_rc _loop_resolve(void *arg, const char *node,
+                                struct in_addr *out, char *err, size_t len)
+{
+	(void)arg;
+	if (!strcmp(node, "a"))
+		return inet_aton("127.0.0.2", out) ? AZ_OK : AZ_EINVAL;
+	if (!strcmp(node, "b"))
+		return inet_aton("127.0.0.3", out) ? AZ_OK : AZ_EINVAL;
+	return az_err(AZ_ENOTFOUND, err, len, "no node %s", node);
+}
+
+struct loop_node {
+	struct pf_config cfg;
+	struct pf_result res;
+	enum az_rc rc;
+	char err[AZ_ERRLEN];
+};
+
+static void _loop_node(struct loop_node *n, const char *me,
+                       const char *other, const char *listen,
+                       const char *rdma, double deadline)
+{
+	memset(n, 0, sizeof(*n));
+	n->cfg.job_id = 1000u + (unsigned)getpid() % 50000u;
+	n->cfg.me = me;
+	n->cfg.next = n->cfg.prev = other;
+	n->cfg.port = pf_port(n->cfg.job_id);
+	n->cfg.deadline_s = deadline;
+	n->cfg.connect_s = 2.0;
+	n->cfg.resolve = _loop_resolve;
+	ck_assert(inet_aton(listen, &n->cfg.listen));
+	ck_assert(inet_aton(rdma, &n->cfg.rdma));
+}
+
+static void *_loop_run(void *arg)
+{
+	struct loop_node *n = arg;
+
+	n->rc = pf_run(&n->cfg, &n->res, n->err, sizeof(n->err));
+	return NULL;
+}
+
+START_TEST(two_nodes_reach_each_other_and_echo)
+{
+	struct loop_node a, b;
+	pthread_t tid;
+
+	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
+	_loop_node(&b, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
+	_loop_run(&a);
+	pthread_join(tid, NULL);
+	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
+	              a.res.detail);
+	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
+	              b.res.detail);
+	ck_assert(a.res.rtt_us > 0.0);
+}
+END_TEST
+
+START_TEST(an_unreachable_rdma_address_breaks_the_pair_and_names_it)
+{
+	struct loop_node a, b;
+	char reason[600], want[600];
+	pthread_t tid;
+
+	/* b tells 127.0.0.4 as its RDMA address, where nobody listens. */
+	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
+	_loop_node(&b, "b", "a", "127.0.0.3", "127.0.0.4", 10.0);
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
+	_loop_run(&a);
+	pthread_join(tid, NULL);
+	ck_assert_int_eq(a.rc, AZ_OK);
+	ck_assert(!a.res.ok);
+	ck_assert_str_eq(a.res.detail, "no RDMA path from 127.0.0.2 to "
+	                               "127.0.0.4 (b's RDMA address): "
+	                               "Connection refused");
+	pf_reason(&a.cfg, &a.res, reason, sizeof(reason));
+	snprintf(want, sizeof(want), "azrdma-prolog: a <-> b: %s",
+	         a.res.detail);
+	ck_assert_str_eq(reason, want);
+	/* The other way round the path works. */
+	ck_assert_msg(b.res.ok, "b: %s", b.res.detail);
+}
+END_TEST
+
+START_TEST(a_silent_neighbour_is_named_after_the_deadline)
+{
+	struct loop_node a;
+	char want[300];
+
+	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
+	_loop_run(&a);
+	ck_assert_int_eq(a.rc, AZ_OK);
+	ck_assert(!a.res.ok);
+	snprintf(want, sizeof(want),
+	         "no answer from b at 127.0.0.3:%u within 1 s over the "
+	         "management network (Connection refused); is its Prolog "
+	         "running azrdma-pingpong?",
+	         a.cfg.port);
+	ck_assert_str_eq(a.res.detail, want);
+}
+END_TEST
+
+START_TEST(a_taken_port_is_an_error_not_a_broken_pair)
+{
+	struct loop_node a, a2;
+	pthread_t tid;
+
+	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
+	_loop_node(&a2, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &a), 0);
+	usleep(200000);
+	_loop_run(&a2);
+	pthread_join(tid, NULL);
+	ck_assert_int_eq(a2.rc, AZ_EBUSY);
+	ck_assert_ptr_nonnull(strstr(a2.err, "cannot listen on 127.0.0.2:"));
+	ck_assert_ptr_nonnull(strstr(a2.err, "Address already in use"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pingpong");
@@ -369,6 +558,15 @@ int main(void)
 	tcase_add_test(tc,
 	               packet_spec_takes_size_and_iterations_like_mpipingpong);
 	tcase_add_test(tc, bad_packet_specs_are_refused_with_the_spec);
+	tcase_add_test(tc,
+	               calibration_aims_at_one_second_of_at_most_1000_round_trips);
+	tcase_add_test(tc, dynamic_reps_keep_ten_seconds_and_never_grow);
+	tcase_add_test(tc, ring_neighbours_by_position_in_the_node_list);
+	tcase_add_test(tc, two_nodes_reach_each_other_and_echo);
+	tcase_add_test(tc,
+	               an_unreachable_rdma_address_breaks_the_pair_and_names_it);
+	tcase_add_test(tc, a_silent_neighbour_is_named_after_the_deadline);
+	tcase_add_test(tc, a_taken_port_is_an_error_not_a_broken_pair);
 	tcase_add_test(tc, quick_plan_covers_both_thresholds);
 	tcase_add_test(tc, all_pairs_run_in_rounds_of_disjoint_pairs);
 	tcase_add_test(tc, ring_pairs_each_node_with_the_next);

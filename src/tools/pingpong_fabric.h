@@ -1,0 +1,87 @@
+/*
+ * pingpong_fabric.h - the RDMA path between a node and its neighbour in a
+ * job's node list, checked without MPI (azrdma-pingpong --prolog).
+ *
+ * A Prolog runs before any MPI step exists, so the check brings its own
+ * tiny protocol over TCP.  Every node of the job listens on one port (the
+ * same on all nodes, from the job id) and checks the pair it forms with the
+ * next node of the list (the last with the first):
+ *
+ *   1. over the management network it asks the neighbour for its RDMA
+ *      address ("AZPP1 <job> HELLO <node>" -> "AZPP1 <job> ADDR <ip>");
+ *   2. from its own RDMA address it connects to that one and echoes a few
+ *      chunks ("AZPP1 <job> ECHO <bytes> <count>"), checking every byte;
+ *   3. it says "AZPP1 <job> DONE" on the management connection.
+ *
+ * Each node keeps answering until the node before it has said DONE (or
+ * hung up), or the deadline passes.  A pair is broken when the neighbour's
+ * RDMA address cannot be reached or the echo fails; that is the fabric
+ * problem MPI would meet, named before the job's script runs.
+ */
+#ifndef AZRDMA_PINGPONG_FABRIC_H
+#define AZRDMA_PINGPONG_FABRIC_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "az_rc.h"
+
+#define PF_PORT_BASE 47100 /* listen port: base + job id % span */
+#define PF_PORT_SPAN 800
+#define PF_CHUNK_BYTES 65536 /* echoed chunk */
+#define PF_CHUNK_COUNT 16
+
+/* Where a node is reached over the management network (NodeAddr). */
+typedef enum az_rc (*pf_resolve_fn)(void *arg, const char *node,
+                                    struct in_addr *out, char *err,
+                                    size_t errlen);
+
+struct pf_config {
+	unsigned job_id;
+	const char *me;          /* this node's name */
+	const char *next;        /* the node this one checks */
+	const char *prev;        /* the node that checks this one */
+	struct in_addr listen;   /* INADDR_ANY on a node; tests pick one */
+	struct in_addr rdma;     /* this node's RDMA address */
+	unsigned short port;     /* the same on every node of the job */
+	double deadline_s;       /* the whole check, from start */
+	double connect_s;        /* one connect over the RDMA network */
+	pf_resolve_fn resolve;   /* management address of a node */
+	void *resolve_arg;
+};
+
+struct pf_result {
+	bool ok;
+	double rtt_us;     /* one echo round trip of a chunk, when ok */
+	char detail[512];  /* why the pair is broken */
+};
+
+/* The listen port of a job: the same on every node. */
+unsigned short pf_port(unsigned job_id);
+
+/*
+ * This node's neighbours in the job's node list: next (checked by this
+ * node) and prev (checks this node).  AZ_ENOTFOUND if me is not in the
+ * list; *alone when the list has only this node (nothing to check).
+ */
+enum az_rc pf_neighbours(char *const *nodes, size_t count, const char *me,
+                         const char **next, const char **prev, bool *alone,
+                         char *err, size_t errlen);
+
+/*
+ * Run this node's part: answer the neighbours and check the pair with
+ * cfg->next.  AZ_OK with res filled (ok or broken); another code when the
+ * check itself could not run (the port is taken, ...), with err.
+ */
+enum az_rc pf_run(const struct pf_config *cfg, struct pf_result *res,
+                  char *err, size_t errlen);
+
+/*
+ * The drain reason of a broken pair: "azrdma-prolog: a <-> b: detail",
+ * cut to fit len.
+ */
+void pf_reason(const struct pf_config *cfg, const struct pf_result *res,
+               char *out, size_t len);
+
+#endif
