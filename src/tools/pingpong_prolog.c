@@ -206,7 +206,7 @@ static void _drain(const char *me, const char *reason)
 static int _fail(const struct prolog_opts *o, const char *me,
                  const char *reason)
 {
-	fprintf(stderr, "azrdma-pingpong: %s\n", reason);
+	fprintf(stderr, "%s\n", reason); /* it names the program */
 	if (!o->no_drain)
 		_drain(me, reason);
 	return 1;
