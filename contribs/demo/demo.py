@@ -11,7 +11,6 @@ checks against Slurm and the emulator.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "testsuite", "python"))
 
 from lib import netns  # noqa: E402
-from lib.azrdma_world import azrdma_power_save  # noqa: E402
+from lib.azrdma_world import AzrdmaSetup, program  # noqa: E402
 from lib.fabric_checks import (health_checks, pingpong, sysfs_tree,  # noqa: E402
                                write_fabric_conf)
 from lib.rdma_jobs import ENV_STEP, PROFILE_ENV, per_node_env  # noqa: E402
@@ -179,7 +178,7 @@ def bring_up(world, p):
           f"hosts {world.prefix}-<vm> running slurmd")
 
 
-def configure(world, builddir, p, stack):
+def configure(world, builddir, p):
     p.stage("azrdma: two fabric domains, plugins and power-save programs")
     missing = [so for so in PLUGINS
                if not os.path.exists(os.path.join(world.plugindir, so))]
@@ -190,10 +189,18 @@ def configure(world, builddir, p, stack):
         f.write(f"required {os.path.join(world.plugindir, 'spank_azrdma.so')}\n")
     os.chmod(plugstack, 0o644)
     os.environ["AZRDMA_BUILDDIR"] = builddir  # lib.azrdma_world finds the programs
-    lines = {"JobSubmitPlugins": "azrdma", "NodeFeaturesPlugins": "azrdma",
-             "PlugStackConfig": plugstack}
-    setup = stack.enter_context(azrdma_power_save(
-        world, extra_conf=mpi_profile_line(), slurm_overrides=lines))
+    # What lib.azrdma_world.azrdma_power_save() does, without restoring the
+    # world's test hooks afterwards: the demo's cluster stays configured.
+    setup = AzrdmaSetup(world)
+    setup.write(mpi_profile_line())
+    world.conf_overrides.update({
+        "ResumeProgram": program("azrdma-resume"),
+        "SuspendProgram": program("azrdma-suspend"),
+        "ResumeFailProgram": program("azrdma-resume-fail"),
+        "JobSubmitPlugins": "azrdma", "NodeFeaturesPlugins": "azrdma",
+        "PlugStackConfig": plugstack})
+    world.write_slurm_conf()
+    world.restart_slurmctld()
     p.say(f"{setup.conf_path}:")
     p.block("\n".join(line for line in open(setup.conf_path).read().splitlines()
                       if line.startswith(("Domain=", "Image=", "MpiProfile="))))
@@ -363,13 +370,12 @@ def walk_through(prefix, builddir):
     p = Progress(stages=7)
     world = new_world(prefix, builddir)
     summary = {"prefix": prefix, "rundir": world.rundir}
-    stack = contextlib.ExitStack()
     try:
         bring_up(world, p)
-        setup = configure(world, builddir, p, stack)
+        setup = configure(world, builddir, p)
         summary["azrdma_conf"] = setup.conf_path
         job_id, nodes, vms = rdma_job(world, p)
-        summary.update(job_id=job_id, nodes=nodes,
+        summary.update(job_id=job_id, nodes=nodes, vms=vms,
                        availability_sets=sorted({v["availabilitySet"]
                                                  for v in vms.values()}),
                        seconds_to_running=round(p.elapsed()))
@@ -392,9 +398,7 @@ def walk_through(prefix, builddir):
     with open(path, "w") as f:
         json.dump(summary, f, indent=1)
     _print_summary(world, summary, setup)
-    # The daemons run on (their own sessions); azrdma.conf and slurm.conf
-    # stay as configured: the ExitStack is deliberately not closed.
-    stack.pop_all()
+    # The daemons run on in their own sessions.
     return 0
 
 
