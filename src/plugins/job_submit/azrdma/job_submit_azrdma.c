@@ -25,13 +25,19 @@
  *    the domains are recorded in spank_job_env (SPANK_AZRDMA_MPI_PROFILE,
  *    SPANK_AZRDMA_DOMAINS), logged, and told to the user in one line.
  *
+ * The RDMA components of a heterogeneous job share one domain (see
+ * struct het_state).  job_modify checks an update that changes placement
+ * with the same rules, on the job record with the update over it.
+ *
  * srun and salloc jobs carry no environment here (a job_submit plugin
  * never sees it in 22.05); spank/azrdma applies the profile in their tasks.
  *
- * Everything Slurm frees later (features, environment, spank_job_env,
- * err_msg) is allocated with Slurm's allocator; working memory is malloc'ed
- * and freed before returning.  No lock is taken: the caller holds read
- * locks on config, job, node and partition, and calls are serialized.
+ * The submit path is kept cheap: what azrdma.conf gives is computed once
+ * per load (azrdma.conf is reloaded when it changes), a call allocates
+ * only what Slurm frees later (features, environment, spank_job_env,
+ * err_msg, with Slurm's allocator), and nothing is formatted for a log
+ * level Slurm drops.  No lock is taken: the caller holds read locks on
+ * config, job, node and partition, and calls are serialized.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_DEFAULT */
@@ -998,7 +1004,12 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	                  : "auto",
 	        pl.domains);
 
-	log_info("job '%s' of uid %" PRIu32 ": %s %s, features '%s', MPI env %s"
+	/*
+	 * Routine, and one more line per job than Slurm's own: at verbose
+	 * (SlurmctldDebug=verbose), so that at info nothing is formatted.
+	 * The user is told in any case, and spank_job_env records it.
+	 */
+	log_verbose("job '%s' of uid %" PRIu32 ": %s %s, features '%s', MPI env %s"
 	         " (%zu set, %zu kept from the user)",
 	         job_desc->name ? job_desc->name : "", job_desc->user_id,
 	         pl.candidates > 1 ? "domains" : "domain", pl.domains,

@@ -14,7 +14,8 @@ const char *js_env_get(char **env, uint32_t n, const char *name)
 	size_t len = strlen(name);
 
 	for (uint32_t i = 0; env && i < n; i++)
-		if (env[i] && !strncmp(env[i], name, len) && env[i][len] == '=')
+		if (env[i] && env[i][0] == name[0]
+		    && !strncmp(env[i], name, len) && env[i][len] == '=')
 			return env[i] + len + 1;
 	return NULL;
 }
@@ -35,12 +36,23 @@ static size_t _merge_batch(char ***env, uint32_t *n, const struct js_var *vars,
                            size_t count, bool replace, bool *wrote)
 {
 	bool present[MERGE_BATCH] = {false};
+	/* First characters of the names: most entries stop at this test. */
+	uint64_t first[4] = {0};
 	size_t missing = count, written = 0;
 
+	for (size_t k = 0; k < count; k++) {
+		unsigned char c = (unsigned char)vars[k].name[0];
+
+		first[c >> 6] |= UINT64_C(1) << (c & 63);
+	}
 	for (uint32_t i = 0; *env && i < *n && missing; i++) {
 		const char *e = (*env)[i];
+		unsigned char c;
 
 		if (!e)
+			continue;
+		c = (unsigned char)e[0];
+		if (!(first[c >> 6] & (UINT64_C(1) << (c & 63))))
 			continue;
 		for (size_t k = 0; k < count; k++) {
 			const struct js_var *v = &vars[k];
