@@ -156,6 +156,103 @@ void power_journal_clear(const struct azrdma_conf *conf, const char *node)
 	free(path);
 }
 
+bool power_journal_format(char *buf, size_t len, const struct power_journal *j)
+{
+	int n = snprintf(buf, len, "resume job=%u step=%s nic=%s vm=%s\n",
+	                 j->job_id, j->step[0] ? j->step : "-",
+	                 j->made_nic ? "made" : "-", j->made_vm ? "made" : "-");
+
+	return n > 0 && (size_t)n < len;
+}
+
+/* value of "key=value" in word, or NULL */
+static const char *_word_value(const char *word, size_t wlen, const char *key,
+                               size_t *vlen)
+{
+	size_t klen = strlen(key);
+
+	if (wlen <= klen || strncmp(word, key, klen) || word[klen] != '=')
+		return NULL;
+	*vlen = wlen - klen - 1;
+	return word + klen + 1;
+}
+
+bool power_journal_parse(const char *text, struct power_journal *j)
+{
+	const char *p = text;
+
+	memset(j, 0, sizeof(*j));
+	if (!text || strncmp(text, "resume", 6)
+	    || (text[6] && !strchr(" \n", text[6])))
+		return false;
+	j->resume = true;
+	for (p = text + 6; *p && *p != '\n';) {
+		size_t wlen, vlen;
+		const char *v;
+
+		p += strspn(p, " ");
+		wlen = strcspn(p, " \n");
+		if ((v = _word_value(p, wlen, "job", &vlen)))
+			j->job_id = (uint32_t)strtoul(v, NULL, 10);
+		else if ((v = _word_value(p, wlen, "step", &vlen))
+		         && vlen < sizeof(j->step) && strncmp(v, "-", vlen))
+			snprintf(j->step, sizeof(j->step), "%.*s", (int)vlen,
+			         v);
+		else if ((v = _word_value(p, wlen, "nic", &vlen)))
+			j->made_nic = vlen == 4 && !strncmp(v, "made", 4);
+		else if ((v = _word_value(p, wlen, "vm", &vlen)))
+			j->made_vm = vlen == 4 && !strncmp(v, "made", 4);
+		p += wlen;
+	}
+	return true;
+}
+
+enum az_rc power_image_record(const struct azrdma_conf *conf, const char *node,
+                              const char *image, char *err, size_t errlen)
+{
+	char *path = _state_path(conf, "images", node, err, errlen);
+	char *line = NULL;
+	enum az_rc rc;
+	int n;
+
+	if (!path)
+		return AZ_EIO;
+	n = asprintf(&line, "%s\n", image);
+	if (n < 0) {
+		free(path);
+		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
+	}
+	/* Readable by admins, writable by SlurmUser only. */
+	rc = fs_write_atomic(path, line, (size_t)n, 0644, err, errlen);
+	free(line);
+	free(path);
+	return rc;
+}
+
+char *power_image_recorded(const struct azrdma_conf *conf, const char *node)
+{
+	char *path = _state_path(conf, "images", node, NULL, 0);
+	char *data = NULL;
+
+	if (!path || fs_read_file(path, 256, &data, NULL, NULL, 0) != AZ_OK) {
+		free(path);
+		return NULL;
+	}
+	free(path);
+	data[strcspn(data, " \t\r\n")] = '\0';
+	return data;
+}
+
+void power_image_forget(const struct azrdma_conf *conf, const char *node)
+{
+	char *path = _state_path(conf, "images", node, NULL, 0);
+
+	if (path && unlink(path) == 0)
+		log_verbose("%s: image record removed (no disk any more)",
+		            node);
+	free(path);
+}
+
 void power_failed_put(const struct azrdma_conf *conf, const char *node,
                       const char *reason)
 {
@@ -192,7 +289,8 @@ bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
 	until = strtoll(data, &sp, 10);
 	if (sp == data || *sp != ' ' || until <= (long long)time(NULL))
 		goto out;
-	snprintf(reason, len, "%s", sp + 1);
+	/* The file ends in a newline that is no part of the reason. */
+	snprintf(reason, len, "%.*s", (int)strcspn(sp + 1, "\n"), sp + 1);
 	power_reason_clean(reason, len);
 	on = true;
 out:

@@ -64,6 +64,40 @@ enum az_rc power_journal_write(const struct azrdma_conf *conf, const char *node,
 char *power_journal_read(const struct azrdma_conf *conf, const char *node);
 void power_journal_clear(const struct azrdma_conf *conf, const char *node);
 
+/* A resume's journal entry, as power_journal_format() writes it. */
+struct power_journal {
+	bool resume;     /* "resume ...": a resume never ended */
+	uint32_t job_id; /* 0 when not named */
+	char step[16];   /* "nic", "vm", ... or "" */
+	bool made_nic;   /* that resume PUT the NIC */
+	bool made_vm;    /* that resume PUT the VM */
+};
+
+/*
+ * "resume job=12 step=vm nic=made vm=-\n" into buf (len bytes); false if
+ * it does not fit.
+ */
+bool power_journal_format(char *buf, size_t len, const struct power_journal *j);
+
+/*
+ * Parse an entry written by power_journal_format().  Unknown words are
+ * skipped (a newer writer may add some); false if text is no resume entry.
+ */
+bool power_journal_parse(const char *text, struct power_journal *j);
+
+/*
+ * The image a node's OS disk holds: StateDir/images/<node> holds the
+ * image's name (node_features/azrdma reads it for a powered-down node).
+ * Written before azrdma-resume creates the VM, removed whenever the VM
+ * (and with it its disk) is deleted or found gone, so a missing record
+ * means the Default image.
+ */
+enum az_rc power_image_record(const struct azrdma_conf *conf, const char *node,
+                              const char *image, char *err, size_t errlen);
+/* The recorded image name (caller frees), or NULL if there is none. */
+char *power_image_recorded(const struct azrdma_conf *conf, const char *node);
+void power_image_forget(const struct azrdma_conf *conf, const char *node);
+
 /*
  * A failed node's reason, kept in StateDir/failed/<node> by the resume
  * until the suspend that recycles the node sets it DOWN again (slurmctld's

@@ -23,8 +23,10 @@
 #include "arm.h"
 #include "buf.h"
 #include "conf.h"
+#include "feature_set.h"
 #include "fsutil.h"
 #include "hostlist.h"
+#include "jobs.h"
 #include "log.h"
 #include "power.h"
 #include "sl_slurm.h"
@@ -62,21 +64,14 @@ struct rs_node {
 	char reason[POWER_REASON_LEN];
 };
 
-struct rs_job {
-	uint32_t id;
-	char **names;
-	size_t count;
-};
-
 struct rs {
 	struct azrdma_conf *conf;
 	struct arm_client *arm;
 	struct rs_node *nodes;
 	size_t count;
-	struct rs_job *jobs;
-	size_t job_count;
-	char *custom_data; /* CustomDataFile's text, or NULL */
-	char *ssh_key;     /* SshPublicKeyFile's key, or NULL */
+	struct power_jobs jobs; /* from SLURM_RESUME_FILE */
+	char *custom_data;      /* CustomDataFile's text, or NULL */
+	char *ssh_key;          /* SshPublicKeyFile's key, or NULL */
 	const struct conf_image *want_image; /* feature reboot: img_<name> */
 	size_t created, started, running, failed, released;
 	size_t nics_outstanding; /* NIC PUTs (and lookups) not answered */
@@ -138,6 +133,9 @@ static void _cleanup_vm_done(struct arm_client *c, struct arm_result *res,
 	struct rs_node *n = arg;
 	char err[AZ_ERRLEN];
 
+	/* The VM went with its disk: the Default image applies again. */
+	if (res->rc == AZ_OK || res->rc == AZ_ENOTFOUND)
+		power_image_forget(n->rs->conf, n->name);
 	if (!n->made_nic) {
 		_cleanup_last(c, res, arg);
 		return;
@@ -206,13 +204,17 @@ static void _node_fail_submit(struct rs_node *n, const char *err)
 
 static void _journal(struct rs_node *n, const char *step)
 {
+	struct power_journal j = {.resume = true,
+	                          .job_id = n->job_id,
+	                          .made_nic = n->made_nic,
+	                          .made_vm = n->made_vm};
 	char entry[256], err[AZ_ERRLEN];
 
-	snprintf(entry, sizeof(entry), "resume job=%u step=%s nic=%s vm=%s\n",
-	         n->job_id, step, n->made_nic ? "made" : "-",
-	         n->made_vm ? "made" : "-");
-	if (power_journal_write(n->rs->conf, n->name, entry, err, sizeof(err))
-	    != AZ_OK)
+	snprintf(j.step, sizeof(j.step), "%s", step);
+	if (!power_journal_format(entry, sizeof(entry), &j)
+	    || power_journal_write(n->rs->conf, n->name, entry, err,
+	                           sizeof(err))
+	               != AZ_OK)
 		log_warn("%s: journal: %s", n->name, err);
 }
 
@@ -495,6 +497,12 @@ static void _vm_create(struct rs_node *n)
 	n->made_vm = true;
 	n->rs->created++;
 	_journal(n, "vm");
+	/* From the PUT on, a disk with this image may exist; a failed
+	 * create deletes the VM and forgets the record again. */
+	if (power_image_record(n->rs->conf, n->name, n->image->name, err,
+	                       sizeof(err))
+	    != AZ_OK)
+		log_warn("%s: image record: %s", n->name, err);
 	if (arm_vm_create_async(n->rs->arm, n->name, body, _vm_done, n, err,
 	                        sizeof(err))
 	    != AZ_OK) {
@@ -643,6 +651,7 @@ static void _old_vm_deleted(struct arm_client *c, struct arm_result *res,
 		_node_fail_res(n, res, "the old VM could not be deleted");
 		return;
 	}
+	power_image_forget(n->rs->conf, n->name);
 	/* The NIC may be there already: PUT is idempotent, we own it now. */
 	_nic_create(n);
 }
@@ -823,55 +832,6 @@ static void _domain_begin(struct rs_domain *d)
 	free(path);
 }
 
-/* ---- SLURM_RESUME_FILE ------------------------------------------------- */
-
-/*
- * {"jobs":[{"job_id":4,"nodes":"cloud[1-2]"}],"all_nodes":"cloud[1-2]"}
- * into rs->jobs; errors leave the jobs seen so far.
- */
-static void _jobs_parse(struct rs *rs, const char *text)
-{
-	json_object *root = text ? json_tokener_parse(text) : NULL;
-	json_object *jobs;
-	size_t n;
-
-	if (!root || !json_object_object_get_ex(root, "jobs", &jobs)
-	    || !json_object_is_type(jobs, json_type_array)) {
-		if (text)
-			log_warn("SLURM_RESUME_FILE: no jobs list in %.200s",
-			         text);
-		json_object_put(root);
-		return;
-	}
-	n = json_object_array_length(jobs);
-	rs->jobs = calloc(n ? n : 1, sizeof(*rs->jobs));
-	for (size_t i = 0; rs->jobs && i < n; i++) {
-		json_object *job = json_object_array_get_idx(jobs, i), *v;
-		struct rs_job *j = &rs->jobs[rs->job_count];
-		char err[AZ_ERRLEN];
-
-		if (!json_object_object_get_ex(job, "job_id", &v))
-			continue;
-		j->id = (uint32_t)json_object_get_int64(v);
-		if (!json_object_object_get_ex(job, "nodes", &v)
-		    || hostlist_expand(json_object_get_string(v), &j->names,
-		                       &j->count, err, sizeof(err))
-		               != AZ_OK)
-			continue;
-		rs->job_count++;
-	}
-	json_object_put(root);
-}
-
-static uint32_t _job_of(const struct rs *rs, const char *node)
-{
-	for (size_t i = 0; i < rs->job_count; i++)
-		for (size_t k = 0; k < rs->jobs[i].count; k++)
-			if (!strcmp(rs->jobs[i].names[k], node))
-				return rs->jobs[i].id;
-	return 0;
-}
-
 /*
  * Failed node: DOWN with the reason, so its jobs requeue now rather than
  * at ResumeTimeout, then power_down_force, so it goes through
@@ -911,15 +871,9 @@ static void _slurm_fail(struct rs_node *n)
 static void _release_job_of(struct rs_node *failed)
 {
 	struct rs *rs = failed->rs;
+	const struct power_job *j = NULL;
 
-	for (size_t i = 0; i < rs->job_count; i++) {
-		struct rs_job *j = &rs->jobs[i];
-		bool member = false;
-
-		for (size_t k = 0; k < j->count && !member; k++)
-			member = !strcmp(j->names[k], failed->name);
-		if (!member || j->count < 2)
-			continue;
+	while ((j = power_jobs_next_shared(&rs->jobs, failed->name, j))) {
 		for (size_t k = 0; k < j->count; k++) {
 			struct rs_node *n = _node_find(rs, j->names[k]);
 
@@ -950,19 +904,6 @@ static char *_read_key(const char *path)
 	}
 	data[strcspn(data, "\r\n")] = '\0';
 	return data;
-}
-
-static void _want_image(struct rs *rs, const char *features)
-{
-	char *list, *save = NULL;
-
-	if (!features || !(list = strdup(features)))
-		return;
-	for (char *f = strtok_r(list, ",&|", &save); f;
-	     f = strtok_r(NULL, ",&|", &save))
-		if (!strncmp(f, "img_", 4) && conf_image_find(rs->conf, f + 4))
-			rs->want_image = conf_image_find(rs->conf, f + 4);
-	free(list);
 }
 
 /* Every node of names DOWN with reason: nothing could even be tried. */
@@ -1033,10 +974,25 @@ int main(int argc, char **argv)
 		_fail_all(names, count, reason);
 		goto out;
 	}
-	if (resume_text)
-		_jobs_parse(&rs, resume_text);
-	if (argc > 2)
-		_want_image(&rs, argv[2]);
+	if (resume_text
+	    && power_jobs_parse(resume_text, &rs.jobs, err, sizeof(err))
+	               != AZ_OK)
+		log_warn("SLURM_RESUME_FILE: %s", err);
+	else if (resume_text && err[0])
+		log_warn("SLURM_RESUME_FILE: %s", err);
+	/* A feature reboot: Slurm passes what job_xlate() returned. */
+	if (argc > 2
+	    && features_job_check(rs.conf, argv[2], &rs.want_image, err,
+	                          sizeof(err))
+	               != AZ_OK) {
+		char text[AZ_ERRLEN + 64];
+
+		snprintf(text, sizeof(text), "BadFeatures: %s: %s", argv[2],
+		         err);
+		power_reason_text(reason, sizeof(reason), text);
+		_fail_all(names, count, reason);
+		goto out;
+	}
 	if (rs.conf->custom_data_file) {
 		if (fs_read_file(rs.conf->custom_data_file, 1024 * 1024,
 		                 &rs.custom_data, NULL, err, sizeof(err))
@@ -1064,7 +1020,7 @@ int main(int argc, char **argv)
 		n->lock_fd = -1;
 		n->name = strdup(names[i]);
 		n->nic_name = power_nic_name(names[i]);
-		n->job_id = _job_of(&rs, names[i]);
+		n->job_id = power_jobs_job_of(&rs.jobs, names[i]);
 		/* A feature reboot names its job in the environment. */
 		if (!n->job_id && getenv("SLURM_JOB_ID"))
 			n->job_id = (uint32_t)strtoul(getenv("SLURM_JOB_ID"),
@@ -1145,9 +1101,7 @@ out:
 		free(rs.nodes[i].nic_name);
 	}
 	free(rs.nodes);
-	for (size_t i = 0; i < rs.job_count; i++)
-		hostnames_free(rs.jobs[i].names, rs.jobs[i].count);
-	free(rs.jobs);
+	power_jobs_free(&rs.jobs);
 	hostnames_free(names, count);
 	arm_client_free(rs.arm);
 	free(rs.custom_data);

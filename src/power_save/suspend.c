@@ -94,6 +94,8 @@ static void _vm_deleted(struct arm_client *c, struct arm_result *res, void *arg)
 	}
 	if (res->rc == AZ_ENOTFOUND)
 		n->sp->gone++;
+	/* The OS disk went with the VM: the Default image applies again. */
+	power_image_forget(n->sp->conf, n->name);
 	_nic_delete(n);
 }
 
@@ -115,6 +117,7 @@ static void _vm_deallocated(struct arm_client *c, struct arm_result *res,
 	if (res->rc == AZ_ENOTFOUND) {
 		/* Gone already; a resume killed after its NIC leaves that. */
 		n->sp->gone++;
+		power_image_forget(n->sp->conf, n->name);
 		if (n->half_made) {
 			_nic_delete(n);
 			return;
@@ -152,6 +155,7 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 		        "%s: missed ResumeTimeout with no VM; removing its NIC",
 		        n->name);
 		n->sp->gone++;
+		power_image_forget(n->sp->conf, n->name);
 		_nic_delete(n);
 		return;
 	}
@@ -267,6 +271,7 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct sp_node *n = &sp.nodes[sp.count++];
+		struct power_journal j;
 		char *journal;
 
 		n->sp = &sp;
@@ -279,7 +284,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		journal = power_journal_read(sp.conf, n->name);
-		n->half_made = journal && !strncmp(journal, "resume ", 7);
+		n->half_made = power_journal_parse(journal, &j);
 		if (n->half_made)
 			log_info("%s: a resume never ended (%.*s); undoing it",
 			         n->name, (int)strcspn(journal, "\n"), journal);

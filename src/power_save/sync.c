@@ -173,6 +173,20 @@ static void _nic_delete(struct sync *s, const char *node)
 	free(nic);
 }
 
+/* A node without a VM has no disk: its image record goes. */
+static void _image_forget(struct sync *s, const char *node)
+{
+	char *image = power_image_recorded(s->conf, node);
+
+	if (!image)
+		return;
+	_report(s, node, "forget image %s: the VM and its disk are gone",
+	        image);
+	if (!s->dry_run)
+		power_image_forget(s->conf, node);
+	free(image);
+}
+
 static void _node_down(struct sync *s, const char *node, const char *why)
 {
 	char reason[POWER_REASON_LEN], text[256], err[AZ_ERRLEN];
@@ -283,6 +297,8 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 				_nic_delete(s, sn->name);
 			if (journal && !s->dry_run)
 				power_journal_clear(s->conf, sn->name);
+			if (!vs)
+				_image_forget(s, sn->name);
 			if (sn->addr && strcmp(sn->addr, sn->name)) {
 				_report(s, sn->name,
 				        "reset NodeAddr %s of a powered-down "
