@@ -1,12 +1,15 @@
 """node_features/azrdma with azrdma-resume: a job asking -C img_<other> gets
 its nodes reprovisioned with that image, in their availability set, and runs
-there; the booted host and the emulator both show the new image."""
+there; the booted host and the emulator both show the new image.  Powered
+down afterwards, the nodes keep that image as their active feature: their
+deallocated disks hold it, as azrdma-resume's record in StateDir says."""
 
 import os
 
 import pytest
 
 from lib.azrdma_world import azrdma_power_save, have_programs
+from lib.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not have_programs(), reason="azrdma power-save programs not built "
@@ -58,3 +61,43 @@ def test_default_image_job_then_other_image_job(cloud, reprovision):
         assert "img_alma" not in _active(cloud, node)
     out = cloud.job_output(second).split()
     assert out == ["sles", "sles"], out
+
+
+def _tokens(world, node, key):
+    return [t for t in world.node(node).get(key, "").split(",") if t]
+
+
+def test_powered_down_node_shows_the_image_its_disk_holds(cloud, reprovision):
+    """After the img_sles job the VMs are deallocated: their disks hold sles,
+    azrdma-resume recorded it in StateDir/images/<node>, and that (not the
+    Default) is the node's active image, even once slurmctld has forgotten
+    what slurmd last reported."""
+    vms = cloud.vms()
+    for node in NODES:
+        assert vms[node]["image"] == SLES_URN, "needs the img_sles job above"
+    cloud.wait_powered_down(NODES)
+    for node in NODES:
+        assert cloud.vm_power(node) == "deallocated"
+        record = os.path.join(reprovision.state_dir, "images", node)
+        with open(record) as f:
+            assert f.read() == "sles\n"
+        assert not os.stat(record).st_mode & 0o022, oct(os.stat(record).st_mode)
+        # slurmctld loses the image (as after a lost state file): the
+        # plugin's publisher must take it from the record again.
+        static = [t for t in _tokens(cloud, node, "ActiveFeatures")
+                  if not t.startswith("img_")]
+        cloud.scontrol("update", f"NodeName={node}",
+                       f"ActiveFeatures={','.join(static)}")
+        assert not [t for t in _tokens(cloud, node, "ActiveFeatures")
+                    if t.startswith("img_")]
+    cloud.reconfigure()
+    wait_for(lambda: all("img_sles" in _tokens(cloud, n, "ActiveFeatures")
+                         for n in NODES),
+             60, "the recorded image published as active")
+    for node in NODES:
+        active = _tokens(cloud, node, "ActiveFeatures")
+        avail = _tokens(cloud, node, "AvailableFeatures")
+        assert "img_alma" not in active, active
+        assert len(active) == len(set(active)), active
+        assert len(avail) == len(set(avail)), avail
+        assert {"img_alma", "img_sles"} <= set(avail), avail

@@ -30,6 +30,8 @@ class Admin:
         self.world = world
         self.routes = [
             ("GET", r"/_emulator/vms", self.vms),
+            ("GET", r"/_emulator/nics", self.nics),
+            ("GET", r"/_emulator/disks", self.disks),
             ("POST", r"/_emulator/vms/(?P<name>[^/]+)/rdma", self.rdma),
             ("GET", r"/_emulator/log", self.log),
             ("GET", r"/_emulator/faults", self.list_faults),
@@ -89,6 +91,30 @@ class Admin:
                     "netns": host["netns"] if host else None, "tags": vm["tags"],
                 })
             return out
+
+    def nics(self, request):
+        data = self.world.store.data
+        with self.world.store.lock:
+            out = []
+            for nic in sorted(data["nics"].values(), key=lambda n: n["name"].lower()):
+                vm = data["vms"].get(nic.get("vm") or "")
+                ipcs = nic.get("ipConfigurations") or []
+                out.append({"name": nic["name"], "resourceGroup": nic["rg"],
+                            "virtualMachine": vm["name"] if vm else None,
+                            "privateIp": ipcs[0]["privateIPAddress"] if ipcs else None})
+            return out
+
+    def disks(self, request):
+        """OS disks: each VM's (attached) and those deleted VMs left (unattached)."""
+        data = self.world.store.data
+        with self.world.store.lock:
+            out = [{"name": vm["osDiskName"], "resourceGroup": vm["rg"],
+                    "virtualMachine": vm["name"], "image": vm["image"], "diskState": "Attached"}
+                   for vm in data["vms"].values()]
+            out += [{"name": d["name"], "resourceGroup": d["rg"], "virtualMachine": None,
+                     "image": d["image"], "diskState": "Unattached"}
+                    for d in data["disks"].values()]
+            return sorted(out, key=lambda d: d["name"].lower())
 
     def log(self, request):
         q = request.query

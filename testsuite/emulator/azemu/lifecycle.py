@@ -175,6 +175,12 @@ class Lifecycle:
         for nic_key, ref in zip(vm["nicKeys"], vm["nicRefs"]):
             self.world.network.detach(nic_key, delete=ref.get("deleteOption") == "Delete")
         self.world.network.release_rdma_ip(vm.get("rdmaIp"))
+        os_disk = ((vm.get("spec") or {}).get("storageProfile") or {}).get("osDisk") or {}
+        if str(os_disk.get("deleteOption", "Detach")).lower() != "delete":
+            # As on Azure, the disk outlives its VM (and bills) unless told otherwise.
+            name = vm.get("osDiskName")
+            self.data["disks"][f"{key}/{name}"] = {
+                "sub": vm["sub"], "rg": vm["rg"], "name": name, "image": vm["image"]}
         del self.data["vms"][key]
 
     def _boot(self, key, op_id=None):

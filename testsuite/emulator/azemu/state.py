@@ -18,6 +18,8 @@ def _empty():
         "version": STATE_VERSION,
         "vms": {},
         "nics": {},
+        # OS disks a deleted VM left behind (its osDisk.deleteOption was Detach).
+        "disks": {},
         "availabilitySets": {},
         "ppgs": {},
         "ops": {},
