@@ -675,11 +675,21 @@ out:
 	return bw;
 }
 
+/* Append name to a ", "-separated list in buf. */
+static void _name_add(char *buf, size_t len, const char *name)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
 static enum hc_result _verbs_loopback(const struct hc_ctx *ctx, char *d,
                                       size_t len)
 {
 	struct ibv_device **list;
 	enum hc_result res = HC_FAIL;
+	char closed[256] = "", inactive[256] = "";
+	bool measured = false;
 	int n = 0;
 
 	errno = 0;
@@ -693,34 +703,46 @@ static enum hc_result _verbs_loopback(const struct hc_ctx *ctx, char *d,
 		         strerror(errno));
 		return HC_FAIL;
 	}
-	snprintf(d, len, "libibverbs finds no device with an ACTIVE port");
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !measured; i++) {
 		struct ibv_context *c = ibv_open_device(list[i]);
+		const char *name = ibv_get_device_name(list[i]);
 		struct ibv_port_attr pa;
 		uint8_t port;
 		double bw;
 
-		if (!c)
+		if (!c) {
+			_name_add(closed, sizeof(closed), name);
 			continue;
+		}
 		port = _active_port(c, &pa);
 		if (port) {
 			double min =
 			        ctx->size ? ctx->size->min_bandwidth_mbs : 0.0;
 
+			measured = true;
 			bw = _loopback_bw(c, port, &pa, d, len);
 			if (bw >= 0.0 && bw < min)
 				snprintf(d, len,
 				         "loopback RDMA write on %s port %u: "
 				         "%.0f Mbytes/sec < %.0f",
-				         ibv_get_device_name(list[i]),
-				         (unsigned)port, bw, min);
+				         name, (unsigned)port, bw, min);
 			else if (bw >= 0.0)
 				res = HC_PASS;
-			ibv_close_device(c);
-			break;
+		} else {
+			_name_add(inactive, sizeof(inactive), name);
 		}
 		ibv_close_device(c);
 	}
+	if (!measured && n == 0)
+		snprintf(d, len, "libibverbs finds no RDMA device");
+	else if (!measured && !inactive[0])
+		snprintf(d, len,
+		         "libibverbs lists %s but can open none of them "
+		         "(no kernel driver behind /dev/infiniband?)",
+		         closed);
+	else if (!measured)
+		snprintf(d, len, "no ACTIVE InfiniBand port on %s%s%s",
+		         inactive, closed[0] ? "; cannot open " : "", closed);
 	ibv_free_device_list(list);
 	return res;
 }

@@ -4,8 +4,16 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <slurm/slurm.h>
 
@@ -278,15 +286,158 @@ START_TEST(loopback_is_skipped_on_a_captured_tree)
 }
 END_TEST
 
-START_TEST(loopback_without_rdma_kernel_support_is_skipped)
+/*
+ * The verbs loopback against the real libibverbs, which reads sysfs under
+ * $SYSFS_PATH and opens /dev/infiniband/uverbsN.  In a child (libibverbs
+ * keeps its first sysfs path for the life of a process, and CK_FORK=no runs
+ * every test in one) with a private mount namespace whose /dev is an empty
+ * tmpfs: with_nodes adds uverbs0 and uverbs1 as the tree's "dev" files name
+ * them (231:192, 231:193).  Returns false, with why in detail, when this
+ * machine cannot make that namespace (not root).
+ */
+static bool _loopback_in_child(const char *sysfs, bool with_nodes,
+                               enum hc_result *res, char *detail, size_t len)
 {
-	struct hc_ctx ctx = {.root = "/",
-	                     .loopback = true,
-	                     .size = catalog_find(_cat, "HB120rs_v3")};
+	int fds[2];
+	pid_t pid;
+	ssize_t got;
+	char buf[600];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct hc_ctx ctx = {.root = "/", .loopback = true};
+		char out[600], d[512] = "";
+		enum hc_result r;
+		int n;
+
+		close(fds[0]);
+		if (unshare(CLONE_NEWNS)
+		    || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL)
+		    || mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755")
+		    || mknod("/dev/null", S_IFCHR | 0666, makedev(1, 3))
+		    || (with_nodes
+		        && (mkdir("/dev/infiniband", 0755)
+		            || mknod("/dev/infiniband/uverbs0", S_IFCHR | 0666,
+		                     makedev(231, 192))
+		            || mknod("/dev/infiniband/uverbs1", S_IFCHR | 0666,
+		                     makedev(231, 193))))) {
+			n = snprintf(out, sizeof(out),
+			             "S no private /dev here: %m");
+		} else {
+			setenv("SYSFS_PATH", sysfs, 1);
+			r = hc_loopback(&ctx, d, sizeof(d));
+			n = snprintf(out, sizeof(out), "%d %s", (int)r, d);
+		}
+		if (write(fds[1], out, (size_t)n) != n)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	got = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	ck_assert_int_gt(got, 2);
+	buf[got] = '\0';
+	snprintf(detail, len, "%.500s", buf + 2);
+	if (buf[0] == 'S')
+		return false;
+	*res = (enum hc_result)(buf[0] - '0');
+	return true;
+}
+
+START_TEST(loopback_with_devices_listed_but_no_device_nodes)
+{
+	enum hc_result r;
+	char d[512];
+
+	/* The HB120rs_v3 tree, its /dev/infiniband missing. */
+	if (!_loopback_in_child(TREE("ib-healthy/sys"), false, &r, d,
+	                        sizeof(d))) {
+		fprintf(stderr, "skipped: %s\n", d);
+		return;
+	}
+	ck_assert_int_eq(r, HC_FAIL);
+	ck_assert_str_eq(d, "libibverbs finds no RDMA device");
+}
+END_TEST
+
+START_TEST(loopback_with_device_nodes_but_no_kernel_driver)
+{
+	enum hc_result r;
+	char d[512];
+
+	/* Only where the kernel has no verbs at all can 231:19x lead
+	 * nowhere; on an RDMA machine they are its real devices. */
+	if (access("/sys/class/infiniband_verbs", F_OK) == 0) {
+		fprintf(stderr, "skipped: this kernel has verbs devices\n");
+		return;
+	}
+	if (!_loopback_in_child(TREE("ib-healthy/sys"), true, &r, d,
+	                        sizeof(d))) {
+		fprintf(stderr, "skipped: %s\n", d);
+		return;
+	}
+	/* The mlx5 provider claims both devices; open(2) finds no driver. */
+	ck_assert_int_eq(r, HC_FAIL);
+	ck_assert_str_eq(d, "libibverbs lists mlx5_an0, mlx5_ib0 but can open "
+	                    "none of them (no kernel driver behind "
+	                    "/dev/infiniband?)");
+}
+END_TEST
+
+/* Whether sysfs shows an ACTIVE InfiniBand port (what the loopback needs). */
+static bool _sysfs_has_active_ib_port(void)
+{
+	DIR *dir = opendir("/sys/class/infiniband");
+	struct dirent *e;
+	bool found = false;
+
+	while (dir && !found && (e = readdir(dir))) {
+		char path[512], state[64] = "", layer[64] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path),
+		         "/sys/class/infiniband/%s/ports/1/state", e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(state, sizeof(state), f))
+				state[0] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path),
+		         "/sys/class/infiniband/%s/ports/1/link_layer",
+		         e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(layer, sizeof(layer), f))
+				layer[0] = '\0';
+			fclose(f);
+		}
+		found = strstr(state, "ACTIVE") && !strstr(layer, "Ethernet");
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+START_TEST(loopback_on_this_machine_follows_its_kernel)
+{
+	struct hc_ctx ctx = {.root = "/", .loopback = true};
 	enum hc_result r = hc_loopback(&ctx, _detail, sizeof(_detail));
 
-	/* This machine has no RDMA: NULL + ENOSYS, or no device at all. */
-	ck_assert(r == HC_SKIP || r == HC_FAIL);
+	if (access("/sys/class/infiniband_verbs/abi_version", R_OK) != 0) {
+		/* No ib_uverbs (this build machine: no CONFIG_INFINIBAND). */
+		ck_assert_int_eq(r, HC_SKIP);
+		ck_assert_str_eq(_detail, "no kernel RDMA support");
+	} else if (_sysfs_has_active_ib_port()) {
+		/* A real HCA: the RDMA write loopback must work (no size, so
+		 * no bandwidth bound). */
+		ck_assert_msg(r == HC_PASS, "%s", _detail);
+	} else {
+		ck_assert_int_eq(r, HC_FAIL);
+	}
 }
 END_TEST
 
@@ -399,7 +550,11 @@ int main(void)
 	tcase_add_test(tc, rdma_interface_down_or_missing_is_named);
 	tcase_add_test(tc, memlock_must_be_unlimited);
 	tcase_add_test(tc, loopback_is_skipped_on_a_captured_tree);
-	tcase_add_test(tc, loopback_without_rdma_kernel_support_is_skipped);
+	/* The children first: no test before them may start libibverbs
+	 * in this process (CK_FORK=no). */
+	tcase_add_test(tc, loopback_with_devices_listed_but_no_device_nodes);
+	tcase_add_test(tc, loopback_with_device_nodes_but_no_kernel_driver);
+	tcase_add_test(tc, loopback_on_this_machine_follows_its_kernel);
 	tcase_add_test(tc, reason_prefix_marks_only_our_checks);
 	tcase_add_test(tc, failure_drains_a_healthy_looking_node);
 	tcase_add_test(tc, admin_drain_and_down_nodes_are_left_alone);
