@@ -106,7 +106,11 @@ static void _usage(FILE *out)
 	        "summary too\n"
 	        "Exit status: 0 every pair met the thresholds, 1 a pair was "
 	        "slow or failed,\n"
-	        "2 usage or setup error, 3 the time limit was reached.\n");
+	        "2 usage or setup error, 3 the time limit was reached.\n"
+	        "As a Slurm Prolog (PrologFlags=Alloc), without MPI: "
+	        "azrdma-pingpong --prolog\n"
+	        "[--deadline S] [--connect-timeout S] [--no-drain] [--conf "
+	        "FILE]; see azrdma-pingpong(1).\n");
 }
 
 static int _parse(int argc, char **argv, struct options *o, char *err,

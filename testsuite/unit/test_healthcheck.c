@@ -448,6 +448,9 @@ START_TEST(reason_prefix_marks_only_our_checks)
 	ck_assert(!hc_reason_is_ours("azrdma: AllocationFailed: no room"));
 	ck_assert(!hc_reason_is_ours("NHC: check_hw_ib: no port"));
 	ck_assert(!hc_reason_is_ours("admin maintenance"));
+	/* azrdma-pingpong's Prolog drains: a pair, not a local check. */
+	ck_assert(!hc_reason_is_ours("azrdma-prolog: f1n6 <-> f2n1: no RDMA "
+	                             "path from 172.16.0.4 to 172.16.0.6"));
 	ck_assert(!hc_reason_is_ours("azrdma: ib_port"));
 	ck_assert(!hc_reason_is_ours(NULL));
 }
