@@ -445,12 +445,41 @@ struct loop_node {
 	char err[AZ_ERRLEN];
 };
 
-static void _loop_node(struct loop_node *n, const char *me,
+/* Whether port is free on addr now (another test run may hold it). */
+static bool _port_free(const char *addr, unsigned short port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons(port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	bool ok;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert(inet_aton(addr, &sa.sin_addr));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A job id whose port is free on both test addresses. */
+static unsigned _free_job_id(void)
+{
+	unsigned job = 1000u + (unsigned)getpid() % 50000u;
+
+	for (unsigned i = 0; i < PF_PORT_SPAN; i++, job++)
+		if (_port_free("127.0.0.2", pf_port(job))
+		    && _port_free("127.0.0.3", pf_port(job)))
+			return job;
+	ck_abort_msg("no free port from %u", PF_PORT_BASE);
+	return 0;
+}
+
+static void _loop_node(struct loop_node *n, unsigned job, const char *me,
                        const char *other, const char *listen,
                        const char *rdma, double deadline)
 {
 	memset(n, 0, sizeof(*n));
-	n->cfg.job_id = 1000u + (unsigned)getpid() % 50000u;
+	n->cfg.job_id = job;
 	n->cfg.me = me;
 	n->cfg.next = n->cfg.prev = other;
 	n->cfg.port = pf_port(n->cfg.job_id);
@@ -471,11 +500,12 @@ static void *_loop_run(void *arg)
 
 START_TEST(two_nodes_reach_each_other_and_echo)
 {
+	unsigned job = _free_job_id();
 	struct loop_node a, b;
 	pthread_t tid;
 
-	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
-	_loop_node(&b, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
+	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
+	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
 	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
 	_loop_run(&a);
 	pthread_join(tid, NULL);
@@ -489,13 +519,14 @@ END_TEST
 
 START_TEST(an_unreachable_rdma_address_breaks_the_pair_and_names_it)
 {
+	unsigned job = _free_job_id();
 	struct loop_node a, b;
 	char reason[600], want[600];
 	pthread_t tid;
 
 	/* b tells 127.0.0.4 as its RDMA address, where nobody listens. */
-	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
-	_loop_node(&b, "b", "a", "127.0.0.3", "127.0.0.4", 10.0);
+	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
+	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.4", 10.0);
 	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
 	_loop_run(&a);
 	pthread_join(tid, NULL);
@@ -515,10 +546,11 @@ END_TEST
 
 START_TEST(a_silent_neighbour_is_named_after_the_deadline)
 {
+	unsigned job = _free_job_id();
 	struct loop_node a;
 	char want[300];
 
-	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
+	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
 	_loop_run(&a);
 	ck_assert_int_eq(a.rc, AZ_OK);
 	ck_assert(!a.res.ok);
@@ -533,11 +565,12 @@ END_TEST
 
 START_TEST(a_taken_port_is_an_error_not_a_broken_pair)
 {
+	unsigned job = _free_job_id();
 	struct loop_node a, a2;
 	pthread_t tid;
 
-	_loop_node(&a, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
-	_loop_node(&a2, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
+	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
+	_loop_node(&a2, job, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
 	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &a), 0);
 	usleep(200000);
 	_loop_run(&a2);
