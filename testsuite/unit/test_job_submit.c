@@ -111,6 +111,7 @@ static void _job_free(job_desc_msg_t *job)
 {
 	slurm_xfree((void **)&job->features);
 	slurm_xfree((void **)&job->partition);
+	slurm_xfree((void **)&job->job_id_str);
 	_xfree_array(&job->environment, job->env_size);
 	_xfree_array(&job->spank_job_env, job->spank_job_env_size);
 	slurm_xfree((void **)&job);
@@ -553,7 +554,7 @@ static job_desc_msg_t *_update(const char *features, uint32_t min_nodes)
 {
 	job_desc_msg_t *u = _job(features, min_nodes, NO_VAL);
 
-	u->job_id = 42;
+	u->job_id_str = slurm_xstrdup("42");
 	return u;
 }
 
@@ -641,6 +642,7 @@ static void _use_record(const char *features, uint32_t nodes)
 	ck_assert_ptr_nonnull(set);
 	set(_read_record, _free_record);
 	_record = _job(features, nodes, nodes);
+	_record->job_id = 7;
 }
 
 START_TEST(job_modify_checks_the_update_over_the_job_record)

@@ -1034,6 +1034,22 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	return SLURM_SUCCESS;
 }
 
+/*
+ * Free what copy_job_record_to_job_desc() made.  Its environment is one
+ * block, read from the job's file, with the array pointing into it: free
+ * the block and the array, then the rest as any descriptor (slurmctld's
+ * own caller, in fed_mgr.c, does the same).
+ */
+static void _free_read_job(job_desc_msg_t *job)
+{
+	if (job->environment) {
+		slurm_xfree((void **)&job->environment[0]);
+		slurm_xfree((void **)&job->environment);
+	}
+	job->env_size = 0;
+	_free_job_desc(job);
+}
+
 /* Does an update touch what placement reads? */
 static bool _update_places(const job_desc_msg_t *u)
 {
@@ -1103,18 +1119,23 @@ extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
 	if (job_ptr && _read_job)
 		cur = _read_job(job_ptr);
 	if (!cur && !job_desc->features && !job_desc->partition) {
-		log_debug("update of job %" PRIu32 ": its record is unreadable "
-		          "here and the update names no constraint or "
-		          "partition; not checked",
-		          job_desc->job_id);
+		log_debug("update of job %s: its record is unreadable here and "
+		          "the update names no constraint or partition; not "
+		          "checked",
+		          job_desc->job_id_str ? job_desc->job_id_str : "?");
 		return SLURM_SUCCESS;
 	}
 	view = _view_updated(cur, job_desc);
 	_ask_read(&view, &ask);
 	if (!ask.rdma_feature && !_rdma_partition(view.partition))
 		goto out;
-	snprintf(what, sizeof(what), "update of job %" PRIu32,
-	         job_desc->job_id);
+	/* scontrol names the job by job_id_str; the record has its id. */
+	if (cur)
+		snprintf(what, sizeof(what), "update of job %" PRIu32,
+		         cur->job_id);
+	else
+		snprintf(what, sizeof(what), "update of job %s",
+		         job_desc->job_id_str ? job_desc->job_id_str : "?");
 	if (!ask.too_many)
 		_place(&ask, NO_DOMAIN, 0, &pl);
 	if (ask.too_many || !pl.candidates) {
@@ -1134,6 +1155,6 @@ extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
 	}
 out:
 	if (cur)
-		_free_job_desc(cur);
+		_free_read_job(cur);
 	return rc;
 }
