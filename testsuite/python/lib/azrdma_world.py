@@ -57,7 +57,9 @@ class AzrdmaSetup:
         self.custom_data = world.path("etc", "azrdma-cloud-init")
         self.resource_group = f"{world.prefix}-rg"
 
-    def conf_text(self, extra=""):
+    def conf_text(self, extra="", image_mpi=None):
+        """azrdma.conf for this world, then the lines of extra; image_mpi
+        names the MPI profile (Mpi=) of the default image."""
         w = self.world
         subnet = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{self.resource_group}"
                   "/providers/Microsoft.Network/virtualNetworks/cluster/subnets/default")
@@ -79,7 +81,8 @@ class AzrdmaSetup:
             f"StateDir={self.state_dir}",
             f"LogFile={self.log_path}",
             "CapacityCooldown=60",
-            f"Image=alma Urn={IMAGE_URN} Default=yes",
+            f"Image=alma Urn={IMAGE_URN} Default=yes"
+            + (f" Mpi={image_mpi}" if image_mpi else ""),
         ]
         for d in w.domains:
             lines.append(f"Domain={d.name} Nodes={d.hostlist} VmSize={d.vm_size}"

@@ -5,9 +5,9 @@
 
 The plugins come from AZRDMA_PLUGINDIR (the integrator's testsuite/run sets
 it; the harness appends it to PluginDir). azrdma.conf goes beside slurm.conf,
-where slurmctld and every slurmstepd look for it; its Azure fields are
-placeholders (the plugins never talk to Azure and load it without file
-checks). Its one image uses the MPI profile of the test world: Open MPI over
+where slurmctld and every slurmstepd look for it, written by
+lib/azrdma_world.py's AzrdmaSetup with the lines the job plugins need
+(the plugins never talk to Azure and load it without file checks). Its one image uses the MPI profile of the test world: Open MPI over
 TCP on the emulated RDMA network, which is what the RDMA kind of the VM size
 would be on Azure.
 """
@@ -18,6 +18,8 @@ import re
 import shutil
 
 import pytest
+
+from .azrdma_world import AzrdmaSetup
 
 PLUGINS = ("job_submit_azrdma.so", "spank_azrdma.so")
 PROFILE = "testworld"
@@ -32,7 +34,6 @@ PROFILE_ENV = {
 # Nodes of test_job_submit*.py and test_spank*.py (domain fab4).
 NODES = ("f4n1", "f4n2", "f4n3", "f4n4")
 RDMA_PARTITION = "fab4"
-SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 
 def plugindir():
@@ -43,26 +44,14 @@ def plugindir():
     return None
 
 
-def conf_text(world):
+def conf_text(world, extra=""):
+    """azrdma.conf of lib/azrdma_world.py with the lines the job plugins
+    need (RdmaPartitions, the test world's MPI profile on the default
+    image), then extra."""
     sets = " ".join(f"Set={k}={v}" for k, v in PROFILE_ENV.items())
-    lines = [
-        "# written by testsuite/python/lib/rdma_jobs.py",
-        f"ClusterName={world.prefix}",
-        f"SubscriptionId={SUBSCRIPTION}",
-        f"ResourceGroup={world.prefix}-rg",
-        "Location=eastus",
-        f"SubnetId=/subscriptions/{SUBSCRIPTION}/resourceGroups/{world.prefix}-rg"
-        "/providers/Microsoft.Network/virtualNetworks/cluster/subnets/default",
-        f"SshPublicKeyFile={world.path('etc', 'azrdma_id.pub')}",
-        f"RdmaPartitions={RDMA_PARTITION}",
-        f"MpiProfile={PROFILE} {sets}",
-        f"Image=alma Urn=almalinux:almalinux-hpc:8_7-hpc-gen2:latest Mpi={PROFILE}"
-        " Default=yes",
-    ]
-    for d in world.domains:
-        lines.append(f"Domain={d.name} Nodes={d.hostlist} VmSize={d.vm_size}"
-                     f" AvailabilitySet={d.availability_set}")
-    return "\n".join(lines) + "\n"
+    lines = (f"RdmaPartitions={RDMA_PARTITION}\n"
+             f"MpiProfile={PROFILE} {sets}\n")
+    return AzrdmaSetup(world).conf_text(lines + extra, image_mpi=PROFILE)
 
 
 def _write(path, text):
@@ -87,7 +76,7 @@ def azrdma_job_plugins(world, overrides=None, extra_conf=""):
     if os.path.exists(conf):
         saved = conf + ".saved-by-rdma-jobs"
         shutil.copy2(conf, saved)
-    _write(conf, conf_text(world) + extra_conf)
+    _write(conf, conf_text(world, extra_conf))
     _write(plugstack, f"required {os.path.join(d, 'spank_azrdma.so')}\n")
     lines = {"JobSubmitPlugins": "azrdma", "PlugStackConfig": plugstack}
     lines.update(overrides or {})
