@@ -95,13 +95,15 @@ def test_a_job_across_two_fabrics_is_stopped_and_the_pair_named(cloud,
         wait_for(lambda: cloud.node(b).get("Reason", "").startswith(
             f"azrdma-prolog: {b} <-> {a}: no RDMA path"), 60,
             f"{b} drained naming the pair")
-        rc, out = prolog.run_of(a, job_id)
+        # The wrapper logs once azrdma-pingpong has exited.
+        rc, out = wait_for(lambda: prolog.run_of(a, job_id), 30,
+                           f"the Prolog's log on {a}")
         assert rc == 1 and want in out, out
         # Slurm stops the job before its script: requeued and held.
-        job = wait_for(lambda: (lambda j: j if j["JobState"] != "RUNNING"
-                                else None)(cloud.job(job_id)),
-                       30, f"job {job_id} stopped")
-        assert job["JobState"] in ("PENDING", "REQUEUED", "FAILED"), job
+        wait_for(lambda: cloud.job(job_id).get("Reason")
+                 == "launch_failed_requeued_held", 30,
+                 f"job {job_id} requeued and held")
+        assert cloud.job(job_id)["JobState"] == "PENDING"
         assert MARK not in cloud.job_output(job_id)
     finally:
         cloud.run_ctl("scancel", str(job_id), check=False)
