@@ -425,7 +425,7 @@ def _print_summary(world, s, setup):
 
 The cluster is still up. Look around:
   sudo {ctl} sinfo
-  sudo {ctl} sbatch -N 2 -C rdma --wrap 'srun hostname'
+  sudo {ctl} sbatch -N 2 -C rdma -o {world.path('jobs', '%j.out')} --wrap 'srun hostname'
   logs: {world.rundir}/logs   (azrdma.log: the power-save programs)
 Tear it down (every namespace, daemon, bridge and file of the demo):
   sudo ./contribs/demo/run --down{'' if world.prefix == 'demo' else ' --prefix ' + world.prefix}

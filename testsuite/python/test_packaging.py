@@ -87,6 +87,10 @@ def installed(work):
         elif "/systemd/system/" in rel:
             kinds["units"].add(name)
     assert all(kinds.values()), kinds
+    examples = {n for n in os.listdir(os.path.join(REPO, "etc"))
+                if n.endswith(".example")}
+    assert kinds["examples"] == examples, "etc/Makefile.am installs " \
+        f"{sorted(kinds['examples'])}, etc/ has {sorted(examples)}"
     return kinds
 
 
