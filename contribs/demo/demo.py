@@ -248,6 +248,13 @@ def _watch_power_up(world, job_id, p):
 def rdma_job(world, p):
     p.stage(f"sbatch -N {JOB_NODES} -C rdma: four VMs power up in one "
             "availability set")
+    too_big = JOB_NODES + 1
+    res = world.run_ctl("sbatch", "-N", str(too_big), "-C", "rdma", "--wrap", "true",
+                        check=False)
+    p.say(f"$ sbatch -N {too_big} -C rdma ...   (no domain holds {too_big} nodes)")
+    p.block(res.stdout + res.stderr)
+    if res.returncode == 0:
+        raise RuntimeError(f"job_submit/azrdma accepted a {too_big}-node RDMA job")
     script = f"{ENV_STEP}; sleep 1800"
     res = world.run_ctl("sbatch", "--parsable", "-N", str(JOB_NODES), "-C", "rdma",
                         f"--output={world.path('jobs', '%j.out')}",

@@ -108,6 +108,14 @@ def test_rdma_job_powered_up_four_vms_in_one_availability_set(demo):
     assert sorted(p.rsplit("/", 1)[1] for p in puts) == NODES, puts
 
 
+def test_job_no_domain_can_hold_was_refused_with_what_fits(demo):
+    world, summary = demo["world"], demo["summary"]
+    assert ("azrdma: 5 nodes fit in no RDMA domain" in demo["out"]
+            and "ask for at most 4 nodes" in demo["out"]), demo["out"][:4000]
+    jobs = re.findall(r"^JobId=(\d+) ", world.scontrol("show", "job", "-o"), re.M)
+    assert jobs == [str(summary["job_id"])], jobs  # the refused one never existed
+
+
 def test_every_node_got_the_mpi_profile(demo):
     world, summary = demo["world"], demo["summary"]
     hosts = per_node_env(world.job_output(summary["job_id"]))
