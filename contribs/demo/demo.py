@@ -119,10 +119,11 @@ def _pid_of(path):
         return None
 
 
-def _stop_pid(pid, grace):
-    if not pid:
-        return
-    netns.kill_processes([pid], grace=grace)
+def _stop_pid(pid, ours, grace):
+    """SIGTERM (then SIGKILL) pid if it is one of the world's processes:
+    a pid file may outlive its process, and the pid be someone else's."""
+    if pid in ours:
+        netns.kill_processes([pid], grace=grace)
 
 
 def down(prefix):
@@ -140,12 +141,12 @@ def down(prefix):
     print(f"==> tearing down the demo {prefix} ({rundir})")
     # slurmctld first so that no power-save program starts any more; the
     # emulator (--shutdown-vms) then takes every VM host down; munged last.
-    _stop_pid(_pid_of(world.path("ctld", "slurmctld.pid")), 15)
-    emulators = [pid for pid, desc in netns.world_processes(
-        rundir, world.world_id).items() if "azure-emulator --listen" in desc]
-    for pid in emulators:
-        _stop_pid(pid, 60)
-    _stop_pid(_pid_of(world.path("munge", "munged.pid")), 15)
+    ours = netns.world_processes(rundir, world.world_id)
+    _stop_pid(_pid_of(world.path("ctld", "slurmctld.pid")), ours, 15)
+    for pid, desc in ours.items():
+        if "azure-emulator --listen" in desc:
+            _stop_pid(pid, ours, 60)
+    _stop_pid(_pid_of(world.path("munge", "munged.pid")), ours, 15)
     left = world.stop()
     for line in world.swept:
         print(f"swept: {line}")
