@@ -87,6 +87,10 @@ def installed(work):
         elif "/systemd/system/" in rel:
             kinds["units"].add(name)
     assert all(kinds.values()), kinds
+    pages = {n for n in os.listdir(os.path.join(REPO, "doc", "man"))
+             if re.search(r"\.\d$", n)}
+    assert kinds["man"] == pages, "doc/man/Makefile.am installs " \
+        f"{sorted(kinds['man'])}, doc/man has {sorted(pages)}"
     examples = {n for n in os.listdir(os.path.join(REPO, "etc"))
                 if n.endswith(".example")}
     assert kinds["examples"] == examples, "etc/Makefile.am installs " \
