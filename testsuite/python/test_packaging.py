@@ -216,3 +216,17 @@ def test_rpms_hold_what_make_install_installs(rpms, installed):
         assert f"/usr/lib/systemd/system/{unit}" in programs, unit
     plugins = {f for f in rpms["slurm-azrdma-plugins"] if f.endswith(".so")}
     assert plugins == {f"/{RPM_PLUGINDIR}/{p}" for p in installed["plugins"]}
+
+
+def test_every_path_the_examples_name_is_in_a_package(debs):
+    """slurm.conf.fragment.example and plugstack.conf.example name the
+    programs and the plugin where the packages put them."""
+    files = {"/" + f for d in debs.values() for f in _files(d["root"])}
+    named = set()
+    for example in ("slurm.conf.fragment.example", "plugstack.conf.example"):
+        with open(os.path.join(REPO, "etc", example)) as f:
+            for line in f:
+                if not line.lstrip().startswith("#"):
+                    named |= set(re.findall(r"/usr/\S+", line))
+    assert len(named) >= 5, named
+    assert named <= files, sorted(named - files)
