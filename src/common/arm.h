@@ -294,6 +294,8 @@ enum az_rc arm_avset_get(struct arm_client *c, const char *name,
                          struct arm_result **res);
 enum az_rc arm_avset_delete(struct arm_client *c, const char *name,
                             struct arm_result **res);
+/* Every availability set of the resource group: body {"value": [...]}. */
+enum az_rc arm_avset_list(struct arm_client *c, struct arm_result **res);
 enum az_rc arm_ppg_put(struct arm_client *c, const char *name,
                        json_object *body, struct arm_result **res);
 enum az_rc arm_ppg_get(struct arm_client *c, const char *name,

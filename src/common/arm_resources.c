@@ -287,6 +287,25 @@ enum az_rc arm_vm_list(struct arm_client *c, struct arm_result **res)
 	return _sync(c, "", &list, NULL, res);
 }
 
+/* The availability-set collection, as _vm_collection. */
+static char *_avset_collection(const struct arm_client *c, const char *unused)
+{
+	char *p = arm_avset_path(c, "");
+
+	if (p)
+		p[strlen(p) - 1] = '\0';
+	return p;
+}
+
+enum az_rc arm_avset_list(struct arm_client *c, struct arm_result **res)
+{
+	static const struct _call list = {.path = _avset_collection,
+	                                  .method = ARM_GET,
+	                                  .flags = ARM_REQ_PAGED};
+
+	return _sync(c, "", &list, NULL, res);
+}
+
 enum az_rc arm_nic_create(struct arm_client *c, const char *name,
                           json_object *body, struct arm_result **res)
 {

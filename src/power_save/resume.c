@@ -38,12 +38,23 @@
  */
 #define RESUME_VM_INFLIGHT 300
 
+/*
+ * Nodes between their first lookup and their address, per ARM request
+ * slot (MaxParallelRequests): enough to keep every slot busy, while the
+ * rest wait as a flag instead of as queued requests with their bodies and
+ * buffers (2.5 KB and more each, for every node of a big resume at once).
+ */
+#define RESUME_ADDR_WINDOW_PER_SLOT 4
+
 /* How long to wait for a node's lock (a suspend of it may be under way). */
 #define RESUME_LOCK_WAIT_S 600
 
 struct rs;
 
 enum { VM_QUEUED_NONE = 0, VM_QUEUED_CREATE, VM_QUEUED_START };
+
+/* Where a node is on its way to an address (the window above). */
+enum { ADDR_NOT_YET = 0, ADDR_WAITING, ADDR_ACTIVE, ADDR_DONE };
 
 struct rs_node {
 	struct rs *rs;
@@ -61,6 +72,7 @@ struct rs_node {
 	bool released;     /* healthy, but its job lost another node */
 	bool powered_down; /* power_down_force sent */
 	int vm_queued;     /* VM_QUEUED_*: create or start, after the NICs */
+	int addr_phase;    /* ADDR_* */
 	char reason[POWER_REASON_LEN];
 };
 
@@ -75,12 +87,17 @@ struct rs {
 	const struct conf_image *want_image; /* feature reboot: img_<name> */
 	size_t created, started, running, failed, released;
 	size_t nics_outstanding; /* NIC PUTs (and lookups) not answered */
+	size_t addr_waiting;     /* nodes whose domain is ready, not begun */
+	size_t addr_active;      /* nodes begun, without their address yet */
+	size_t addr_window;      /* most nodes ADDR_ACTIVE at once */
+	bool addr_filling;       /* inside _addr_fill() */
 	size_t vms_inflight;     /* VM creates and starts not finished */
 };
 
 static void _vm_create(struct rs_node *n);
 static void _vm_start(struct rs_node *n);
 static void _vm_queue_flush(struct rs *rs);
+static void _addr_end(struct rs_node *n);
 static void _slurm_fail(struct rs_node *n);
 static void _release_job_of(struct rs_node *n);
 
@@ -168,6 +185,7 @@ static void _node_fail(struct rs_node *n, const char *reason)
 	/* Tell slurmctld now: the job requeues while we clean up. */
 	_slurm_fail(n);
 	_release_job_of(n);
+	_addr_end(n);
 	if (!n->rs->arm || (!n->made_vm && !n->made_nic)) {
 		_node_finish(n);
 		return;
@@ -520,7 +538,7 @@ static void _vm_create(struct rs_node *n)
  */
 static void _vm_queue_flush(struct rs *rs)
 {
-	if (rs->nics_outstanding)
+	if (rs->nics_outstanding || rs->addr_waiting || rs->addr_active)
 		return;
 	for (size_t i = 0; i < rs->count; i++) {
 		struct rs_node *n = &rs->nodes[i];
@@ -553,6 +571,7 @@ static void _nic_address(struct rs_node *n, struct arm_result *res)
 	else
 		_push_addr(n, ip);
 	n->rs->nics_outstanding--;
+	_addr_end(n);
 	if (ip)
 		_vm_queue(n, VM_QUEUED_CREATE);
 	else
@@ -635,6 +654,7 @@ static void _nic_known(struct arm_client *c, struct arm_result *res, void *arg)
 		return;
 	}
 	_push_addr(n, ip);
+	_addr_end(n);
 	if (n->ok) { /* running already */
 		_node_finish(n);
 		return;
@@ -711,6 +731,57 @@ static void _node_begin(struct rs_node *n)
 		_node_fail_submit(n, err);
 }
 
+/* Begin waiting nodes while the window has room. */
+static void _addr_fill(struct rs *rs)
+{
+	/* A node failing at once inside _node_begin() ends up here again:
+	 * the loop below goes on in its place. */
+	if (rs->addr_filling)
+		return;
+	rs->addr_filling = true;
+	for (size_t i = 0; i < rs->count && rs->addr_waiting
+	                   && rs->addr_active < rs->addr_window;
+	     i++) {
+		struct rs_node *n = &rs->nodes[i];
+
+		if (n->addr_phase != ADDR_WAITING)
+			continue;
+		n->addr_phase = ADDR_ACTIVE;
+		rs->addr_waiting--;
+		rs->addr_active++;
+		_node_begin(n);
+	}
+	rs->addr_filling = false;
+}
+
+/* Its domain is ready: the node waits for a place in the window. */
+static void _addr_wait(struct rs_node *n)
+{
+	if (n->addr_phase != ADDR_NOT_YET)
+		return;
+	n->addr_phase = ADDR_WAITING;
+	n->rs->addr_waiting++;
+}
+
+/*
+ * The node has its address, or failed: its place goes to the next one,
+ * and once no node is on its way any more the VM creates may start.
+ */
+static void _addr_end(struct rs_node *n)
+{
+	struct rs *rs = n->rs;
+
+	if (n->addr_phase == ADDR_WAITING)
+		rs->addr_waiting--;
+	else if (n->addr_phase == ADDR_ACTIVE)
+		rs->addr_active--;
+	else
+		return;
+	n->addr_phase = ADDR_DONE;
+	_addr_fill(rs);
+	_vm_queue_flush(rs);
+}
+
 /* ---- domains ------------------------------------------------------------ */
 
 struct rs_domain {
@@ -740,7 +811,8 @@ static void _avset_done(struct arm_client *c, struct arm_result *res, void *arg)
 	}
 	for (size_t i = 0; i < rs->count; i++)
 		if (rs->nodes[i].dom == d->dom && !rs->nodes[i].failed)
-			_node_begin(&rs->nodes[i]);
+			_addr_wait(&rs->nodes[i]);
+	_addr_fill(rs);
 }
 
 static void _avset_put(struct rs_domain *d)
@@ -1004,6 +1076,8 @@ int main(int argc, char **argv)
 	rs.nodes = calloc(count ? count : 1, sizeof(*rs.nodes));
 	if (!rs.nodes)
 		goto out;
+	rs.addr_window =
+	        RESUME_ADDR_WINDOW_PER_SLOT * rs.conf->max_parallel_requests;
 	if (arm_client_new(rs.conf, NULL, &rs.arm, err, sizeof(err)) != AZ_OK) {
 		power_reason_text(reason, sizeof(reason), err);
 		power_reason_clean(reason, sizeof(reason));

@@ -322,18 +322,19 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 /* Availability sets this cluster made that hold no VM any more. */
 static void _sync_avsets(struct sync *s)
 {
-	char *path = NULL;
-	json_object *sets;
+	struct arm_result *list = NULL;
+	json_object *sets = NULL;
 	size_t n;
 
-	if (asprintf(&path,
-	             "/subscriptions/%s/resourceGroups/%s/providers/"
-	             "Microsoft.Compute/availabilitySets",
-	             s->conf->subscription_id, s->conf->resource_group)
-	    < 0)
+	if (arm_avset_list(s->arm, &list) != AZ_OK) {
+		log_error("listing availability sets: %s",
+		          list ? list->err : "failed");
+		s->failures++;
+		arm_result_free(list);
 		return;
-	sets = _list(s, path, NULL);
-	free(path);
+	}
+	if (list->body)
+		json_object_object_get_ex(list->body, "value", &sets);
 	n = sets ? json_object_array_length(sets) : 0;
 	for (size_t i = 0; i < n; i++) {
 		json_object *set = json_object_array_get_idx(sets, i);
@@ -359,7 +360,7 @@ static void _sync_avsets(struct sync *s)
 		}
 		arm_result_free(res);
 	}
-	json_object_put(sets);
+	arm_result_free(list);
 }
 
 static void _usage(FILE *f)

@@ -515,9 +515,7 @@ static int _cmd_azure(const struct options *o)
 	struct azrdma_conf *conf = _load(o, CONF_CHECK_FILES, false);
 	struct arm_client *client = NULL;
 	struct arm_result *res = NULL;
-	struct arm_request list = {0};
 	char err[AZ_ERRLEN];
-	char *path = NULL;
 	int status = 1;
 
 	if (!conf)
@@ -543,19 +541,7 @@ static int _cmd_azure(const struct options *o)
 	arm_result_free(res);
 	res = NULL;
 
-	if (asprintf(&path,
-		     "/subscriptions/%s/resourceGroups/%s/providers/"
-		     "Microsoft.Compute/availabilitySets",
-		     conf->subscription_id, conf->resource_group)
-	    < 0) {
-		path = NULL;
-		goto out;
-	}
-	list.method = ARM_GET;
-	list.path = path;
-	list.api = ARM_API_COMPUTE;
-	list.flags = ARM_REQ_PAGED;
-	if (arm_call_sync(client, &list, &res) != AZ_OK) {
+	if (arm_avset_list(client, &res) != AZ_OK) {
 		fprintf(stderr,
 			"azrdma-config: listing availability sets: %s\n",
 			res ? res->err : "failed");
@@ -565,7 +551,6 @@ static int _cmd_azure(const struct options *o)
 	status = 0;
 out:
 	arm_result_free(res);
-	free(path);
 	arm_client_free(client);
 	conf_free(conf);
 	return status;

@@ -20,9 +20,6 @@ pytestmark = pytest.mark.skipif(
     "(set AZRDMA_BUILDDIR)")
 
 NODES = ["f3n1", "f3n2", "f3n3", "f3n4"]
-# Known issue: in one session, f3n6 (released for its job, then failing on
-# its own, then resumed by an admin) was never scheduled again; the fault and
-# sync modules use other nodes until that is understood.
 QUOTA_NODES = ["f3n5", "f3n6"]
 CAPACITY_NODES = ["f3n7", "f3n8"]
 
@@ -188,6 +185,30 @@ def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrd
                 f"{node}: its NIC was not removed"
     finally:
         _recover(cloud, azrdma, job_id, QUOTA_NODES)
+
+
+def test_node_released_then_failed_runs_the_next_job_once_resumed(cloud, azrdma):
+    """Both starts of a 2-node job fail on quota: the first failure releases
+    the other node (power down forced), which then fails on its own.  Once
+    an admin has resumed both, they take the next job like any node (in an
+    earlier session such a node was never scheduled again)."""
+    pair = NODES[2:]   # their VMs are deallocated by the tests above
+    cloud.wait_powered_down(pair)
+    cloud.emulator_admin("POST", "quota", {"family": HB120_FAMILY, "limit": 0})
+    job_id = cloud.submit("-N", "2", "-p", "fab3", "-C", "rdma",
+                          "-w", ",".join(pair), wrap="srun hostname")
+    try:
+        for node in pair:
+            _wait_down_with(cloud, node, "OperationNotAllowed")
+        released = re.findall(rf"({'|'.join(pair)}): azrdma: released: job "
+                              rf"{job_id} lost node", azrdma.log_text())
+        assert len(released) == 1, "no node was released first: proves nothing"
+    finally:
+        _recover(cloud, azrdma, job_id, pair)
+    again = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(pair),
+                         wrap="srun hostname")
+    job = cloud.wait_job(again, timeout=150)
+    assert sorted(cloud.job_output(again).split()) == pair, job
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ TRANSIENT = {
 }
 TOKEN_NODE = "f3n4"
 KILLED = "f3n5"
-RESTARTED = "f3n2"  # f3n6: see the known issue in test_power_save.py
+RESTARTED = "f3n2"
 RACED = "ghost1"
 OTHER_IMAGE = "alma9"
 OTHER_URN = "almalinux:almalinux-hpc:9-hpc-gen2:latest"
