@@ -92,12 +92,15 @@ static int _connect(int fd, struct in_addr addr, unsigned short port,
 	return rc;
 }
 
-static bool _write_all(int fd, const void *buf, size_t len)
+/* Send (sending) or receive exactly len bytes; false on EOF, error or
+ * timeout. */
+static bool _transfer(int fd, void *buf, size_t len, bool sending)
 {
-	const char *p = buf;
+	char *p = buf;
 
 	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = sending ? send(fd, p, len, MSG_NOSIGNAL)
+		                    : recv(fd, p, len, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -109,21 +112,14 @@ static bool _write_all(int fd, const void *buf, size_t len)
 	return true;
 }
 
+static bool _write_all(int fd, const void *buf, size_t len)
+{
+	return _transfer(fd, (void *)buf, len, true);
+}
+
 static bool _read_all(int fd, void *buf, size_t len)
 {
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
+	return _transfer(fd, buf, len, false);
 }
 
 /* One "\n"-terminated line (without it); false on EOF, error or timeout. */

@@ -498,17 +498,27 @@ static void *_loop_run(void *arg)
 	return NULL;
 }
 
+/* Run both nodes at once: first in a thread, second after delay_us. */
+static void _loop_run_both(struct loop_node *first, struct loop_node *second,
+                           useconds_t delay_us)
+{
+	pthread_t tid;
+
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, first), 0);
+	if (delay_us)
+		usleep(delay_us);
+	_loop_run(second);
+	pthread_join(tid, NULL);
+}
+
 START_TEST(two_nodes_reach_each_other_and_echo)
 {
 	unsigned job = _free_job_id();
 	struct loop_node a, b;
-	pthread_t tid;
 
 	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
 	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
-	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
-	_loop_run(&a);
-	pthread_join(tid, NULL);
+	_loop_run_both(&b, &a, 0);
 	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
 	              a.res.detail);
 	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
@@ -522,14 +532,11 @@ START_TEST(an_unreachable_rdma_address_breaks_the_pair_and_names_it)
 	unsigned job = _free_job_id();
 	struct loop_node a, b;
 	char reason[600], want[600];
-	pthread_t tid;
 
 	/* b tells 127.0.0.4 as its RDMA address, where nobody listens. */
 	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
 	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.4", 10.0);
-	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
-	_loop_run(&a);
-	pthread_join(tid, NULL);
+	_loop_run_both(&b, &a, 0);
 	ck_assert_int_eq(a.rc, AZ_OK);
 	ck_assert(!a.res.ok);
 	ck_assert_str_eq(a.res.detail, "no RDMA path from 127.0.0.2 to "
@@ -567,14 +574,10 @@ START_TEST(a_taken_port_is_an_error_not_a_broken_pair)
 {
 	unsigned job = _free_job_id();
 	struct loop_node a, a2;
-	pthread_t tid;
 
 	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
 	_loop_node(&a2, job, "a", "b", "127.0.0.2", "127.0.0.2", 1.0);
-	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &a), 0);
-	usleep(200000);
-	_loop_run(&a2);
-	pthread_join(tid, NULL);
+	_loop_run_both(&a, &a2, 200000);
 	ck_assert_int_eq(a2.rc, AZ_EBUSY);
 	ck_assert_ptr_nonnull(strstr(a2.err, "cannot listen on 127.0.0.2:"));
 	ck_assert_ptr_nonnull(strstr(a2.err, "Address already in use"));
