@@ -221,9 +221,15 @@ static void _server_line(struct server *s, int i)
 	} else if (!strcmp(word, "HELLO")
 	           && sscanf(line, PF_MAGIC " %*u HELLO %63s", arg) == 1) {
 		snprintf(s->from[i], sizeof(s->from[i]), "%s", arg);
-		if (!_send_line(fd, PF_MAGIC " %u ADDR %s", job,
-		                inet_ntoa(s->cfg->rdma)))
+		if (s->cfg->broken) {
+			/* No RDMA address to give: the asker must not take
+			 * its silence for a broken path of its own. */
+			_send_line(fd, PF_MAGIC " %u BROKEN", job);
 			_server_close(s, i);
+		} else if (!_send_line(fd, PF_MAGIC " %u ADDR %s", job,
+		                       inet_ntoa(s->cfg->rdma))) {
+			_server_close(s, i);
+		}
 	} else if (!strcmp(word, "ECHO")
 	           && sscanf(line, PF_MAGIC " %*u ECHO %zu %u", &bytes,
 	                     &count)
@@ -311,7 +317,7 @@ static int _client_hello(const struct pf_config *cfg, double deadline,
                          struct pf_result *res, struct in_addr *peer_rdma)
 {
 	struct in_addr mgmt;
-	char err[AZ_ERRLEN], line[PF_LINE], ip[32];
+	char err[AZ_ERRLEN], line[PF_LINE], ip[32], broken[PF_LINE];
 	unsigned job;
 	int fd = -1, e = 0;
 
@@ -346,6 +352,15 @@ static int _client_hello(const struct pf_config *cfg, double deadline,
 	    || !_read_line(fd, line, sizeof(line))) {
 		_broken(res, "%s at %s:%u did not tell its RDMA address",
 		        cfg->next, inet_ntoa(mgmt), cfg->port);
+		close(fd);
+		return -1;
+	}
+	snprintf(broken, sizeof(broken), PF_MAGIC " %u BROKEN", cfg->job_id);
+	if (!strcmp(line, broken)) {
+		_broken(res, "%s has no RDMA interface up (its own Prolog "
+		        "drains it)",
+		        cfg->next);
+		res->peer_broken = true;
 		close(fd);
 		return -1;
 	}
@@ -435,7 +450,8 @@ static void _client_run(const struct pf_config *cfg, double deadline,
 
 	if (mgmt < 0)
 		return;
-	_client_echo(cfg, deadline, peer, res);
+	if (!cfg->broken)
+		_client_echo(cfg, deadline, peer, res);
 	_send_line(mgmt, PF_MAGIC " %u DONE", cfg->job_id);
 	close(mgmt);
 }

@@ -13,6 +13,12 @@
  *      chunks ("AZPP1 <job> ECHO <bytes> <count>"), checking every byte;
  *   3. it says "AZPP1 <job> DONE" on the management connection.
  *
+ * A node without an RDMA interface up (it drains itself) still takes part
+ * on the management network: it answers HELLO with "AZPP1 <job> BROKEN",
+ * so that the node before it fails the job without draining itself for a
+ * path it cannot tell from a silent neighbour, and it says HELLO and DONE
+ * to the node after it, which then need not wait out its deadline.
+ *
  * Each node keeps answering until the node before it has said DONE (or
  * hung up), or the deadline passes.  A pair is broken when the neighbour's
  * RDMA address cannot be reached or the echo fails; that is the fabric
@@ -47,12 +53,15 @@ struct pf_config {
 	unsigned short port;     /* the same on every node of the job */
 	double deadline_s;       /* the whole check, from start */
 	double connect_s;        /* one connect over the RDMA network */
+	bool broken;             /* no RDMA interface up: answer BROKEN,
+	                            check nothing (rdma unused) */
 	pf_resolve_fn resolve;   /* management address of a node */
 	void *resolve_arg;
 };
 
 struct pf_result {
 	bool ok;
+	bool peer_broken;  /* not ok because next said BROKEN */
 	double rtt_us;     /* one echo round trip of a chunk, when ok */
 	char detail[512];  /* why the pair is broken */
 };

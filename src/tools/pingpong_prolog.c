@@ -246,24 +246,38 @@ static int _check(const struct prolog_opts *o, const char *me,
 	}
 	ctx.ifaces = ifaces;
 	rdma = hc_rdma_iface(&ctx);
-	if (!rdma || !rdma->up) {
+	cfg.broken = !rdma || !rdma->up;
+	if (!cfg.broken)
+		cfg.rdma = rdma->addr;
+	cfg.listen.s_addr = htonl(INADDR_ANY);
+	free(ifaces);
+	if (cfg.broken) {
+		int rc;
+
 		snprintf(reason, sizeof(reason),
 		         PROLOG_REASON_PREFIX "%s <-> %s: %s has no RDMA "
 		                              "interface up with a "
 		                              "172.16.0.0/16 address",
 		         me, cfg.next, me);
-		free(ifaces);
-		return _fail(o, me, reason);
+		rc = _fail(o, me, reason);
+		/* Tell the neighbours, so that they fail the job without
+		 * draining themselves for it. */
+		pf_run(&cfg, &res, err, sizeof(err));
+		return rc;
 	}
-	cfg.rdma = rdma->addr;
-	cfg.listen.s_addr = htonl(INADDR_ANY);
-	free(ifaces);
 
 	if (pf_run(&cfg, &res, err, sizeof(err)) != AZ_OK) {
 		/* Not the fabric's fault: never drain a node for it. */
 		fprintf(stderr, "azrdma-pingpong: job %u: cannot check the "
 		                "RDMA path: %s\n",
 		        job_id, err);
+		return 0;
+	}
+	if (!res.ok && res.peer_broken) {
+		/* The neighbour's Prolog fails and drains it: Slurm stops
+		 * the job for that, and this node has nothing wrong. */
+		printf("azrdma-pingpong: %s <-> %s: %s; not draining %s\n",
+		       me, cfg.next, res.detail, me);
 		return 0;
 	}
 	if (!res.ok) {

@@ -551,6 +551,28 @@ START_TEST(an_unreachable_rdma_address_breaks_the_pair_and_names_it)
 }
 END_TEST
 
+START_TEST(a_neighbour_without_rdma_says_so_and_is_not_a_broken_path)
+{
+	unsigned job = _free_job_id();
+	struct loop_node a, b;
+
+	/* b has no RDMA interface up: its own Prolog drains it. */
+	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
+	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
+	b.cfg.broken = true;
+	_loop_run_both(&b, &a, 0);
+	ck_assert_int_eq(a.rc, AZ_OK);
+	ck_assert(!a.res.ok);
+	ck_assert(a.res.peer_broken);
+	ck_assert_str_eq(a.res.detail, "b has no RDMA interface up (its own "
+	                               "Prolog drains it)");
+	/* b checked nothing but heard a's address: no path was judged. */
+	ck_assert_int_eq(b.rc, AZ_OK);
+	ck_assert(!b.res.peer_broken);
+	ck_assert_str_eq(b.res.detail, "");
+}
+END_TEST
+
 START_TEST(a_silent_neighbour_is_named_after_the_deadline)
 {
 	unsigned job = _free_job_id();
@@ -601,6 +623,8 @@ int main(void)
 	tcase_add_test(tc, two_nodes_reach_each_other_and_echo);
 	tcase_add_test(tc,
 	               an_unreachable_rdma_address_breaks_the_pair_and_names_it);
+	tcase_add_test(tc,
+	               a_neighbour_without_rdma_says_so_and_is_not_a_broken_path);
 	tcase_add_test(tc, a_silent_neighbour_is_named_after_the_deadline);
 	tcase_add_test(tc, a_taken_port_is_an_error_not_a_broken_pair);
 	tcase_add_test(tc, quick_plan_covers_both_thresholds);
