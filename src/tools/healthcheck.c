@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +36,9 @@
 #include "sl_slurm.h"
 
 #define DEFAULT_TIMEOUT 10.0
-#define DEFAULT_LOCK "/run/lock/azrdma-healthcheck.lock"
+/* In /run, which only root writes: in a world-writable /run/lock any
+ * user could create the lock first and hold it, and every run would skip. */
+#define DEFAULT_LOCK "/run/azrdma-healthcheck.lock"
 /* Slurm kills us at 60 s; stop on our own before that, come what may. */
 #define HARD_LIMIT 50
 
@@ -125,7 +128,8 @@ static int _parse(int argc, char **argv, struct options *o)
 			break;
 		case 't':
 			o->timeout = strtod(optarg, &end);
-			if (*end || o->timeout <= 0.0 || o->timeout > 45.0) {
+			if (*end || end == optarg
+			    || !(o->timeout > 0.0 && o->timeout <= 45.0)) {
 				fprintf(stderr,
 				        "azrdma-healthcheck: --timeout "
 				        "%s: expected 0 < S <= 45\n",
@@ -254,6 +258,8 @@ static int _checks_with_watchdog(const struct hc_ctx *ctx, double timeout,
 	pid = fork();
 	if (pid < 0) {
 		perror("azrdma-healthcheck: fork");
+		close(fds[0]);
+		close(fds[1]);
 		return -1;
 	}
 	if (pid == 0) {
@@ -355,11 +361,25 @@ static int _apply(const char *node, const struct outcome *out)
 
 static int _lock(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	struct stat st;
 
 	if (fd < 0) {
 		fprintf(stderr, "azrdma-healthcheck: lock %s: %s\n", path,
-		        strerror(errno));
+		        errno == ELOOP ? "is a symbolic link; remove it"
+		                       : strerror(errno));
+		return -2;
+	}
+	/* A lock someone else owns could be held by them forever. */
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
+	    || st.st_uid != geteuid()) {
+		fprintf(stderr,
+		        "azrdma-healthcheck: lock %s is not a regular file of "
+		        "uid %u: whoever owns it could stop every run; remove "
+		        "it, or give --lock-file in a directory only root "
+		        "writes\n",
+		        path, (unsigned)geteuid());
+		close(fd);
 		return -2;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -65,7 +65,7 @@ static int _parse(int argc, char **argv, struct prolog_opts *o)
 		case 'd':
 		case 'c':
 			v = strtod(optarg, &end);
-			if (*end || end == optarg || v <= 0.0 || v > 600.0) {
+			if (*end || end == optarg || !(v > 0.0 && v <= 600.0)) {
 				fprintf(stderr,
 				        "azrdma-pingpong: --%s %s: expected "
 				        "seconds from 0 to 600\n",

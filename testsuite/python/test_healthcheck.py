@@ -93,6 +93,30 @@ def test_overlapping_run_is_skipped(healthcheck, tmp_path):
     assert "another run holds" in res.stdout
 
 
+def test_a_lock_another_user_could_hold_is_refused(healthcheck, tmp_path):
+    """Someone who owns the lock file could hold it and stop every run."""
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    os.chown(lock, 65534, 65534)  # nobody's, as if made in /run/lock
+    res = healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"lock {lock} is not a regular file of uid {os.geteuid()}" \
+        in res.stderr
+    lock.unlink()
+    lock.symlink_to(tmp_path / "elsewhere")
+    res = healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"lock {lock}: is a symbolic link; remove it" in res.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "", "0", "46"])
+def test_a_timeout_outside_0_to_45_s_is_refused(healthcheck, value):
+    res = healthcheck("-n", "hb1", "--timeout", value)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"--timeout {value}: expected 0 < S <= 45" in res.stderr
+
+
 # ---- in the test world ------------------------------------------------------
 
 
