@@ -158,10 +158,12 @@ static int _parse(int argc, char **argv, struct options *o, char *err,
 		case 'T': {
 			double v = strtod(optarg, &end);
 
-			if (*end || end == optarg || v <= 0.0) {
+			/* Also refuses nan and inf (--time-limit is cast). */
+			if (*end || end == optarg || !(v > 0.0 && v < 1e9)) {
 				az_err(AZ_EINVAL, err, errlen,
-				       "-%c %s: expected a positive number", c,
-				       optarg);
+				       "-%c %s: expected a positive number "
+				       "below 1e9",
+				       c, optarg);
 				return 2;
 			}
 			if (c == 'L')
