@@ -1,6 +1,8 @@
 /*
  * sl_plugin.c - plugin-side Slurm glue: logging and config loading.
  */
+#include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +38,35 @@ void sl_plugin_log_init(const char *prefix)
 {
 	snprintf(_prefix, sizeof(_prefix), "%s", prefix);
 	log_set_sink(_slurm_sink);
-	/* Slurm filters by its own DebugFlags/levels; pass everything on. */
-	log_set_level(LOG_LVL_DEBUG2);
+	sl_plugin_log_sync();
+}
+
+/*
+ * Format no message Slurm would drop: follow the daemon's level
+ * (SlurmctldDebug, SlurmdDebug, scontrol setdebug).  Slurm's levels from
+ * INFO up have the numbers of ours; below INFO only errors pass either
+ * way.  Looked up at run time: not every loader need export it, and
+ * without it everything is passed on for Slurm to filter.
+ */
+void sl_plugin_log_sync(void)
+{
+	static int (*slurm_level)(void);
+	static bool looked_up;
+	int level = LOG_LVL_DEBUG2;
+
+	if (!looked_up) {
+		slurm_level = (int (*)(void))dlsym(RTLD_DEFAULT,
+						   "slurm_get_log_level");
+		looked_up = true;
+	}
+	if (slurm_level) {
+		level = slurm_level();
+		if (level < LOG_LVL_INFO)
+			level = LOG_LVL_WARN;
+		if (level > LOG_LVL_DEBUG2)
+			level = LOG_LVL_DEBUG2;
+	}
+	log_set_level((enum log_level)level);
 }
 
 struct azrdma_conf *sl_plugin_conf_load(void)

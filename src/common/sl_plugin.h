@@ -37,6 +37,8 @@ extern void *slurm_xrecalloc(void **item, size_t count, size_t size,
 
 /* Route libazrdma's log into Slurm's log, each line prefixed by prefix. */
 void sl_plugin_log_init(const char *prefix);
+/* Log at the daemon's current level (it may change while it runs). */
+void sl_plugin_log_sync(void);
 
 /*
  * Load azrdma.conf for a plugin (files it names are not checked: on a

@@ -112,9 +112,6 @@ typedef void (*job_desc_free_fn)(job_desc_msg_t *);
 static job_reader_fn _read_job;
 static job_desc_free_fn _free_job_desc;
 
-/* Slurm's highest log level in this daemon (libslurmfull exports it). */
-static int (*_slurm_log_level)(void);
-
 /* One feature name of a constraint, and what it is to azrdma. */
 struct name_ref {
 	const char *s; /* into the constraint, not NUL-terminated */
@@ -238,25 +235,6 @@ static bool _same_file(const struct stat *a, const struct stat *b)
 }
 
 /*
- * Format no message Slurm would drop: follow its level (SlurmctldDebug,
- * changed at run time by scontrol setdebug).  Its levels from INFO up
- * have the numbers of ours; below INFO only errors pass either way.
- */
-static void _follow_slurm_log_level(void)
-{
-	int level;
-
-	if (!_slurm_log_level)
-		return;
-	level = _slurm_log_level();
-	if (level < LOG_LVL_INFO)
-		level = LOG_LVL_WARN;
-	if (level > LOG_LVL_DEBUG2)
-		level = LOG_LVL_DEBUG2;
-	log_set_level((enum log_level)level);
-}
-
-/*
  * Reload azrdma.conf when it changed (looked at once a second at most):
  * slurmctld reloads a job_submit plugin only when JobSubmitPlugins changes.
  * An unusable new file leaves the one loaded before in use.
@@ -289,7 +267,7 @@ static void _tick(void)
 	if (now == _st.checked)
 		return;
 	_st.checked = now;
-	_follow_slurm_log_level();
+	sl_plugin_log_sync();
 	_reload_if_changed();
 }
 
@@ -305,9 +283,6 @@ extern int init(void)
 	if (!_state_set(conf, stat(conf->path, &file) ? NULL : &file))
 		return SLURM_ERROR;
 	_st.checked = time(NULL);
-	_slurm_log_level = (int (*)(void))dlsym(RTLD_DEFAULT,
-	                                        "slurm_get_log_level");
-	_follow_slurm_log_level();
 	_read_job = (job_reader_fn)dlsym(RTLD_DEFAULT,
 	                                 "copy_job_record_to_job_desc");
 	_free_job_desc = (job_desc_free_fn)dlsym(RTLD_DEFAULT,
