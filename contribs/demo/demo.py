@@ -26,7 +26,7 @@ from lib.azrdma_world import AzrdmaSetup, program  # noqa: E402
 from lib.fabric_checks import (health_checks, pingpong, sysfs_tree,  # noqa: E402
                                write_fabric_conf)
 from lib.rdma_jobs import ENV_STEP, PROFILE_ENV, per_node_env  # noqa: E402
-from lib.slurm import Domain, node_flags  # noqa: E402
+from lib.slurm import node_flags  # noqa: E402
 from lib.wait import wait_for  # noqa: E402
 from lib.world import SUSPEND_TIME, World  # noqa: E402
 
@@ -90,40 +90,8 @@ def mpi_profile_line():
 
 
 def new_world(prefix, builddir):
-    world = World(prefix=prefix, rundir=rundir_of(prefix),
-                  plugindir=os.path.join(builddir, "plugins"))
-    world.domains = [Domain(name, nodes, f"{prefix}-{name}", size)
-                     for name, nodes, size in DOMAINS]
-    return world
-
-
-def attach_world(prefix):
-    """A World object for a demo that is up (its daemons run on without us)."""
-    rundir = rundir_of(prefix)
-    with open(os.path.join(rundir, "etc", "azt-hooks.json")) as f:
-        hooks = json.load(f)
-    world = World(prefix=prefix, rundir=rundir)
-    world.world_id = hooks["world_id"]
-    world.domains = [Domain(name, nodes, f"{prefix}-{name}", size)
-                     for name, nodes, size in DOMAINS]
-    world.ctl = netns.Host(f"{prefix}ctl", netns.netns_path(f"{prefix}ctl"),
-                           uts=world.path("ns", "ctl.uts"))
-    return world
-
-
-def _pid_of(path):
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _stop_pid(pid, ours, grace):
-    """SIGTERM (then SIGKILL) pid if it is one of the world's processes:
-    a pid file may outlive its process, and the pid be someone else's."""
-    if pid in ours:
-        netns.kill_processes([pid], grace=grace)
+    return World(prefix=prefix, rundir=rundir_of(prefix),
+                 plugindir=os.path.join(builddir, "plugins"), domains=DOMAINS)
 
 
 def down(prefix):
@@ -137,16 +105,8 @@ def down(prefix):
             return 1
         print(f"no demo with prefix {prefix} is up")
         return 0
-    world = attach_world(prefix)
+    world = World.attach(rundir)
     print(f"==> tearing down the demo {prefix} ({rundir})")
-    # slurmctld first so that no power-save program starts any more; the
-    # emulator (--shutdown-vms) then takes every VM host down; munged last.
-    ours = netns.world_processes(rundir, world.world_id)
-    _stop_pid(_pid_of(world.path("ctld", "slurmctld.pid")), ours, 15)
-    for pid, desc in ours.items():
-        if "azure-emulator --listen" in desc:
-            _stop_pid(pid, ours, 60)
-    _stop_pid(_pid_of(world.path("munge", "munged.pid")), ours, 15)
     left = world.stop()
     for line in world.swept:
         print(f"swept: {line}")
@@ -194,14 +154,12 @@ def configure(world, builddir, p):
     # world's test hooks afterwards: the demo's cluster stays configured.
     setup = AzrdmaSetup(world)
     setup.write(mpi_profile_line())
-    world.conf_overrides.update({
+    world.set_slurm_conf({
         "ResumeProgram": program("azrdma-resume"),
         "SuspendProgram": program("azrdma-suspend"),
         "ResumeFailProgram": program("azrdma-resume-fail"),
         "JobSubmitPlugins": "azrdma", "NodeFeaturesPlugins": "azrdma",
-        "PlugStackConfig": plugstack})
-    world.write_slurm_conf()
-    world.restart_slurmctld()
+        "PlugStackConfig": plugstack}, restart=True)
     p.say(f"{setup.conf_path}:")
     p.block("\n".join(line for line in open(setup.conf_path).read().splitlines()
                       if line.startswith(("Domain=", "Image=", "MpiProfile="))))

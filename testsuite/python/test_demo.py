@@ -19,7 +19,7 @@ from lib import netns
 from lib.azrdma_world import builddir, have_programs
 from lib.fabric_checks import imb_rows
 from lib.rdma_jobs import PROFILE_ENV, per_node_env
-from lib.world import REPO
+from lib.world import REPO, World
 
 RUN = os.path.join(REPO, "contribs", "demo", "run")
 PREFIX = os.environ.get("AZT_PREFIX", "azt")[:4] + "d"
@@ -57,7 +57,8 @@ def demo():
     mod = _demo_module()
     try:
         assert res.returncode == 0, res.stdout[-6000:]
-        world = mod.attach_world(PREFIX)
+        world = World.attach(mod.rundir_of(PREFIX))
+        assert [d.name for d in world.domains] == ["hbfab", "a9fab"]
         with open(world.path("demo-summary.json")) as f:
             summary = json.load(f)
         yield {"out": res.stdout, "world": world, "summary": summary,

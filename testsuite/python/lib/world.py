@@ -54,7 +54,9 @@ class World:
     """A running test world; see WORLD.md for what it is made of."""
 
     def __init__(self, prefix=None, rundir=None, plugindir=None,
-                 emulator=None):
+                 emulator=None, domains=None):
+        """domains: (name, nodes, vm size) of each fabric domain, one
+        partition each (the first the default); DOMAINS by default."""
         self.prefix = prefix or os.environ.get("AZT_PREFIX", "azt")
         if len(self.prefix) > 5:
             raise ValueError(f"AZT_PREFIX {self.prefix!r}: at most 5 characters")
@@ -71,8 +73,26 @@ class World:
         self.swept = []
         self.conf_overrides = {}
         self.domains = [Domain(name, nodes, f"{self.prefix}-{name}", size)
-                        for name, nodes, size in DOMAINS]
+                        for name, nodes, size in domains or DOMAINS]
+        self.attached = False
         self._ssl = None
+
+    @classmethod
+    def attach(cls, rundir):
+        """The World whose daemons run on from an earlier process (a world
+        left up on purpose, as contribs/demo leaves its cluster), read from
+        its run dir's etc/azt-hooks.json; stop() takes it down."""
+        with open(os.path.join(rundir, "etc", "azt-hooks.json")) as f:
+            hooks = json.load(f)
+        world = cls(prefix=hooks["prefix"], rundir=rundir,
+                    domains=[(name, d["nodes"], d["vm_size"])
+                             for name, d in hooks["domains"].items()])
+        world.world_id = hooks["world_id"]
+        name = f"{world.prefix}ctl"
+        world.ctl = netns.Host(name, netns.netns_path(name),
+                               uts=world.path("ns", "ctl.uts"))
+        world.attached = True
+        return world
 
     # -- paths ------------------------------------------------------------
 
@@ -131,11 +151,29 @@ class World:
             proc = self.procs.pop(name, None)
             if proc:
                 _terminate(proc, grace)
+            elif self.attached:
+                self._stop_attached(name, grace)
         self.swept = self._unswept()
         self.ns_inodes |= netns.destroy_world(self.prefix, self.rundir,
                                               self.world_id)
         self.ns_inodes.discard(None)
         return self.leftovers()
+
+    def _stop_attached(self, name, grace):
+        """SIGTERM (then SIGKILL) a daemon this process did not start, found
+        by its pid file or command line among the world's processes only: a
+        pid file may outlive its daemon, and its pid be someone else's."""
+        ours = netns.world_processes(self.rundir, self.world_id)
+        pidfile = {"slurmctld": self.path("ctld", "slurmctld.pid"),
+                   "munged": self.path("munge", "munged.pid")}.get(name)
+        if pidfile:
+            pids = [_pid_in(pidfile)]
+        else:
+            pids = [pid for pid, desc in ours.items()
+                    if f"{os.path.basename(self.emulator_bin)} --listen" in desc]
+        pids = [pid for pid in pids if pid in ours]
+        if pids:
+            netns.kill_processes(pids, grace=grace)
 
     def _unswept(self):
         """What the daemons left for the safety net (they should leave nothing)."""
@@ -405,6 +443,13 @@ class World:
             self.write_slurm_conf()
             apply()
 
+    def set_slurm_conf(self, overrides, restart=False):
+        """slurm_conf_changed() for good: the lines stay after this process
+        (a world left up on purpose)."""
+        self.conf_overrides.update(overrides)
+        self.write_slurm_conf()
+        (self.restart_slurmctld if restart else self.reconfigure)()
+
     def reconfigure(self):
         self.run_ctl("scontrol", "reconfigure")
 
@@ -612,6 +657,15 @@ def _tail(path, lines):
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+def _pid_in(path):
+    """The pid a pid file holds, or None."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _check_alive(proc, what, stderr_path):
