@@ -182,7 +182,8 @@ def test_packaged_azrdma_config_runs(debs, tmp_path):
 
 @pytest.fixture(scope="module")
 def rpms(work, tarball):
-    """{package: file list} of the RPMs rpmbuild made from the spec."""
+    """{package: file list} of the RPMs rpmbuild made from the spec; the
+    packages' Requires in its "requires" entry."""
     if not shutil.which("rpmbuild"):
         pytest.skip("rpmbuild is not installed (rpm)")
     top = os.path.join(work, "rpm")
@@ -190,14 +191,26 @@ def rpms(work, tarball):
     shutil.copy(tarball, os.path.join(top, "SOURCES"))
     _run(["rpmbuild", "-bb", "--nodeps", "--nocheck", "--define", f"_topdir {top}",
           os.path.join(REPO, "contribs", "rpm", "azrdma.spec")], timeout=900)
-    lists = {}
+    lists, requires = {}, {}
     for rpm in glob.glob(os.path.join(top, "RPMS", "*", "*.rpm")):
         name = _run(["rpm", "-qp", "--qf", "%{NAME}", rpm]).strip()
         if name.endswith(("-debuginfo", "-debugsource")):
             continue
         lists[name] = set(_run(["rpm", "-qlp", rpm]).split())
+        requires[name] = _run(["rpm", "-qp", "--requires", rpm]).splitlines()
     assert sorted(lists) == ["azrdma", "slurm-azrdma-plugins"], lists
+    lists["requires"] = requires
     return lists
+
+
+def test_plugins_rpm_requires_the_slurm_it_was_built_against(rpms):
+    with open("/usr/include/slurm/slurm_version.h") as f:
+        number = int(re.search(r"^#define SLURM_VERSION_NUMBER (0x[0-9a-fA-F]+)$",
+                               f.read(), re.M).group(1), 16)
+    built = f"{number >> 16}.{number >> 8 & 255:02d}.{number & 255}"
+    isa = _run(["rpm", "--eval", "%{?_isa}"]).strip()
+    requires = rpms["requires"]["slurm-azrdma-plugins"]
+    assert f"slurm{isa} = {built}" in requires, requires
 
 
 def test_rpms_hold_what_make_install_installs(rpms, installed):
