@@ -490,6 +490,17 @@ static void _loop_node(struct loop_node *n, unsigned job, const char *me,
 	ck_assert(inet_aton(rdma, &n->cfg.rdma));
 }
 
+/* Nodes a (127.0.0.2) and b (127.0.0.3, RDMA address b_rdma), each the
+ * other's neighbour, with a 10 s deadline. */
+static void _loop_pair(struct loop_node *a, struct loop_node *b,
+                       const char *b_rdma)
+{
+	unsigned job = _free_job_id();
+
+	_loop_node(a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
+	_loop_node(b, job, "b", "a", "127.0.0.3", b_rdma, 10.0);
+}
+
 static void *_loop_run(void *arg)
 {
 	struct loop_node *n = arg;
@@ -513,11 +524,9 @@ static void _loop_run_both(struct loop_node *first, struct loop_node *second,
 
 START_TEST(two_nodes_reach_each_other_and_echo)
 {
-	unsigned job = _free_job_id();
 	struct loop_node a, b;
 
-	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
-	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
+	_loop_pair(&a, &b, "127.0.0.3");
 	_loop_run_both(&b, &a, 0);
 	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
 	              a.res.detail);
@@ -529,13 +538,11 @@ END_TEST
 
 START_TEST(an_unreachable_rdma_address_breaks_the_pair_and_names_it)
 {
-	unsigned job = _free_job_id();
 	struct loop_node a, b;
 	char reason[600], want[600];
 
 	/* b tells 127.0.0.4 as its RDMA address, where nobody listens. */
-	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
-	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.4", 10.0);
+	_loop_pair(&a, &b, "127.0.0.4");
 	_loop_run_both(&b, &a, 0);
 	ck_assert_int_eq(a.rc, AZ_OK);
 	ck_assert(!a.res.ok);
@@ -553,12 +560,10 @@ END_TEST
 
 START_TEST(a_neighbour_without_rdma_says_so_and_is_not_a_broken_path)
 {
-	unsigned job = _free_job_id();
 	struct loop_node a, b;
 
 	/* b has no RDMA interface up: its own Prolog drains it. */
-	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 10.0);
-	_loop_node(&b, job, "b", "a", "127.0.0.3", "127.0.0.3", 10.0);
+	_loop_pair(&a, &b, "127.0.0.3");
 	b.cfg.broken = true;
 	_loop_run_both(&b, &a, 0);
 	ck_assert_int_eq(a.rc, AZ_OK);
