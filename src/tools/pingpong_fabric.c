@@ -357,9 +357,7 @@ static int _client_hello(const struct pf_config *cfg, double deadline,
 	}
 	snprintf(broken, sizeof(broken), PF_MAGIC " %u BROKEN", cfg->job_id);
 	if (!strcmp(line, broken)) {
-		_broken(res, "%s has no RDMA interface up (its own Prolog "
-		        "drains it)",
-		        cfg->next);
+		_broken(res, "%s has no RDMA interface up", cfg->next);
 		res->peer_broken = true;
 		close(fd);
 		return -1;

@@ -13,11 +13,12 @@
  *      chunks ("AZPP1 <job> ECHO <bytes> <count>"), checking every byte;
  *   3. it says "AZPP1 <job> DONE" on the management connection.
  *
- * A node without an RDMA interface up (it drains itself) still takes part
- * on the management network: it answers HELLO with "AZPP1 <job> BROKEN",
- * so that the node before it fails the job without draining itself for a
- * path it cannot tell from a silent neighbour, and it says HELLO and DONE
- * to the node after it, which then need not wait out its deadline.
+ * A node without an RDMA interface up (it drains itself, or is taken for
+ * a node without RDMA) still takes part on the management network: it
+ * answers HELLO with "AZPP1 <job> BROKEN", so that the node before it does
+ * not drain itself for a path it cannot tell from a silent neighbour, and
+ * it says HELLO and DONE to the node after it, which then need not wait
+ * out its deadline.
  *
  * Each node keeps answering until the node before it has said DONE (or
  * hung up), or the deadline passes.  A pair is broken when the neighbour's

@@ -107,8 +107,9 @@ static const char *_env(const char *name)
  * Keep only the nodes with RDMA by the VM size of their Domain.  Without
  * azrdma.conf every node stays: the RDMA interface then decides.  *mine
  * is false when this node itself has no RDMA (nothing to check here).
+ * True if azrdma.conf was read.
  */
-static void _rdma_nodes(const struct prolog_opts *o, const char *me,
+static bool _rdma_nodes(const struct prolog_opts *o, const char *me,
                         char **nodes, size_t *count, bool *mine)
 {
 	char *path = o->conf_path ? strdup(o->conf_path) : conf_default_path();
@@ -122,7 +123,7 @@ static void _rdma_nodes(const struct prolog_opts *o, const char *me,
 		        "azrdma-pingpong: %s; checking every node of the job\n",
 		        path ? err : "out of memory");
 		free(path);
-		return;
+		return false;
 	}
 	for (size_t i = 0; i < *count; i++) {
 		const struct conf_domain *d = domain_for_node(conf, nodes[i]);
@@ -138,6 +139,7 @@ static void _rdma_nodes(const struct prolog_opts *o, const char *me,
 	*count = kept;
 	conf_free(conf);
 	free(path);
+	return true;
 }
 
 /* NodeAddr of a node as slurmctld knows it (cloud nodes register theirs). */
@@ -213,7 +215,8 @@ static int _fail(const struct prolog_opts *o, const char *me,
 }
 
 static int _check(const struct prolog_opts *o, const char *me,
-                  unsigned job_id, char **nodes, size_t count)
+                  unsigned job_id, char **nodes, size_t count,
+                  bool conf_read)
 {
 	struct pf_config cfg = {.job_id = job_id,
 	                        .me = me,
@@ -251,6 +254,18 @@ static int _check(const struct prolog_opts *o, const char *me,
 		cfg.rdma = rdma->addr;
 	cfg.listen.s_addr = htonl(INADDR_ANY);
 	free(ifaces);
+	if (!rdma && !conf_read) {
+		/* A Prolog runs on every node of the cluster: without
+		 * azrdma.conf, no RDMA interface at all is taken for a node
+		 * without RDMA, not for a broken one.  The neighbours hear
+		 * so and drain nobody. */
+		printf("azrdma-pingpong: %s has no RDMA interface and "
+		       "azrdma.conf cannot be read: taken for a node without "
+		       "RDMA, not checked\n",
+		       me);
+		pf_run(&cfg, &res, err, sizeof(err));
+		return 0;
+	}
 	if (cfg.broken) {
 		int rc;
 
@@ -274,8 +289,8 @@ static int _check(const struct prolog_opts *o, const char *me,
 		return 0;
 	}
 	if (!res.ok && res.peer_broken) {
-		/* The neighbour's Prolog fails and drains it: Slurm stops
-		 * the job for that, and this node has nothing wrong. */
+		/* Its own Prolog decides on it (and stops the job if it is
+		 * an RDMA node): nothing wrong was found with this node. */
 		printf("azrdma-pingpong: %s <-> %s: %s; not draining %s\n",
 		       me, cfg.next, res.detail, me);
 		return 0;
@@ -298,7 +313,7 @@ int pp_prolog_main(int argc, char **argv)
 	char **nodes = NULL, err[AZ_ERRLEN], *end;
 	size_t count = 0;
 	unsigned long job_id;
-	bool mine;
+	bool mine, conf_read;
 	int rc;
 
 	if ((rc = _parse(argc, argv, &o)))
@@ -323,14 +338,15 @@ int pp_prolog_main(int argc, char **argv)
 		        err);
 		return 2;
 	}
-	_rdma_nodes(&o, me, nodes, &count, &mine);
+	conf_read = _rdma_nodes(&o, me, nodes, &count, &mine);
 	sl_init();
 	if (!mine)
 		printf("azrdma-pingpong: %s has no RDMA by its VM size; "
 		       "nothing to check\n",
 		       me);
 	else
-		rc = _check(&o, me, (unsigned)job_id, nodes, count);
+		rc = _check(&o, me, (unsigned)job_id, nodes, count,
+		            conf_read);
 	sl_fini();
 	hostnames_free(nodes, count);
 	return rc;

@@ -4,6 +4,7 @@ MPI; a job across two fabrics is stopped and the node is drained with a
 reason that names the pair."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -56,6 +57,33 @@ exit $rc
         rest = text[start + len(head):]
         rc, _, out = rest.partition("\n")
         return int(rc), out.split("\n=== ")[0]
+
+
+def test_without_azrdma_conf_a_node_with_no_rdma_interface_is_not_drained(
+        tmp_path):
+    """The Prolog runs on every node of a cluster: without azrdma.conf, this
+    machine (no RDMA interface) is taken for a node without RDMA, exit 0,
+    even though its neighbour never answers. No test world: a slurm.conf
+    whose slurmctld refuses at once."""
+    exe = tool("azrdma-pingpong")
+    if not exe:
+        pytest.skip("azrdma-pingpong is not built (no mpicc?)")
+    if "172.16." in subprocess.run(["ip", "-4", "-o", "addr"], text=True,
+                                   stdout=subprocess.PIPE).stdout:
+        pytest.skip("this machine has a 172.16.0.0/16 address")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=pp\nSlurmctldHost=localhost(127.0.0.1)\n"
+                    "SlurmctldPort=1\nMessageTimeout=1\nTCPTimeout=1\n")
+    res = subprocess.run(
+        [exe, "--prolog", "--deadline", "0.3", "--no-drain"], text=True,
+        timeout=60, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "SLURMD_NODENAME": "a",
+             "SLURM_JOB_ID": "4242", "SLURM_NODELIST": "a,b",
+             "SLURM_CONF": str(conf),
+             "AZRDMA_CONF": str(tmp_path / "missing.conf")})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert ("a has no RDMA interface and azrdma.conf cannot be read: taken "
+            "for a node without RDMA, not checked") in res.stdout
 
 
 @pytest.fixture(scope="module")
