@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "testsuite", "python"))
 
 from lib import netns  # noqa: E402
-from lib.azrdma_world import AzrdmaSetup, program  # noqa: E402
+from lib.azrdma_world import azrdma_power_save_on  # noqa: E402
 from lib.fabric_checks import (health_checks, pingpong, sysfs_tree,  # noqa: E402
                                write_fabric_conf)
 from lib.rdma_jobs import ENV_STEP, PROFILE_ENV, per_node_env  # noqa: E402
@@ -150,16 +150,11 @@ def configure(world, builddir, p):
         f.write(f"required {os.path.join(world.plugindir, 'spank_azrdma.so')}\n")
     os.chmod(plugstack, 0o644)
     os.environ["AZRDMA_BUILDDIR"] = builddir  # lib.azrdma_world finds the programs
-    # What lib.azrdma_world.azrdma_power_save() does, without restoring the
-    # world's test hooks afterwards: the demo's cluster stays configured.
-    setup = AzrdmaSetup(world)
-    setup.write(mpi_profile_line())
-    world.set_slurm_conf({
-        "ResumeProgram": program("azrdma-resume"),
-        "SuspendProgram": program("azrdma-suspend"),
-        "ResumeFailProgram": program("azrdma-resume-fail"),
-        "JobSubmitPlugins": "azrdma", "NodeFeaturesPlugins": "azrdma",
-        "PlugStackConfig": plugstack}, restart=True)
+    # For good, not for a block: the demo's cluster stays configured.
+    setup = azrdma_power_save_on(
+        world, mpi_profile_line(),
+        {"JobSubmitPlugins": "azrdma", "NodeFeaturesPlugins": "azrdma",
+         "PlugStackConfig": plugstack})
     p.say(f"{setup.conf_path}:")
     p.block("\n".join(line for line in open(setup.conf_path).read().splitlines()
                       if line.startswith(("Domain=", "Image=", "MpiProfile="))))

@@ -163,18 +163,23 @@ def test_cloud_init_lifts_the_memlock_limit():
     assert "LimitMEMLOCK=infinity" in unit["content"].splitlines()
 
 
-def _join(tmp_path, user_data):
+def _join(tmp_path, user_data, key_mode=0o400, dir_mode=0o700):
     """azrdma-join of the template, run against files below tmp_path with
-    a systemctl that only logs; returns (result, root)."""
+    a systemctl that only logs and a munge key of key_mode in an /etc/munge
+    of dir_mode; returns (result, root)."""
     doc = _cloud_init()
     script = _written(doc, "/usr/local/sbin/azrdma-join")["content"]
     assert doc["runcmd"] == [["/usr/local/sbin/azrdma-join"]]
     root = tmp_path / "vm"
-    for d in ("var/lib/cloud/instance", "etc/default", "bin"):
+    for d in ("var/lib/cloud/instance", "etc/default", "etc/munge", "bin"):
         (root / d).mkdir(parents=True)
     (root / "var/lib/cloud/instance/user-data.txt").write_text(user_data)
+    key = root / "etc/munge/munge.key"
+    key.write_bytes(os.urandom(128))
+    key.chmod(key_mode)
+    (root / "etc/munge").chmod(dir_mode)
     for path in ("/var/lib/cloud/", "/var/lib/azrdma", "/etc/default/",
-                 "/etc/sysconfig"):
+                 "/etc/sysconfig", "/etc/munge"):
         script = script.replace(path, f"{root}{path}")
     systemctl = root / "bin" / "systemctl"
     systemctl.write_text(f"#!/bin/sh\necho \"$*\" >> {root}/systemctl.log\n")
@@ -203,5 +208,18 @@ def test_cloud_init_without_node_line_starts_nothing(tmp_path):
         res, root = _join(tmp_path, f.read())
     assert res.returncode == 1
     assert "no '# azrdma:node=' line" in res.stdout
+    assert not (root / "systemctl.log").exists()
+    assert not (root / "etc/default/slurmd").exists()
+
+
+@pytest.mark.parametrize("key_mode,dir_mode", [(0o440, 0o700), (0o404, 0o700),
+                                               (0o400, 0o755)])
+def test_cloud_init_refuses_a_munge_key_others_can_read(tmp_path, key_mode,
+                                                        dir_mode):
+    with open(os.path.join(ETC, CLOUD_INIT)) as f:
+        rendered = f.read() + "# azrdma:node=hbv3-007\n"
+    res, root = _join(tmp_path, rendered, key_mode, dir_mode)
+    assert res.returncode == 1, res.stdout
+    assert "munge.key is missing, empty or readable by others" in res.stdout
     assert not (root / "systemctl.log").exists()
     assert not (root / "etc/default/slurmd").exists()

@@ -154,6 +154,27 @@ def _check_program_modes():
             os.chmod(path, mode & ~0o022)
 
 
+def _power_save_overrides(slurm_overrides):
+    """azrdma's programs as slurmctld's power-save programs, plus
+    slurm_overrides."""
+    _check_program_modes()
+    overrides = {"ResumeProgram": program("azrdma-resume"),
+                 "SuspendProgram": program("azrdma-suspend"),
+                 "ResumeFailProgram": program("azrdma-resume-fail")}
+    overrides.update(slurm_overrides or {})
+    return overrides
+
+
+def azrdma_power_save_on(world, extra_conf="", slurm_overrides=None):
+    """What azrdma_power_save() sets up, for good: nothing is restored (a
+    world left up on purpose, as contribs/demo leaves its cluster)."""
+    setup = AzrdmaSetup(world)
+    setup.write(extra_conf)
+    setup.clear_cooldowns()
+    world.set_slurm_conf(_power_save_overrides(slurm_overrides), restart=True)
+    return setup
+
+
 @contextlib.contextmanager
 def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
     """Run a block with azrdma.conf written and azrdma's programs as
@@ -167,11 +188,7 @@ def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
     setup.write(extra_conf)
     # StateDir outlives a module: no module inherits another's cooldown.
     setup.clear_cooldowns()
-    _check_program_modes()
-    overrides = {"ResumeProgram": program("azrdma-resume"),
-                 "SuspendProgram": program("azrdma-suspend"),
-                 "ResumeFailProgram": program("azrdma-resume-fail")}
-    overrides.update(slurm_overrides or {})
+    overrides = _power_save_overrides(slurm_overrides)
     try:
         with world.slurm_conf_changed(overrides, restart=True):
             try:
