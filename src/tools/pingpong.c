@@ -159,10 +159,10 @@ static int _parse(int argc, char **argv, struct options *o, char *err,
 			double v = strtod(optarg, &end);
 
 			/* Also refuses nan and inf (--time-limit is cast). */
-			if (*end || end == optarg || !(v > 0.0 && v < 1e9)) {
+			if (*end || end == optarg || !(v > 0.0 && v <= 1e9)) {
 				az_err(AZ_EINVAL, err, errlen,
 				       "-%c %s: expected a positive number "
-				       "below 1e9",
+				       "up to 1e9",
 				       c, optarg);
 				return 2;
 			}
