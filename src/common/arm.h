@@ -60,10 +60,20 @@ enum {
 	ARM_REQ_NO_LRO = 1u << 0,
 	/*
 	 * A list: follow nextLink and return one body {"value": [...]}
-	 * holding the items of every page.
+	 * holding the items of every page (or, with arm_request.page, hand
+	 * each page to it and return no body).
 	 */
 	ARM_REQ_PAGED = 1u << 1,
 };
+
+/*
+ * A page of a list as it arrives: items is its value[] array, which
+ * belongs to the client (take a reference to keep any of it).  Runs
+ * before the next page is asked for; the completion callback still runs
+ * once at the end, and only then is the list known to be complete.
+ */
+typedef void (*arm_page_fn)(struct arm_client *c, json_object *items,
+                            void *arg);
 
 /* One call; arm_submit() copies what it needs, so all of it may be freed
  * (or put) as soon as arm_submit() returns. */
@@ -80,6 +90,13 @@ struct arm_request {
 	const char *query;       /* more query, encoded, no '?': "$expand=.." */
 	json_object *body;       /* request body or NULL */
 	unsigned flags;
+	/*
+	 * ARM_REQ_PAGED only: each page to this, with the callback's arg,
+	 * instead of merging them, so a long list never sits in memory
+	 * whole.  For arm_submit() only (arm_call_sync() would return
+	 * nothing).
+	 */
+	arm_page_fn page;
 };
 
 /*
@@ -271,6 +288,10 @@ enum az_rc arm_vm_delete_async(struct arm_client *c, const char *name,
                                char *err, size_t errlen);
 /* Every VM of the resource group: body {"value": [...]}. */
 enum az_rc arm_vm_list(struct arm_client *c, struct arm_result **res);
+/* The same, each page to page as it comes; done's result has no body. */
+enum az_rc arm_vm_list_async(struct arm_client *c, arm_page_fn page,
+                             arm_done_fn done, void *arg, char *err,
+                             size_t errlen);
 
 enum az_rc arm_nic_create(struct arm_client *c, const char *name,
                           json_object *body, struct arm_result **res);

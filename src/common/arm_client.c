@@ -90,6 +90,7 @@ struct arm_op {
 	char *location_url;
 	int64_t lro_deadline_ms;
 	json_object *items; /* value[] of the pages so far */
+	arm_page_fn page;   /* or each page to this */
 
 	/* the exchange in flight */
 	CURL *easy;
@@ -792,6 +793,16 @@ static void _page(struct arm_client *c, struct arm_op *op, json_object *body)
 		_finish(c, op, AZ_EPARSE, "list page without a value array");
 		return;
 	}
+	if (op->page) {
+		op->page(c, value, op->arg);
+		next = arm_json_next_link(body);
+		if (next)
+			_step_or_fail(c, op, _ST_PAGE, next, 0);
+		json_object_put(body);
+		if (!next)
+			_finish(c, op, AZ_OK, NULL);
+		return;
+	}
 	if (!op->items && !(op->items = json_object_new_array()))
 		goto nomem;
 	for (size_t i = 0; i < json_object_array_length(value); i++) {
@@ -831,6 +842,11 @@ static void _initial_done(struct arm_client *c, struct arm_op *op,
 	long status = op->res.status;
 	const char *ps;
 
+	/* Accepted: polls and pages are GETs, so the request body (a VM's
+	 * is kilobytes, held for each of hundreds of creates in flight) is
+	 * not needed again. */
+	arm_free_secret(op->body);
+	op->body = NULL;
 	if (op->flags & ARM_REQ_NO_LRO)
 		goto done;
 	if ((status == 201 || status == 202)
@@ -1516,6 +1532,7 @@ enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
 	op->kind = _K_CALL;
 	op->method = req->method;
 	op->flags = req->flags;
+	op->page = req->page;
 	op->done = done;
 	op->arg = arg;
 	op->peer = ARM_PEER_ARM;
@@ -1586,6 +1603,12 @@ enum az_rc arm_call_sync(struct arm_client *c, const struct arm_request *req,
 		/* The op would outlive this frame. */
 		rc = r->rc = az_err(AZ_EBUSY, r->err, sizeof(r->err),
 		                    "synchronous ARM call from a callback");
+		goto out;
+	}
+	/* The page callback would get this call's private argument. */
+	if (req && req->page) {
+		rc = r->rc = az_err(AZ_EINVAL, r->err, sizeof(r->err),
+		                    "a page callback needs arm_submit()");
 		goto out;
 	}
 	rc = arm_submit(c, req, _sync_done, &slot, r->err, sizeof(r->err));

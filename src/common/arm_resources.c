@@ -94,8 +94,8 @@ struct _call {
  */
 static enum az_rc _do(struct arm_client *c, const char *name,
                       const struct _call *call, json_object *body,
-                      struct arm_result **res, arm_done_fn done, void *arg,
-                      char *err, size_t errlen)
+                      struct arm_result **res, arm_page_fn page,
+                      arm_done_fn done, void *arg, char *err, size_t errlen)
 {
 	struct arm_request req = {
 	        .method = call->method,
@@ -103,6 +103,7 @@ static enum az_rc _do(struct arm_client *c, const char *name,
 	        .query = call->query,
 	        .body = body,
 	        .flags = call->flags,
+	        .page = page,
 	};
 	struct az_buf path = {0};
 	char *base = call->path(c, name);
@@ -130,14 +131,14 @@ static enum az_rc _sync(struct arm_client *c, const char *name,
                         const struct _call *call, json_object *body,
                         struct arm_result **res)
 {
-	return _do(c, name, call, body, res, NULL, NULL, NULL, 0);
+	return _do(c, name, call, body, res, NULL, NULL, NULL, NULL, 0);
 }
 
 static enum az_rc _async(struct arm_client *c, const char *name,
                          const struct _call *call, json_object *body,
                          arm_done_fn done, void *arg, char *err, size_t errlen)
 {
-	return _do(c, name, call, body, NULL, done, arg, err, errlen);
+	return _do(c, name, call, body, NULL, NULL, done, arg, err, errlen);
 }
 
 static const struct _call _vm_put = {.path = arm_vm_path, .method = ARM_PUT};
@@ -268,42 +269,41 @@ enum az_rc arm_vm_delete_async(struct arm_client *c, const char *name,
 	              done, arg, err, errlen);
 }
 
-/* The VM collection: the path of a VM named "" without the slash. */
-static char *_vm_collection(const struct arm_client *c, const char *unused)
+/*
+ * A collection of the resource group: the path of a resource named "" of
+ * type, without the slash.  Used as a _call's path with the type passed
+ * as the name.
+ */
+static char *_collection(const struct arm_client *c, const char *type)
 {
-	char *p = arm_vm_path(c, "");
+	char *p = _path(c, type, "");
 
 	if (p)
 		p[strlen(p) - 1] = '\0';
 	return p;
 }
+
+static const struct _call _list = {.path = _collection,
+                                   .method = ARM_GET,
+                                   .flags = ARM_REQ_PAGED};
 
 enum az_rc arm_vm_list(struct arm_client *c, struct arm_result **res)
 {
-	static const struct _call list = {.path = _vm_collection,
-	                                  .method = ARM_GET,
-	                                  .flags = ARM_REQ_PAGED};
-
-	return _sync(c, "", &list, NULL, res);
+	return _sync(c, "Microsoft.Compute/virtualMachines", &_list, NULL, res);
 }
 
-/* The availability-set collection, as _vm_collection. */
-static char *_avset_collection(const struct arm_client *c, const char *unused)
+enum az_rc arm_vm_list_async(struct arm_client *c, arm_page_fn page,
+                             arm_done_fn done, void *arg, char *err,
+                             size_t errlen)
 {
-	char *p = arm_avset_path(c, "");
-
-	if (p)
-		p[strlen(p) - 1] = '\0';
-	return p;
+	return _do(c, "Microsoft.Compute/virtualMachines", &_list, NULL, NULL,
+	           page, done, arg, err, errlen);
 }
 
 enum az_rc arm_avset_list(struct arm_client *c, struct arm_result **res)
 {
-	static const struct _call list = {.path = _avset_collection,
-	                                  .method = ARM_GET,
-	                                  .flags = ARM_REQ_PAGED};
-
-	return _sync(c, "", &list, NULL, res);
+	return _sync(c, "Microsoft.Compute/availabilitySets", &_list, NULL,
+	             res);
 }
 
 enum az_rc arm_nic_create(struct arm_client *c, const char *name,

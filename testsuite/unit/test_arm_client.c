@@ -1044,6 +1044,70 @@ START_TEST(next_link_pages_are_merged)
 }
 END_TEST
 
+/* What a page callback saw, in order. */
+struct pages_seen {
+	int pages;
+	int items;
+	char names[4][16];
+	int done;
+	bool done_body;
+	enum az_rc rc;
+};
+
+static void _page_seen(struct arm_client *c, json_object *items, void *arg)
+{
+	struct pages_seen *p = arg;
+
+	p->pages++;
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		json_object *it = json_object_array_get_idx(items, i);
+
+		if (p->items < 4)
+			snprintf(p->names[p->items], sizeof(p->names[0]), "%s",
+			         json_object_get_string(
+			                 json_object_object_get(it, "name")));
+		p->items++;
+	}
+}
+
+static void _pages_done(struct arm_client *c, struct arm_result *res,
+                        void *arg)
+{
+	struct pages_seen *p = arg;
+
+	p->done++;
+	p->done_body = res->body != NULL;
+	p->rc = res->rc;
+}
+
+START_TEST(next_link_pages_one_by_one)
+{
+	struct srv s;
+	struct fixture f;
+	struct arm_client *c;
+	struct pages_seen seen = {0};
+	char err[AZ_ERRLEN];
+
+	_srv_start(&s, "paging", NULL);
+	_fixture(&f, &s);
+	c = _client(&f);
+	ck_assert_int_eq(arm_vm_list_async(c, _page_seen, _pages_done, &seen,
+	                                   err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_int_eq(arm_client_run(c, 20000, err, sizeof(err)), AZ_OK);
+	arm_client_free(c);
+	_srv_stop(&s);
+	/* Two pages (two items, then one), nothing merged, done once. */
+	ck_assert_int_eq(seen.pages, 2);
+	ck_assert_int_eq(seen.items, 3);
+	ck_assert_str_eq(seen.names[2], "hb-002");
+	ck_assert_int_eq(seen.done, 1);
+	ck_assert_int_eq(seen.rc, AZ_OK);
+	ck_assert(!seen.done_body);
+	_srv_free(&s);
+}
+END_TEST
+
 START_TEST(token_never_follows_a_link_to_another_host)
 {
 	struct srv s;
@@ -1324,6 +1388,7 @@ int main(void)
 	tcase_add_test(eng, tls_verification_is_always_on);
 	tcase_add_test(eng, concurrency_is_bounded_by_max_parallel_requests);
 	tcase_add_test(eng, next_link_pages_are_merged);
+	tcase_add_test(eng, next_link_pages_one_by_one);
 	tcase_add_test(eng, token_never_follows_a_link_to_another_host);
 	tcase_add_test(eng, run_deadline_fails_what_is_left);
 	tcase_add_test(eng, network_and_sku_calls_carry_their_api_versions);
