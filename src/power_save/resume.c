@@ -5,16 +5,19 @@
  *   azrdma-resume <hostlist> [<features>]
  *
  * Per domain: the proximity placement group (if any) and the availability
- * set are PUT.  Per node: a running VM just gets its address pushed, a
- * stopped one is started, a missing one gets a NIC (its address is pushed
- * to slurmctld at once) and a VM.  Every call runs concurrently through
- * one ARM client.  A node that fails is set DOWN with the Azure error as
- * its reason and recycled through power_down_force, its half-made VM and
- * NIC removed; a multi-node job that loses one node releases the others.
+ * set are PUT.  Per node, beside that: a running VM just gets its address
+ * pushed, a stopped one is started, a missing one gets a NIC (its address
+ * is pushed to slurmctld at once) and, once its domain is ready, a VM.  One
+ * list of the resource group's VMs tells missing nodes from existing ones.
+ * Every call runs concurrently through one ARM client.  A node that fails
+ * is set DOWN with the Azure error as its reason and recycled through
+ * power_down_force, its half-made VM and NIC removed; a multi-node job
+ * that loses one node releases the others.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -56,11 +59,34 @@ enum { VM_QUEUED_NONE = 0, VM_QUEUED_CREATE, VM_QUEUED_START };
 /* Where a node is on its way to an address (the window above). */
 enum { ADDR_NOT_YET = 0, ADDR_WAITING, ADDR_ACTIVE, ADDR_DONE };
 
+/* The resource group's VM list, read once at the start. */
+enum { LIST_PENDING = 0, LIST_DONE, LIST_FAILED };
+
+/*
+ * Pages of the list that nodes wait for: once a page beyond these comes,
+ * they begin anyway (looked up one by one until the list is complete).  A
+ * short list costs the nodes no more than the availability set they once
+ * waited for; a long one never holds them up for long.
+ */
+#define RESUME_LIST_WAIT_PAGES 2
+
+/* A domain's placement: a VM may be created or started in it once READY. */
+enum { DOM_PENDING = 0, DOM_READY, DOM_FAILED };
+
+/* One fabric domain with work in this run. */
+struct rs_domain {
+	struct rs *rs;
+	const struct conf_domain *dom;
+	int state;                      /* DOM_* */
+	char reason[POWER_REASON_LEN];  /* when DOM_FAILED */
+};
+
 struct rs_node {
 	struct rs *rs;
 	char *name;
 	char *nic_name;
 	const struct conf_domain *dom;
+	struct rs_domain *rsd; /* dom's placement in this run */
 	const struct conf_image *image;
 	uint32_t job_id;
 	int lock_fd;
@@ -71,6 +97,7 @@ struct rs_node {
 	bool recreate;     /* delete the VM, then create it (image change) */
 	bool released;     /* healthy, but its job lost another node */
 	bool powered_down; /* power_down_force sent */
+	bool listed;       /* its VM is in the resource group's list */
 	int vm_queued;     /* VM_QUEUED_*: create or start, after the NICs */
 	int addr_phase;    /* ADDR_* */
 	char reason[POWER_REASON_LEN];
@@ -87,11 +114,15 @@ struct rs {
 	const struct conf_image *want_image; /* feature reboot: img_<name> */
 	size_t created, started, running, failed, released;
 	size_t nics_outstanding; /* NIC PUTs (and lookups) not answered */
-	size_t addr_waiting;     /* nodes whose domain is ready, not begun */
+	size_t addr_waiting;     /* nodes with work, not begun */
 	size_t addr_active;      /* nodes begun, without their address yet */
 	size_t addr_window;      /* most nodes ADDR_ACTIVE at once */
 	bool addr_filling;       /* inside _addr_fill() */
 	size_t vms_inflight;     /* VM creates and starts not finished */
+	int vm_list;             /* LIST_*: a VM not in a complete list
+	                          * does not exist, and needs no lookup */
+	size_t vm_list_pages;    /* pages of it seen so far */
+	struct rs_domain *doms;  /* one per Domain= line */
 };
 
 static void _vm_create(struct rs_node *n);
@@ -547,6 +578,14 @@ static void _vm_queue_flush(struct rs *rs)
 			break;
 		if (n->vm_queued == VM_QUEUED_NONE || n->failed)
 			continue;
+		/* Nothing is ever created or started outside its placement. */
+		if (n->rsd->state == DOM_PENDING)
+			continue;
+		if (n->rsd->state == DOM_FAILED) {
+			n->vm_queued = VM_QUEUED_NONE;
+			_node_fail(n, n->rsd->reason);
+			continue;
+		}
 		rs->vms_inflight++;
 		if (n->vm_queued == VM_QUEUED_CREATE)
 			_vm_create(n);
@@ -642,6 +681,16 @@ static void _nic_create(struct rs_node *n)
 	free(path);
 }
 
+/* A node without a VM: its NIC, unless its domain can take no VM. */
+static void _nic_create_in_domain(struct rs_node *n)
+{
+	if (n->rsd->state == DOM_FAILED) {
+		_node_fail(n, n->rsd->reason);
+		return;
+	}
+	_nic_create(n);
+}
+
 /* The NIC of an existing VM: push its address, then start if stopped. */
 static void _nic_known(struct arm_client *c, struct arm_result *res, void *arg)
 {
@@ -673,7 +722,7 @@ static void _old_vm_deleted(struct arm_client *c, struct arm_result *res,
 	}
 	power_image_forget(n->rs->conf, n->name);
 	/* The NIC may be there already: PUT is idempotent, we own it now. */
-	_nic_create(n);
+	_nic_create_in_domain(n);
 }
 
 static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
@@ -683,7 +732,7 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 	char err[AZ_ERRLEN];
 
 	if (res->rc == AZ_ENOTFOUND) {
-		_nic_create(n);
+		_nic_create_in_domain(n);
 		return;
 	}
 	if (res->rc != AZ_OK) {
@@ -696,6 +745,10 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 	/* A failed create (ours, killed half-way, or Azure's) or a new
 	 * image: start again from a clean VM. */
 	if ((prov && !strcasecmp(prov, "Failed")) || n->recreate || !nic_id) {
+		if (n->rsd->state == DOM_FAILED) {
+			_node_fail(n, n->rsd->reason);
+			return;
+		}
 		log_info("%s: VM is %s%s; recreating it", n->name,
 		         prov ? prov : "?", n->recreate ? " (new image)" : "");
 		n->made_vm = false;
@@ -725,6 +778,13 @@ static void _node_begin(struct rs_node *n)
 {
 	char err[AZ_ERRLEN];
 
+	/* The list ran to its end without it: a fresh node, whose NIC can
+	 * be made at once (and a NIC left by an earlier run is ours). */
+	if (n->rs->vm_list == LIST_DONE && !n->listed) {
+		log_debug("%s: no VM in the resource group", n->name);
+		_nic_create_in_domain(n);
+		return;
+	}
 	if (arm_vm_get_async(n->rs->arm, n->name, ARM_VM_INSTANCE_VIEW,
 	                     _vm_known, n, err, sizeof(err))
 	    != AZ_OK)
@@ -737,6 +797,10 @@ static void _addr_fill(struct rs *rs)
 	/* A node failing at once inside _node_begin() ends up here again:
 	 * the loop below goes on in its place. */
 	if (rs->addr_filling)
+		return;
+	/* The list answers whether each node needs a lookup at all. */
+	if (rs->vm_list == LIST_PENDING
+	    && rs->vm_list_pages <= RESUME_LIST_WAIT_PAGES)
 		return;
 	rs->addr_filling = true;
 	for (size_t i = 0; i < rs->count && rs->addr_waiting
@@ -754,7 +818,7 @@ static void _addr_fill(struct rs *rs)
 	rs->addr_filling = false;
 }
 
-/* Its domain is ready: the node waits for a place in the window. */
+/* The node has work: it waits for a place in the window. */
 static void _addr_wait(struct rs_node *n)
 {
 	if (n->addr_phase != ADDR_NOT_YET)
@@ -782,37 +846,114 @@ static void _addr_end(struct rs_node *n)
 	_vm_queue_flush(rs);
 }
 
+/* ---- the resource group's VMs ------------------------------------------ */
+
+/*
+ * Which of our nodes have a VM, from one list of the resource group read
+ * beside the domains' setup: a new cluster's nodes then go straight to
+ * their NICs, one request each instead of a lookup and a NIC.  Nodes
+ * begun before the list is complete are looked up one by one as before,
+ * so a long list never holds anything up.
+ */
+static void _vm_list_page(struct arm_client *c, json_object *items, void *arg)
+{
+	struct rs *rs = arg;
+
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		json_object *vm = json_object_array_get_idx(items, i), *name;
+		const char *s;
+
+		if (!json_object_object_get_ex(vm, "name", &name)
+		    || !json_object_is_type(name, json_type_string))
+			continue;
+		s = json_object_get_string(name);
+		/* Azure's names ignore case: "Node1" is node1's VM. */
+		for (size_t k = 0; k < rs->count; k++)
+			if (!strcasecmp(rs->nodes[k].name, s))
+				rs->nodes[k].listed = true;
+	}
+	/* A long list: the nodes go on without waiting for its end. */
+	if (++rs->vm_list_pages == RESUME_LIST_WAIT_PAGES + 1)
+		_addr_fill(rs);
+}
+
+static void _vm_list_done(struct arm_client *c, struct arm_result *res,
+                          void *arg)
+{
+	struct rs *rs = arg;
+
+	if (res->rc != AZ_OK) {
+		/* Not a node's failure: each is looked up on its own. */
+		log_warn("listing the resource group's VMs failed (%s); "
+		         "looking each node up instead",
+		         res->err);
+		rs->vm_list = LIST_FAILED;
+	} else {
+		rs->vm_list = LIST_DONE;
+	}
+	_addr_fill(rs);
+}
+
+static void _vm_list_begin(struct rs *rs)
+{
+	char err[AZ_ERRLEN];
+
+	if (arm_vm_list_async(rs->arm, _vm_list_page, _vm_list_done, rs, err,
+	                      sizeof(err))
+	    != AZ_OK) {
+		log_warn("listing the resource group's VMs: %s", err);
+		rs->vm_list = LIST_FAILED;
+	}
+}
+
 /* ---- domains ------------------------------------------------------------ */
 
-struct rs_domain {
-	struct rs *rs;
-	const struct conf_domain *dom;
-};
+/*
+ * The domain cannot take VMs: its nodes fail with reason, those on their
+ * way to an address once their step in flight has answered (at their NIC
+ * or in _vm_queue_flush), so that the cleanup never overtakes a NIC PUT.
+ */
+static void _domain_fail_text(struct rs_domain *d, const char *reason)
+{
+	struct rs *rs = d->rs;
 
-static void _domain_fail(struct rs *rs, const struct conf_domain *dom,
-                         struct arm_result *res, const char *what)
+	d->state = DOM_FAILED;
+	snprintf(d->reason, sizeof(d->reason), "%s", reason);
+	for (size_t i = 0; i < rs->count; i++) {
+		struct rs_node *n = &rs->nodes[i];
+
+		if (n->rsd != d || n->failed || n->ok
+		    || n->addr_phase == ADDR_ACTIVE)
+			continue;
+		/* One that may have a VM is looked up first: a running VM
+		 * needs no placement, and stays. */
+		if (n->addr_phase == ADDR_WAITING
+		    && !(rs->vm_list == LIST_DONE && !n->listed))
+			continue;
+		_node_fail(n, reason);
+	}
+	_vm_queue_flush(rs);
+}
+
+static void _domain_fail(struct rs_domain *d, struct arm_result *res,
+                         const char *what)
 {
 	char reason[POWER_REASON_LEN];
 
 	power_reason(res, what, reason, sizeof(reason));
-	for (size_t i = 0; i < rs->count; i++)
-		if (rs->nodes[i].dom == dom && !rs->nodes[i].failed)
-			_node_fail(&rs->nodes[i], reason);
+	_domain_fail_text(d, reason);
 }
 
 static void _avset_done(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct rs_domain *d = arg;
-	struct rs *rs = d->rs;
 
 	if (res->rc != AZ_OK) {
-		_domain_fail(rs, d->dom, res, "availability set");
+		_domain_fail(d, res, "availability set");
 		return;
 	}
-	for (size_t i = 0; i < rs->count; i++)
-		if (rs->nodes[i].dom == d->dom && !rs->nodes[i].failed)
-			_addr_wait(&rs->nodes[i]);
-	_addr_fill(rs);
+	d->state = DOM_READY;
+	_vm_queue_flush(d->rs);
 }
 
 static void _avset_put(struct rs_domain *d)
@@ -855,9 +996,7 @@ static void _avset_put(struct rs_domain *d)
 
 		power_reason_text(reason, sizeof(reason),
 		                  path ? err : "out of memory");
-		for (size_t i = 0; i < rs->count; i++)
-			if (rs->nodes[i].dom == dom)
-				_node_fail(&rs->nodes[i], reason);
+		_domain_fail_text(d, reason);
 	}
 	json_object_put(body);
 	free(path);
@@ -868,7 +1007,7 @@ static void _ppg_done(struct arm_client *c, struct arm_result *res, void *arg)
 	struct rs_domain *d = arg;
 
 	if (res->rc != AZ_OK) {
-		_domain_fail(d->rs, d->dom, res, "proximity placement group");
+		_domain_fail(d, res, "proximity placement group");
 		return;
 	}
 	_avset_put(d);
@@ -1074,8 +1213,15 @@ int main(int argc, char **argv)
 	rs.ssh_key = _read_key(rs.conf->ssh_public_key_file);
 
 	rs.nodes = calloc(count ? count : 1, sizeof(*rs.nodes));
-	if (!rs.nodes)
+	rs.doms = calloc(rs.conf->domain_count + 1, sizeof(*rs.doms));
+	if (!rs.nodes || !rs.doms) {
+		_fail_all(names, count, "azrdma: out of memory");
 		goto out;
+	}
+	for (size_t d = 0; d < rs.conf->domain_count; d++) {
+		rs.doms[d].rs = &rs;
+		rs.doms[d].dom = &rs.conf->domains[d];
+	}
 	rs.addr_window =
 	        RESUME_ADDR_WINDOW_PER_SLOT * rs.conf->max_parallel_requests;
 	if (arm_client_new(rs.conf, NULL, &rs.arm, err, sizeof(err)) != AZ_OK) {
@@ -1105,6 +1251,7 @@ int main(int argc, char **argv)
 			              "Domain= line of azrdma.conf");
 			continue;
 		}
+		n->rsd = &rs.doms[n->dom - rs.conf->domains];
 		n->image = rs.want_image ? rs.want_image
 		                         : conf_domain_image(rs.conf, n->dom);
 		n->recreate = rs.want_image != NULL;
@@ -1126,20 +1273,25 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* One setup per domain that has work, then its nodes. */
-	struct rs_domain *doms =
-	        calloc(rs.conf->domain_count + 1, sizeof(*doms));
-	for (size_t d = 0; doms && d < rs.conf->domain_count; d++) {
-		const struct conf_domain *dom = &rs.conf->domains[d];
-
-		doms[d].rs = &rs;
-		doms[d].dom = dom;
+	/*
+	 * Every node with work waits for its address step; the list of the
+	 * resource group's VMs, then the window, let them begin.  The
+	 * domains' placements are set up beside them: only VM creates and
+	 * starts wait for those.
+	 */
+	for (size_t i = 0; i < rs.count; i++)
+		if (!rs.nodes[i].failed)
+			_addr_wait(&rs.nodes[i]);
+	if (rs.addr_waiting)
+		_vm_list_begin(&rs);
+	for (size_t d = 0; d < rs.conf->domain_count; d++)
 		for (size_t i = 0; i < rs.count; i++)
-			if (rs.nodes[i].dom == dom && !rs.nodes[i].failed) {
-				_domain_begin(&doms[d]);
+			if (rs.nodes[i].rsd == &rs.doms[d]
+			    && !rs.nodes[i].failed) {
+				_domain_begin(&rs.doms[d]);
 				break;
 			}
-	}
+	_addr_fill(&rs);
 	if (arm_client_run(rs.arm, -1, err, sizeof(err)) != AZ_OK)
 		log_error("ARM: %s", err);
 	for (size_t i = 0; i < rs.count; i++)
@@ -1159,7 +1311,6 @@ int main(int argc, char **argv)
 	 * entry stays for the next run or sync. */
 	for (size_t i = 0; i < rs.count; i++)
 		power_unlock_node(rs.nodes[i].lock_fd);
-	free(doms);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("resume %s: %zu created, %zu started, %zu running already, "
 	         "%zu failed, %zu released, %.1f s",
@@ -1175,6 +1326,7 @@ out:
 		free(rs.nodes[i].nic_name);
 	}
 	free(rs.nodes);
+	free(rs.doms);
 	power_jobs_free(&rs.jobs);
 	hostnames_free(names, count);
 	arm_client_free(rs.arm);

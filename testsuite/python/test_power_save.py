@@ -81,6 +81,23 @@ def test_resume_pushed_each_vms_private_address(cloud, first_job, azrdma):
         log[-2000:]
 
 
+def test_fresh_nodes_skip_the_vm_lookup_after_one_list(cloud, first_job):
+    # One list of the resource group's VMs before the first NIC; a node it
+    # did not hold goes straight to its NIC, without a GET of its VM first.
+    log = cloud.emulator_admin("GET", "log")
+    lists = [e["seq"] for e in log if e["method"] == "GET"
+             and e["path"].lower().endswith("/virtualmachines")]
+    for node in NODES:
+        nic = _nic_requests(cloud, "PUT", node)
+        assert nic, f"{node}: no NIC PUT"
+        first_nic = nic[0]["seq"]
+        assert any(seq < first_nic for seq in lists), \
+            f"{node}: its NIC came before any list of the VMs"
+        early = [e for e in _vm_requests(cloud, "GET", node)
+                 if e["seq"] < first_nic]
+        assert not early, f"{node}: looked up before its NIC: {early}"
+
+
 def test_nodes_are_deallocated_after_suspend_time(cloud, first_job):
     cloud.wait_powered_down(NODES, timeout=SUSPEND_TIME + 60)
     for node in NODES:
@@ -93,6 +110,7 @@ def test_second_job_starts_the_deallocated_vms_without_recreating(cloud, first_j
     cloud.wait_powered_down(NODES, timeout=SUSPEND_TIME + 60)
     puts = {n: len(_vm_requests(cloud, "PUT", n)) for n in NODES}
     assert all(puts.values()), puts
+    seen = max(e["seq"] for e in cloud.emulator_admin("GET", "log"))
     job_id = cloud.submit("-N", "4", "-p", "fab3", "-C", "rdma",
                           "-w", ",".join(NODES), wrap="srun hostname")
     cloud.wait_job(job_id, timeout=150)
@@ -101,6 +119,10 @@ def test_second_job_starts_the_deallocated_vms_without_recreating(cloud, first_j
         assert len(_vm_requests(cloud, "PUT", node)) == puts[node], \
             f"{node}: the VM was created again"
         assert _vm_requests(cloud, "POST", node, "/start"), f"{node}: not started"
+        # Listed this time: looked up (its instance view says deallocated).
+        assert any(e["seq"] > seen and "instanceview" in e.get("query", "").lower()
+                   for e in _vm_requests(cloud, "GET", node)), \
+            f"{node}: not looked up"
 
 
 def _wait_down_with(cloud, node, code):

@@ -194,3 +194,31 @@ def test_feature_reboot_recreates_the_vm_with_the_requested_image(cloud, azrdma)
     assert res.returncode == 0, azrdma.log_text()[-2000:]
     _as = ["setpriv", "--reuid=slurm", "--regid=slurm", "--init-groups"]
     cloud.run_ctl(*_as, program("azrdma-suspend"), node, timeout=180)
+
+
+def test_failed_availability_set_fails_the_node_and_removes_its_nic(cloud, azrdma):
+    """A NIC no longer waits for its domain's availability set: when the set
+    fails while the NIC PUT is still under way, the node fails with the
+    set's error once the NIC has answered, and its NIC is removed.  (ghost2
+    is in azrdma.conf only, not in Slurm: the program is run by hand.)"""
+    node = "ghost2"
+    assert node not in cloud.vms()
+    cloud.emulator_admin("POST", "faults", [
+        {"method": "PUT", "path": rf"/availabilitySets/{cloud.prefix}-fab9$",
+         "count": 1, "status": 400, "code": "InvalidParameter",
+         "message": "injected: the availability set cannot be made"},
+        {"method": "PUT", "path": rf"/networkInterfaces/{node}-nic$",
+         "count": 1, "action": "delay", "seconds": 2}])
+    res = cloud.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
+                        "--init-groups", program("azrdma-resume"), node,
+                        check=False, timeout=120)
+    log = azrdma.log_text()
+    assert res.returncode == 1, log[-2000:]
+    assert re.search(rf"error: {node}: azrdma: InvalidParameter: .*injected", log), \
+        log[-2000:]
+    nic = [e for e in _requests(cloud, rf"/networkInterfaces/{node}-nic$")
+           if e["status"] < 300]
+    assert [e["method"] for e in nic] == ["PUT", "DELETE"], nic
+    assert node not in cloud.vms()
+    assert node not in [n["name"] for n in cloud.emulator_admin("GET", "nics")]
+    assert azrdma.journal(node) is None
