@@ -79,7 +79,7 @@ class World:
             self.lifecycle.shutdown_all()
             if self.hosts is not None:
                 self.hosts.release_mount()
-        self.store.save()
+        self.store.flush()
 
     def _complete(self, op_id):
         with self.store.lock:
