@@ -43,6 +43,7 @@ struct options {
 	enum pp_mode mode;
 	struct pp_plan plan;
 	bool quick, json, verbose;
+	bool no_thresholds; /* measure only: every measured pair passes */
 	double max_latency, min_bandwidth;
 	double timeout;
 	unsigned time_limit;
@@ -93,6 +94,8 @@ static void _usage(FILE *out)
 	        "                             (default for both: the VM size "
 	        "of the node's\n"
 	        "                             Domain in azrdma.conf)\n"
+	        "      --no-thresholds        measure only: judge no pair "
+	        "by its figures\n"
 	        "  -f, --conf FILE            azrdma.conf (default "
 	        "$AZRDMA_CONF, or beside\n"
 	        "                             $SLURM_CONF)\n"
@@ -122,6 +125,7 @@ static int _parse(int argc, char **argv, struct options *o, char *err,
 	        {"quick", no_argument, NULL, 'q'},
 	        {"max-latency", required_argument, NULL, 'L'},
 	        {"min-bandwidth", required_argument, NULL, 'B'},
+	        {"no-thresholds", no_argument, NULL, 'N'},
 	        {"conf", required_argument, NULL, 'f'},
 	        {"timeout", required_argument, NULL, 't'},
 	        {"time-limit", required_argument, NULL, 'T'},
@@ -176,6 +180,9 @@ static int _parse(int argc, char **argv, struct options *o, char *err,
 				o->time_limit = (unsigned)v;
 			break;
 		}
+		case 'N':
+			o->no_thresholds = true;
+			break;
 		case 'f':
 			o->conf_path = optarg;
 			break;
@@ -196,6 +203,11 @@ static int _parse(int argc, char **argv, struct options *o, char *err,
 	if (optind < argc) {
 		az_err(AZ_EINVAL, err, errlen, "unexpected argument '%s'",
 		       argv[optind]);
+		return 2;
+	}
+	if (o->no_thresholds && (o->max_latency || o->min_bandwidth)) {
+		az_err(AZ_EINVAL, err, errlen,
+		       "--no-thresholds and -L/-B cannot be combined");
 		return 2;
 	}
 	if (o->quick && o->plan.count) {
@@ -440,6 +452,13 @@ static struct pp_thresholds *_thresholds(const struct options *o,
 	if (!t)
 		return NULL;
 	*sources = NULL;
+	/* All zero: nothing is checked, only an exchange that fails. */
+	if (o->no_thresholds) {
+		*sources = strdup("none (--no-thresholds)");
+		for (int i = 0; i < _nranks; i++)
+			t[i].source = *sources;
+		return t;
+	}
 	if (!o->max_latency || !o->min_bandwidth) {
 		path = o->conf_path ? strdup(o->conf_path)
 		                    : conf_default_path();
