@@ -200,13 +200,19 @@ static void _headers_free(struct curl_slist *h)
 	curl_slist_free_all(h);
 }
 
+/* Answers may hold a token or a secret's echo: zeroed before freeing. */
+static void _resp_free(struct arm_op *op)
+{
+	if (op->resp.data)
+		explicit_bzero(op->resp.data, op->resp.len);
+	buf_free(&op->resp);
+}
+
 static void _exchange_reset(struct arm_op *op)
 {
 	_headers_free(op->headers);
 	op->headers = NULL;
-	if (op->resp.data)
-		explicit_bzero(op->resp.data, op->resp.len);
-	buf_reset(&op->resp);
+	_resp_free(op);
 	op->resp_too_big = false;
 	free(op->hdr_async);
 	free(op->hdr_location);
@@ -525,6 +531,10 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 	                 (long)c->tuning.transfer_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	/* Bodies are a few kB and sent from memory; curl's default upload
+	 * buffer (64 kB, kept by every handle, idle ones too) made up most of
+	 * each request slot's memory. */
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
 #else
@@ -994,6 +1004,9 @@ static void _call_step_done(struct arm_client *c, struct arm_op *op,
 		op->hdr_request_id = NULL;
 	}
 	body = arm_json_parse(op->resp.data, op->resp.len);
+	/* Parsed: the raw answer goes now, not at the next exchange (an LRO
+	 * polled every few seconds would hold it in between). */
+	_resp_free(op);
 	if (status < 200 || status >= 300) {
 		char why[64];
 
