@@ -273,7 +273,10 @@ static bool _barrier(double timeout)
 /* The send and the receive buffer of every exchange, as IMB keeps them. */
 struct pp_buffers {
 	char *send, *recv;
+	size_t len; /* bytes each holds */
 };
+
+static bool _buffers_fit(struct pp_buffers *b, size_t bytes);
 
 /* Two zero-byte exchanges with peer: IMB's N_BARR barriers, for a pair. */
 static void _pair_sync(int peer)
@@ -325,7 +328,7 @@ static double _exchange(const struct pp_buffers *b, size_t bytes,
  * then the timed run.  Both ranks see the same times, so they agree on
  * the repetitions.  On the pair's first rank, points gets the results.
  */
-static void _measure_pair(const struct options *o, const struct pp_buffers *b,
+static void _measure_pair(const struct options *o, struct pp_buffers *b,
                           int peer, bool first, struct pp_point *points)
 {
 	unsigned prev = PP_MSGS_PER_SAMPLE;
@@ -338,6 +341,14 @@ static void _measure_pair(const struct options *o, const struct pp_buffers *b,
 		snprintf(_doing, sizeof(_doing),
 		         "measuring %zu bytes with rank %d (%s)", s->bytes,
 		         peer, _names[peer]);
+		/* The peer is waiting for this size: no way to skip it. */
+		if (!_buffers_fit(b, s->bytes)) {
+			fprintf(stderr,
+			        "azrdma-pingpong: rank %d: out of memory for "
+			        "%zu-byte buffers\n",
+			        _rank, s->bytes);
+			MPI_Abort(MPI_COMM_WORLD, 2);
+		}
 		rt = _exchange(b, s->bytes, 1, peer, first);
 		calib = pp_calibration_reps(rt);
 		if (calib > reps)
@@ -360,26 +371,40 @@ static void _measure_pair(const struct options *o, const struct pp_buffers *b,
 	}
 }
 
-/* Both buffers from MPI_Alloc_mem, filled, so no page fault is timed. */
-static bool _buffers_alloc(struct pp_buffers *b, size_t bytes)
-{
-	b->send = b->recv = NULL;
-	if (MPI_Alloc_mem((MPI_Aint)bytes, MPI_INFO_NULL, &b->send)
-	            != MPI_SUCCESS
-	    || MPI_Alloc_mem((MPI_Aint)bytes, MPI_INFO_NULL, &b->recv)
-	               != MPI_SUCCESS)
-		return false;
-	memset(b->send, 'a', bytes);
-	memset(b->recv, 0, bytes);
-	return true;
-}
-
 static void _buffers_free(struct pp_buffers *b)
 {
 	if (b->send)
 		MPI_Free_mem(b->send);
 	if (b->recv)
 		MPI_Free_mem(b->recv);
+	b->send = b->recv = NULL;
+	b->len = 0;
+}
+
+/*
+ * Buffers for bytes: as IMB's IMB_alloc_buf() does, both are allocated
+ * anew (MPI_Alloc_mem) when a size outgrows them, so each large size runs
+ * on memory of its own size as IMB's does; filled at once, so no page
+ * fault is timed; smaller sizes reuse them.
+ */
+static bool _buffers_fit(struct pp_buffers *b, size_t bytes)
+{
+	size_t len = bytes ? bytes : 1;
+
+	if (len <= b->len)
+		return true;
+	_buffers_free(b);
+	if (MPI_Alloc_mem((MPI_Aint)len, MPI_INFO_NULL, &b->send)
+	            != MPI_SUCCESS
+	    || MPI_Alloc_mem((MPI_Aint)len, MPI_INFO_NULL, &b->recv)
+	               != MPI_SUCCESS) {
+		_buffers_free(b);
+		return false;
+	}
+	memset(b->send, 'a', len);
+	memset(b->recv, 0, len);
+	b->len = len;
+	return true;
 }
 
 /* ---- node names and thresholds ------------------------------------------ */
@@ -641,7 +666,7 @@ static int _run(const struct options *o)
 	struct run run = {0};
 	struct pp_thresholds *limits = NULL;
 	char err[AZ_ERRLEN], *sources = NULL;
-	struct pp_buffers bufs = {NULL, NULL};
+	struct pp_buffers bufs = {NULL, NULL, 0};
 	bool have_bufs;
 	size_t maxbytes = 1, np, idx = 0, bad = 0;
 	bool local_fail = false, synced = true;
@@ -663,7 +688,10 @@ static int _run(const struct options *o)
 	run.res = calloc(np, sizeof(*run.res));
 	run.points = calloc(np * o->plan.count, sizeof(*run.points));
 	run.errors = calloc(np, sizeof(*run.errors));
-	have_bufs = _buffers_alloc(&bufs, maxbytes);
+	/* The largest size must be possible before any message; then the
+	 * memory goes back, and the sizes grow their own as IMB's do. */
+	have_bufs = _buffers_fit(&bufs, maxbytes);
+	_buffers_free(&bufs);
 	if (_rank == 0) {
 		limits = _thresholds(o, &sources);
 		_warn_shared_nodes();
