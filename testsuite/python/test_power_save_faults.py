@@ -200,15 +200,17 @@ def test_failed_availability_set_fails_the_node_and_removes_its_nic(cloud, azrdm
     """A NIC no longer waits for its domain's availability set: when the set
     fails while the NIC PUT is still under way, the node fails with the
     set's error once the NIC has answered, and its NIC is removed.  (ghost2
-    is in azrdma.conf only, not in Slurm: the program is run by hand.)"""
+    is in azrdma.conf only, not in Slurm: the program is run by hand.)  The
+    set fails after 1.5 s, so the resource group's VM list has answered and
+    the NIC PUT is under way; it answers after 4 s."""
     node = "ghost2"
     assert node not in cloud.vms()
     cloud.emulator_admin("POST", "faults", [
         {"method": "PUT", "path": rf"/availabilitySets/{cloud.prefix}-fab9$",
          "count": 1, "status": 400, "code": "InvalidParameter",
-         "message": "injected: the availability set cannot be made"},
+         "message": "injected: the availability set cannot be made", "seconds": 1.5},
         {"method": "PUT", "path": rf"/networkInterfaces/{node}-nic$",
-         "count": 1, "action": "delay", "seconds": 2}])
+         "count": 1, "action": "delay", "seconds": 4}])
     res = cloud.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
                         "--init-groups", program("azrdma-resume"), node,
                         check=False, timeout=120)
@@ -221,4 +223,30 @@ def test_failed_availability_set_fails_the_node_and_removes_its_nic(cloud, azrdm
     assert [e["method"] for e in nic] == ["PUT", "DELETE"], nic
     assert node not in cloud.vms()
     assert node not in [n["name"] for n in cloud.emulator_admin("GET", "nics")]
+    assert azrdma.journal(node) is None
+
+
+def test_availability_set_failing_before_the_vm_list_sends_no_nic(cloud, azrdma):
+    """The other order: the set fails while the resource group's VM list is
+    still under way, so the node fails with the set's error and no NIC is
+    ever made for it."""
+    node = "ghost2"
+    assert node not in cloud.vms()
+    log_before = len(azrdma.log_text())
+    seen = len(_requests(cloud, rf"/networkInterfaces/{node}-nic$"))
+    cloud.emulator_admin("POST", "faults", [
+        {"method": "PUT", "path": rf"/availabilitySets/{cloud.prefix}-fab9$",
+         "count": 1, "status": 400, "code": "InvalidParameter",
+         "message": "injected: the set fails first"},
+        {"method": "GET", "path": r"/providers/Microsoft\.Compute/virtualMachines$",
+         "count": 1, "action": "delay", "seconds": 1.5}])
+    res = cloud.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
+                        "--init-groups", program("azrdma-resume"), node,
+                        check=False, timeout=120)
+    log = azrdma.log_text()[log_before:]
+    assert res.returncode == 1, log[-2000:]
+    assert re.search(rf"error: {node}: azrdma: InvalidParameter: injected: the set fails "
+                     r"first", log), log[-2000:]
+    assert _requests(cloud, rf"/networkInterfaces/{node}-nic$")[seen:] == []
+    assert node not in cloud.vms()
     assert azrdma.journal(node) is None

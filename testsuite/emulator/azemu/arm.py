@@ -185,11 +185,12 @@ class FrontDoor:
             headers["x-ms-client-request-id"] = client_request
 
         fault = self.world.faults.take(request.method, request.path)
+        if fault is not None and fault.seconds > 0:
+            time.sleep(fault.seconds)
         if fault is not None and fault.action == "drop":
             self._record(request, 0, request_id)
             return DROP
         if fault is not None and fault.action == "delay":
-            time.sleep(fault.seconds)
             fault = None
         if self.cfg.timing["latency"] > 0:
             time.sleep(self.cfg.timing["latency"])

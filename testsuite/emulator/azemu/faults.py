@@ -4,6 +4,7 @@ Kinds (exactly one per fault):
   "status": N      answer N with {"error": {"code", "message"}} (Retry-After for 429/503)
   "action": "drop"   close the connection without answering
   "action": "delay"  wait "seconds" and then serve the request normally
+"seconds" with a status or a drop waits that long first, as a slow failure does.
   "action": "asyncFail"  accept the request, then fail its long-running operation with
                      "code"/"message" (only requests that start an operation consume it)
 """
@@ -42,8 +43,13 @@ class Fault:
             if not 400 <= self.status <= 599:
                 raise FaultError("status must be an HTTP error status (400-599)")
         self.seconds = float(spec.get("seconds", 0))
+        if self.seconds < 0:
+            raise FaultError("\"seconds\" cannot be negative")
         if self.action == "delay" and self.seconds <= 0:
             raise FaultError("a delay needs \"seconds\" > 0")
+        if self.action == "asyncFail" and self.seconds:
+            raise FaultError("an asyncFail fails when its operation is polled; "
+                             "it takes no \"seconds\"")
         self.code = str(spec.get("code") or _default_code(self.status))
         self.message = str(spec.get("message") or "Injected failure.")
         self.retry_after = spec.get("retryAfter")

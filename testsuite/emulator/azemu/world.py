@@ -97,10 +97,11 @@ class World:
         fault = self.faults.take(request.method, request.path)
         if fault is None:
             return None
+        if fault.seconds > 0:
+            time.sleep(fault.seconds)
         if fault.action == "drop":
             return DROP
         if fault.action == "delay":
-            time.sleep(fault.seconds)
             return None
         headers = {"Retry-After": str(fault.retry_after or 1)} if fault.status in (429, 503) else {}
         return json_response(fault.status,

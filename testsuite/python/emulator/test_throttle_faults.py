@@ -122,6 +122,23 @@ def test_delay_fault(emu, rg):
     assert time.monotonic() - t < 0.5
 
 
+def test_slow_failure_waits_then_answers_the_error(emu, rg):
+    emu.admin("POST", "faults", {"method": "GET", "path": "availabilitySets/slowfail",
+                                 "status": 409, "code": "Conflict", "message": "late",
+                                 "seconds": 0.6})
+    t = time.monotonic()
+    r = emu.arm("GET", emu.avset_path(rg, "slowfail"))
+    assert time.monotonic() - t >= 0.6
+    assert r.status == 409 and r.error["code"] == "Conflict"
+
+
+def test_fault_seconds_are_checked(emu):
+    for bad in ({"status": 500, "seconds": -1},
+                {"action": "asyncFail", "seconds": 1}):
+        r = emu.request("POST", "/_emulator/faults", bad)
+        assert r.status == 400 and "seconds" in r.json["error"], (bad, r)
+
+
 def test_async_fail_fault_fails_the_operation(emu, rg):
     emu.admin("POST", "faults", {"method": "PUT", "path": "virtualMachines/af1$",
                                  "action": "asyncFail", "code": "OSProvisioningTimedOut",
