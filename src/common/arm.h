@@ -207,6 +207,18 @@ enum az_rc arm_client_run(struct arm_client *c, long timeout_ms, char *err,
 size_t arm_client_pending(const struct arm_client *c);
 
 /*
+ * Runs after each round in which completion callbacks may have run, before
+ * the client waits on the network again, and after a deadline failed the
+ * rest.  For work that costs less in bulk than per call: one Slurm RPC for
+ * the addresses of every node answered in the round, not one each.  It must
+ * not run the client.
+ */
+typedef void (*arm_round_fn)(struct arm_client *c, void *arg);
+
+/* Set (or with fn NULL, clear) the round hook. */
+void arm_client_on_round(struct arm_client *c, arm_round_fn fn, void *arg);
+
+/*
  * Make one call and wait for it (other submitted calls progress meanwhile).
  * Returns the result's rc; *res (if res is not NULL) gets the result, which
  * the caller frees with arm_result_free().

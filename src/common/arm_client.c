@@ -1332,6 +1332,12 @@ static void _abort_all(struct arm_client *c, enum az_rc rc, long timeout_ms)
 	c->aborting = false;
 }
 
+static void _round_end(struct arm_client *c)
+{
+	if (c->round_fn)
+		c->round_fn(c, c->round_arg);
+}
+
 typedef bool (*_stop_fn)(const struct arm_client *c, const void *arg);
 
 static bool _all_done(const struct arm_client *c, const void *arg)
@@ -1357,11 +1363,13 @@ static enum az_rc _run(struct arm_client *c, long timeout_ms, _stop_fn stop,
 		_start_due(c, now);
 		curl_multi_perform(c->multi, &running);
 		_drain(c);
+		_round_end(c);
 		if (stop(c, arg))
 			break;
 		now = _now_ms();
 		if (deadline >= 0 && now >= deadline) {
 			_abort_all(c, AZ_ETIMEOUT, timeout_ms);
+			_round_end(c);
 			rc = az_err(AZ_ETIMEOUT, err, errlen,
 			            "ARM calls not finished within %ld ms",
 			            timeout_ms);
@@ -1583,6 +1591,12 @@ enum az_rc arm_client_run(struct arm_client *c, long timeout_ms, char *err,
 size_t arm_client_pending(const struct arm_client *c)
 {
 	return c->pending;
+}
+
+void arm_client_on_round(struct arm_client *c, arm_round_fn fn, void *arg)
+{
+	c->round_fn = fn;
+	c->round_arg = arg;
 }
 
 /* arm_call_sync's callback: move the result out of the op. */

@@ -51,6 +51,8 @@ struct arm_client {
 	size_t pending; /* calls not yet completed */
 	bool running;   /* inside arm_client_run / arm_call_sync */
 	bool aborting;  /* failing everything at the deadline */
+	arm_round_fn round_fn; /* arm_client_on_round() */
+	void *round_arg;
 	struct arm_governor gov;
 
 	/* the token (arm_auth.c) */

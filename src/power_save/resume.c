@@ -103,6 +103,12 @@ struct rs_node {
 	char reason[POWER_REASON_LEN];
 };
 
+/* A node's address, answered by ARM and not yet pushed to slurmctld. */
+struct rs_addr {
+	struct rs_node *n;
+	char *ip;
+};
+
 struct rs {
 	struct azrdma_conf *conf;
 	struct arm_client *arm;
@@ -123,6 +129,10 @@ struct rs {
 	                          * does not exist, and needs no lookup */
 	size_t vm_list_pages;    /* pages of it seen so far */
 	struct rs_domain *doms;  /* one per Domain= line */
+	/* Addresses answered in this round of the ARM client, for
+	 * _addr_flush(); room for every node. */
+	struct rs_addr *addr_batch;
+	size_t addr_batched;
 };
 
 static void _vm_create(struct rs_node *n);
@@ -131,6 +141,7 @@ static void _vm_queue_flush(struct rs *rs);
 static void _addr_end(struct rs_node *n);
 static void _slurm_fail(struct rs_node *n);
 static void _release_job_of(struct rs_node *n);
+static void _addr_flush(struct rs *rs);
 
 static struct rs_node *_node_find(struct rs *rs, const char *name)
 {
@@ -500,7 +511,7 @@ static json_object *_vm_body(struct rs_node *n)
 
 /* ---- the steps of one node --------------------------------------------- */
 
-static void _push_addr(struct rs_node *n, const char *ip)
+static void _push_addr_now(struct rs_node *n, const char *ip)
 {
 	char err[AZ_ERRLEN];
 
@@ -508,6 +519,80 @@ static void _push_addr(struct rs_node *n, const char *ip)
 		log_error("%s: NodeAddr=%s not set: %s", n->name, ip, err);
 	else
 		log_verbose("%s: NodeAddr=%s", n->name, ip);
+}
+
+/*
+ * Each RPC to slurmctld takes a millisecond or more, in which the ARM client
+ * sends and reads nothing; a hundred NICs answering at once would wait on
+ * each other.  So an address waits for the end of its round (_addr_flush).
+ */
+static void _push_addr(struct rs_node *n, const char *ip)
+{
+	struct rs *rs = n->rs;
+	char *copy = strdup(ip);
+
+	if (!copy) {
+		_push_addr_now(n, ip);
+		return;
+	}
+	if (rs->addr_batched == rs->count) /* a node answered twice */
+		_addr_flush(rs);
+	rs->addr_batch[rs->addr_batched].n = n;
+	rs->addr_batch[rs->addr_batched].ip = copy;
+	rs->addr_batched++;
+}
+
+/*
+ * Push the round's addresses in one slurm_update_node: slurmctld takes a
+ * list of names with a list of addresses, matched in order.  If that fails,
+ * each node is pushed alone, so that the error names its node.
+ */
+static void _addr_flush(struct rs *rs)
+{
+	struct az_buf names = {0}, addrs = {0};
+	size_t count = rs->addr_batched;
+	char err[AZ_ERRLEN];
+	bool sent = false;
+
+	if (!count)
+		return;
+	rs->addr_batched = 0;
+	if (count > 1) {
+		bool built = true;
+
+		for (size_t i = 0; i < count && built; i++) {
+			const char *sep = i ? "," : "";
+
+			built = buf_printf(&names, "%s%s", sep,
+			                   rs->addr_batch[i].n->name) == AZ_OK
+			        && buf_printf(&addrs, "%s%s", sep,
+			                      rs->addr_batch[i].ip) == AZ_OK;
+		}
+		if (built)
+			sent = sl_node_set_addr(names.data, addrs.data,
+			                        names.data, err, sizeof(err))
+			       == AZ_OK;
+		if (built && !sent)
+			log_warn("NodeAddr of %zu nodes at once: %s; each "
+			         "alone now", count, err);
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct rs_addr *a = &rs->addr_batch[i];
+
+		if (sent)
+			log_verbose("%s: NodeAddr=%s", a->n->name, a->ip);
+		else
+			_push_addr_now(a->n, a->ip);
+		free(a->ip);
+		a->ip = NULL;
+	}
+	buf_free(&names);
+	buf_free(&addrs);
+}
+
+static void _round_end(struct arm_client *c, void *arg)
+{
+	_addr_flush(arg);
 }
 
 static void _vm_done(struct arm_client *c, struct arm_result *res, void *arg)
@@ -1054,6 +1139,8 @@ static void _slurm_fail(struct rs_node *n)
 {
 	char err[AZ_ERRLEN];
 
+	/* Slurm hears of a node in the order things happened to it. */
+	_addr_flush(n->rs);
 	if (!n->released) {
 		power_failed_put(n->rs->conf, n->name, n->reason);
 		if (sl_node_set_state(n->name, NODE_STATE_DOWN, n->reason, err,
@@ -1213,8 +1300,9 @@ int main(int argc, char **argv)
 	rs.ssh_key = _read_key(rs.conf->ssh_public_key_file);
 
 	rs.nodes = calloc(count ? count : 1, sizeof(*rs.nodes));
+	rs.addr_batch = calloc(count ? count : 1, sizeof(*rs.addr_batch));
 	rs.doms = calloc(rs.conf->domain_count + 1, sizeof(*rs.doms));
-	if (!rs.nodes || !rs.doms) {
+	if (!rs.nodes || !rs.addr_batch || !rs.doms) {
 		_fail_all(names, count, "azrdma: out of memory");
 		goto out;
 	}
@@ -1230,6 +1318,7 @@ int main(int argc, char **argv)
 		_fail_all(names, count, reason);
 		goto out;
 	}
+	arm_client_on_round(rs.arm, _round_end, &rs);
 	for (size_t i = 0; i < count; i++) {
 		struct rs_node *n = &rs.nodes[rs.count];
 
@@ -1302,6 +1391,7 @@ int main(int argc, char **argv)
 	/* The cleanup of nodes failed just now. */
 	if (arm_client_pending(rs.arm))
 		arm_client_run(rs.arm, -1, err, sizeof(err));
+	_addr_flush(&rs);
 	for (size_t i = 0; i < rs.count; i++)
 		if (rs.nodes[i].failed)
 			rs.failed++;
@@ -1326,6 +1416,7 @@ out:
 		free(rs.nodes[i].nic_name);
 	}
 	free(rs.nodes);
+	free(rs.addr_batch);
 	free(rs.doms);
 	power_jobs_free(&rs.jobs);
 	hostnames_free(names, count);

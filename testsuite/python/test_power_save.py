@@ -49,8 +49,10 @@ def first_job(cloud, azrdma):
     job_id = cloud.submit("-N", "4", "-p", "fab3", "-C", "rdma",
                           "-w", ",".join(NODES), wrap="srun hostname")
     job = cloud.wait_job(job_id, timeout=150)
+    # Before SuspendTime takes the addresses back.
+    addrs = {n: cloud.node(n)["NodeAddr"] for n in NODES}
     return {"id": job_id, "nodes": cloud.hostnames(job["NodeList"]),
-            "output": cloud.job_output(job_id), "vms": cloud.vms()}
+            "output": cloud.job_output(job_id), "vms": cloud.vms(), "addrs": addrs}
 
 
 def test_rdma_job_powers_up_four_vms_in_one_availability_set(cloud, first_job):
@@ -72,6 +74,9 @@ def test_rdma_job_runs_on_all_four_vm_hosts(first_job):
 
 
 def test_resume_pushed_each_vms_private_address(cloud, first_job, azrdma):
+    # The addresses go to slurmctld in lists, one RPC per round of answers:
+    # each node must still end up with its own VM's address.
+    assert first_job["addrs"] == {n: first_job["vms"][n]["privateIp"] for n in NODES}
     log = azrdma.log_text()
     for node in NODES:
         ip = first_job["vms"][node]["privateIp"]

@@ -250,3 +250,24 @@ def test_availability_set_failing_before_the_vm_list_sends_no_nic(cloud, azrdma)
     assert _requests(cloud, rf"/networkInterfaces/{node}-nic$")[seen:] == []
     assert node not in cloud.vms()
     assert azrdma.journal(node) is None
+
+
+def test_addresses_slurm_refuses_are_each_reported(cloud, azrdma):
+    """Neither ghost is a Slurm node, so slurmctld refuses their addresses,
+    whether they are pushed together or alone: each is reported under its
+    own name, and the resume goes on to make both VMs."""
+    nodes = ["ghost1", "ghost2"]
+    log_before = len(azrdma.log_text())
+    _as = ["setpriv", "--reuid=slurm", "--regid=slurm", "--init-groups"]
+    res = cloud.run_ctl(*_as, program("azrdma-resume"), "ghost[1-2]",
+                        check=False, timeout=180)
+    log = azrdma.log_text()[log_before:]
+    try:
+        for node in nodes:
+            assert re.search(rf"error: {node}: NodeAddr=[0-9.]+ not set: .*Invalid node",
+                             log), log[-3000:]
+            assert cloud.vm_power(node) == "running", log[-3000:]
+        assert res.returncode == 0, log[-3000:]
+    finally:
+        cloud.run_ctl(*_as, program("azrdma-suspend"), "ghost[1-2]", timeout=180)
+    assert all(cloud.vm_power(n) == "deallocated" for n in nodes)
