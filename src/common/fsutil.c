@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,9 @@ out:
 	return rc;
 }
 
-enum az_rc fs_write_atomic(const char *path, const void *data, size_t len,
-			   mode_t mode, char *err, size_t errlen)
+static enum az_rc _write_atomic(const char *path, const void *data,
+				size_t len, mode_t mode, bool sync, char *err,
+				size_t errlen)
 {
 	char tmp[PATH_MAX];
 	const char *p = data;
@@ -100,7 +102,7 @@ enum az_rc fs_write_atomic(const char *path, const void *data, size_t len,
 			goto fail;
 		done += (size_t)w;
 	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0)
+	if (fchmod(fd, mode) < 0 || (sync && fsync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -117,6 +119,34 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return AZ_EIO;
+}
+
+enum az_rc fs_write_atomic(const char *path, const void *data, size_t len,
+			   mode_t mode, char *err, size_t errlen)
+{
+	return _write_atomic(path, data, len, mode, true, err, errlen);
+}
+
+enum az_rc fs_write_atomic_nosync(const char *path, const void *data,
+				  size_t len, mode_t mode, char *err,
+				  size_t errlen)
+{
+	return _write_atomic(path, data, len, mode, false, err, errlen);
+}
+
+enum az_rc fs_sync_fs(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	enum az_rc rc = AZ_OK;
+
+	if (fd < 0)
+		return az_err(AZ_EIO, err, errlen, "%s: cannot open: %s",
+			      path, strerror(errno));
+	if (syncfs(fd) < 0)
+		rc = az_err(AZ_EIO, err, errlen, "%s: cannot sync: %s", path,
+			    strerror(errno));
+	close(fd);
+	return rc;
 }
 
 enum az_rc fs_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)

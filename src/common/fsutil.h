@@ -26,6 +26,19 @@ enum az_rc fs_read_file(const char *path, size_t max, char **data, size_t *len,
 enum az_rc fs_write_atomic(const char *path, const void *data, size_t len,
 			   mode_t mode, char *err, size_t errlen);
 
+/*
+ * The same without the fsync: the file is whole or absent for every reader
+ * at once, but survives a crash of the machine only after fs_sync_fs().
+ * For many small files that must all be durable before one next step (one
+ * sync instead of one each).
+ */
+enum az_rc fs_write_atomic_nosync(const char *path, const void *data,
+                                  size_t len, mode_t mode, char *err,
+                                  size_t errlen);
+
+/* Write everything of the filesystem that holds path to disk (syncfs). */
+enum az_rc fs_sync_fs(const char *path, char *err, size_t errlen);
+
 /* mkdir -p with mode for the directories it creates. */
 enum az_rc fs_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen);
 

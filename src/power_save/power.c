@@ -131,9 +131,16 @@ enum az_rc power_journal_write(const struct azrdma_conf *conf, const char *node,
 
 	if (!path)
 		return AZ_EIO;
-	rc = fs_write_atomic(path, entry, strlen(entry), 0600, err, errlen);
+	rc = fs_write_atomic_nosync(path, entry, strlen(entry), 0600, err,
+	                            errlen);
 	free(path);
 	return rc;
+}
+
+enum az_rc power_journal_sync(const struct azrdma_conf *conf, char *err,
+                              size_t errlen)
+{
+	return fs_sync_fs(conf->state_dir, err, errlen);
 }
 
 char *power_journal_read(const struct azrdma_conf *conf, const char *node)

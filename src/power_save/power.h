@@ -60,6 +60,13 @@ void power_unlock_node(int fd);
  */
 enum az_rc power_journal_write(const struct azrdma_conf *conf, const char *node,
                                const char *entry, char *err, size_t errlen);
+/*
+ * power_journal_write() replaces the entry atomically for every reader, but
+ * it is on disk (survives a crash of the machine) only after this: one
+ * sync for all the entries written before the requests they announce go.
+ */
+enum az_rc power_journal_sync(const struct azrdma_conf *conf, char *err,
+                              size_t errlen);
 /* The node's entry (caller frees), or NULL if it has none. */
 char *power_journal_read(const struct azrdma_conf *conf, const char *node);
 void power_journal_clear(const struct azrdma_conf *conf, const char *node);

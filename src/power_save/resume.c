@@ -133,6 +133,7 @@ struct rs {
 	 * _addr_flush(); room for every node. */
 	struct rs_addr *addr_batch;
 	size_t addr_batched;
+	bool journal_unsynced;   /* entries written since the last sync */
 };
 
 static void _vm_create(struct rs_node *n);
@@ -276,6 +277,24 @@ static void _journal(struct rs_node *n, const char *step)
 	                           sizeof(err))
 	               != AZ_OK)
 		log_warn("%s: journal: %s", n->name, err);
+	n->rs->journal_unsynced = true;
+}
+
+/*
+ * The entries announce requests that were only submitted: the ARM client
+ * sends them after the round ends, so one sync here puts every entry on
+ * disk before its request leaves (a sync per entry cost a millisecond
+ * each, in a row, for every node).
+ */
+static void _journal_sync(struct rs *rs)
+{
+	char err[AZ_ERRLEN];
+
+	if (!rs->journal_unsynced)
+		return;
+	rs->journal_unsynced = false;
+	if (power_journal_sync(rs->conf, err, sizeof(err)) != AZ_OK)
+		log_warn("journal: %s", err);
 }
 
 /* ---- request bodies ---------------------------------------------------- */
@@ -592,6 +611,7 @@ static void _addr_flush(struct rs *rs)
 
 static void _round_end(struct arm_client *c, void *arg)
 {
+	_journal_sync(arg);
 	_addr_flush(arg);
 }
 
@@ -656,6 +676,9 @@ static void _vm_queue_flush(struct rs *rs)
 {
 	if (rs->nics_outstanding || rs->addr_waiting || rs->addr_active)
 		return;
+	/* Building and journalling a wave of VMs takes a while: the
+	 * addresses answered so far go first. */
+	_addr_flush(rs);
 	for (size_t i = 0; i < rs->count; i++) {
 		struct rs_node *n = &rs->nodes[i];
 
@@ -936,9 +959,9 @@ static void _addr_end(struct rs_node *n)
 /*
  * Which of our nodes have a VM, from one list of the resource group read
  * beside the domains' setup: a new cluster's nodes then go straight to
- * their NICs, one request each instead of a lookup and a NIC.  Nodes
- * begun before the list is complete are looked up one by one as before,
- * so a long list never holds anything up.
+ * their NICs, one request each instead of a lookup and a NIC.  Nodes wait
+ * for at most RESUME_LIST_WAIT_PAGES pages of it; those begun before it is
+ * complete are looked up one by one as before.
  */
 static void _vm_list_page(struct arm_client *c, json_object *items, void *arg)
 {
@@ -1381,6 +1404,7 @@ int main(int argc, char **argv)
 				break;
 			}
 	_addr_fill(&rs);
+	_journal_sync(&rs);
 	if (arm_client_run(rs.arm, -1, err, sizeof(err)) != AZ_OK)
 		log_error("ARM: %s", err);
 	for (size_t i = 0; i < rs.count; i++)

@@ -38,6 +38,28 @@ START_TEST(atomic_write_creates_file_with_exact_mode)
 }
 END_TEST
 
+START_TEST(unsynced_write_is_whole_and_sync_names_a_missing_path)
+{
+	char path[512], err[AZ_ERRLEN];
+	struct stat st;
+	char *data;
+
+	snprintf(path, sizeof(path), "%s/journal-entry", tu_tmpdir());
+	ck_assert_int_eq(fs_write_atomic_nosync(path, "step=nic\n", 9, 0600,
+						err, sizeof(err)),
+			 AZ_OK);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	data = tu_slurp(path);
+	ck_assert_str_eq(data, "step=nic\n");
+	free(data);
+	ck_assert_int_eq(fs_sync_fs(tu_tmpdir(), err, sizeof(err)), AZ_OK);
+	ck_assert_int_eq(fs_sync_fs("/nonexistent/azrdma", err, sizeof(err)),
+			 AZ_EIO);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/azrdma"));
+}
+END_TEST
+
 START_TEST(read_refuses_files_over_the_limit_and_names_missing_ones)
 {
 	char err[AZ_ERRLEN];
@@ -112,6 +134,7 @@ int main(void)
 	TCase *tc = tcase_create("fsutil");
 
 	tcase_add_test(tc, atomic_write_creates_file_with_exact_mode);
+	tcase_add_test(tc, unsynced_write_is_whole_and_sync_names_a_missing_path);
 	tcase_add_test(tc,
 		       read_refuses_files_over_the_limit_and_names_missing_ones);
 	tcase_add_test(tc, secret_rules);

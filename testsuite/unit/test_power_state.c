@@ -128,6 +128,7 @@ START_TEST(journal_entry_round_trips_and_clears)
 	ck_assert_str_eq(entry, "resume job=4242 step=vm nic=made vm=-\n");
 	ck_assert_int_eq(
 	        power_journal_write(&c, "hb1", entry, err, sizeof(err)), AZ_OK);
+	ck_assert_int_eq(power_journal_sync(&c, err, sizeof(err)), AZ_OK);
 	text = power_journal_read(&c, "hb1");
 	ck_assert_ptr_nonnull(text);
 	ck_assert(power_journal_parse(text, &out));

@@ -72,6 +72,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "Microsoft-HTTPAPI/2.0"
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 120
+    # An answer is written as headers, then body. With Nagle's algorithm the body waits
+    # for the client's ACK of the headers, and the client delays that ACK (40 to 200 ms
+    # on Linux): a stall on some answers that Azure's front ends do not have.
+    disable_nagle_algorithm = True
 
     def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
