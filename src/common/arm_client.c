@@ -531,9 +531,9 @@ static enum az_rc _send(struct arm_client *c, struct arm_op *op, int64_t now)
 	                 (long)c->tuning.transfer_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	/* Bodies are a few kB and sent from memory; curl's default upload
-	 * buffer (64 kB, kept by every handle, idle ones too) made up most of
-	 * each request slot's memory. */
+	/* Bodies are a few kB and sent from memory.  curl's default upload
+	 * buffer is 64 kB per handle: allocated, mostly never touched, so
+	 * this trims heap (as massif counts it) more than resident memory. */
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
@@ -792,6 +792,27 @@ static void _lro_begin(struct arm_client *c, struct arm_op *op)
 }
 
 /* One page of a list: gather its items, then the next page or the end. */
+/* A page's items: to op->page, or kept for the merged body. */
+static enum az_rc _page_take(struct arm_client *c, struct arm_op *op,
+                             json_object *value)
+{
+	if (op->page) {
+		op->page(c, value, op->arg);
+		return AZ_OK;
+	}
+	if (!op->items && !(op->items = json_object_new_array()))
+		return AZ_ENOMEM;
+	for (size_t i = 0; i < json_object_array_length(value); i++) {
+		json_object *it = json_object_array_get_idx(value, i);
+
+		if (json_object_array_add(op->items, json_object_get(it))) {
+			json_object_put(it);
+			return AZ_ENOMEM;
+		}
+	}
+	return AZ_OK;
+}
+
 static void _page(struct arm_client *c, struct arm_op *op, json_object *body)
 {
 	json_object *value, *all;
@@ -803,46 +824,29 @@ static void _page(struct arm_client *c, struct arm_op *op, json_object *body)
 		_finish(c, op, AZ_EPARSE, "list page without a value array");
 		return;
 	}
-	if (op->page) {
-		op->page(c, value, op->arg);
-		next = arm_json_next_link(body);
-		if (next)
-			_step_or_fail(c, op, _ST_PAGE, next, 0);
+	if (_page_take(c, op, value) != AZ_OK) {
 		json_object_put(body);
-		if (!next)
-			_finish(c, op, AZ_OK, NULL);
+		_finish(c, op, AZ_ENOMEM, "out of memory");
 		return;
-	}
-	if (!op->items && !(op->items = json_object_new_array()))
-		goto nomem;
-	for (size_t i = 0; i < json_object_array_length(value); i++) {
-		json_object *it = json_object_array_get_idx(value, i);
-
-		if (json_object_array_add(op->items, json_object_get(it))) {
-			json_object_put(it);
-			goto nomem;
-		}
 	}
 	next = arm_json_next_link(body);
-	if (next) {
+	if (next)
 		_step_or_fail(c, op, _ST_PAGE, next, 0);
-		json_object_put(body);
+	json_object_put(body);
+	if (next)
 		return;
+	/* The last page: the merged list, or no body after op->page. */
+	if (op->items) {
+		all = json_object_new_object();
+		if (!all || json_object_object_add(all, "value", op->items)) {
+			json_object_put(all);
+			_finish(c, op, AZ_ENOMEM, "out of memory");
+			return;
+		}
+		op->items = NULL;
+		op->res.body = all;
 	}
-	json_object_put(body);
-	all = json_object_new_object();
-	if (!all || json_object_object_add(all, "value", op->items)) {
-		json_object_put(all);
-		goto nomem_put;
-	}
-	op->items = NULL;
-	op->res.body = all;
 	_finish(c, op, AZ_OK, NULL);
-	return;
-nomem:
-	json_object_put(body);
-nomem_put:
-	_finish(c, op, AZ_ENOMEM, "out of memory");
 }
 
 /* A 2xx answer to the call itself. */

@@ -407,6 +407,18 @@ static bool _buffers_fit(struct pp_buffers *b, size_t bytes)
 	return true;
 }
 
+/* Whether buffers for bytes can be had at all, without touching them. */
+static bool _buffers_possible(size_t bytes)
+{
+	struct pp_buffers b = {0};
+	MPI_Aint len = (MPI_Aint)(bytes ? bytes : 1);
+	bool ok = MPI_Alloc_mem(len, MPI_INFO_NULL, &b.send) == MPI_SUCCESS
+	          && MPI_Alloc_mem(len, MPI_INFO_NULL, &b.recv) == MPI_SUCCESS;
+
+	_buffers_free(&b);
+	return ok;
+}
+
 /* ---- node names and thresholds ------------------------------------------ */
 
 static void _my_name(char *name, size_t len)
@@ -688,10 +700,9 @@ static int _run(const struct options *o)
 	run.res = calloc(np, sizeof(*run.res));
 	run.points = calloc(np * o->plan.count, sizeof(*run.points));
 	run.errors = calloc(np, sizeof(*run.errors));
-	/* The largest size must be possible before any message; then the
-	 * memory goes back, and the sizes grow their own as IMB's do. */
-	have_bufs = _buffers_fit(&bufs, maxbytes);
-	_buffers_free(&bufs);
+	/* The largest size must be possible before any message; the sizes
+	 * then grow their own buffers as IMB's do. */
+	have_bufs = _buffers_possible(maxbytes);
 	if (_rank == 0) {
 		limits = _thresholds(o, &sources);
 		_warn_shared_nodes();
