@@ -817,6 +817,7 @@ static void _page(struct arm_client *c, struct arm_op *op, json_object *body)
 {
 	json_object *value, *all;
 	const char *next;
+	bool more;
 
 	if (!json_object_object_get_ex(body, "value", &value)
 	    || !json_object_is_type(value, json_type_array)) {
@@ -830,10 +831,11 @@ static void _page(struct arm_client *c, struct arm_op *op, json_object *body)
 		return;
 	}
 	next = arm_json_next_link(body);
-	if (next)
+	more = next != NULL;
+	if (more)
 		_step_or_fail(c, op, _ST_PAGE, next, 0);
-	json_object_put(body);
-	if (next)
+	json_object_put(body); /* next pointed into it */
+	if (more)
 		return;
 	/* The last page: the merged list, or no body after op->page. */
 	if (op->items) {
@@ -1365,6 +1367,10 @@ static enum az_rc _run(struct arm_client *c, long timeout_ms, _stop_fn stop,
 		int64_t now = _now_ms();
 
 		_start_due(c, now);
+		/* A send that failed at once ran its callback in there, and
+		 * that may have submitted more: the hook sees them before
+		 * curl sends anything. */
+		_round_end(c);
 		curl_multi_perform(c->multi, &running);
 		_drain(c);
 		_round_end(c);

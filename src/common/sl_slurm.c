@@ -180,6 +180,60 @@ enum az_rc sl_node_set_addr(const char *nodes, const char *addrs,
 	return AZ_OK;
 }
 
+enum az_rc sl_nodes_set_addrs(char *const *names, char *const *addrs,
+			      size_t count, char *err, size_t errlen)
+{
+	char *joined = NULL, *sorted_names = NULL, *sorted_addrs = NULL;
+	size_t jlen = 1, nlen = 0, alen = 0;
+	hostlist_t hl = NULL;
+	enum az_rc rc;
+	char *name;
+
+	for (size_t i = 0; i < count; i++)
+		jlen += strlen(names[i]) + strlen(addrs[i]) + 2;
+	joined = malloc(jlen);
+	sorted_names = malloc(jlen);
+	sorted_addrs = malloc(jlen);
+	if (!joined || !sorted_names || !sorted_addrs) {
+		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
+		goto out;
+	}
+	joined[0] = sorted_names[0] = sorted_addrs[0] = '\0';
+	for (size_t i = 0, len = 0; i < count; i++)
+		len += (size_t)sprintf(joined + len, "%s%s", i ? "," : "",
+				       names[i]);
+	hl = slurm_hostlist_create(joined);
+	if (!hl) {
+		rc = az_err(AZ_EINVAL, err, errlen, "bad node names: %s",
+			    joined);
+		goto out;
+	}
+	slurm_hostlist_uniq(hl);
+	while ((name = slurm_hostlist_shift(hl))) {
+		/* The last entry for a name is the newest address. */
+		size_t i = count;
+
+		while (i-- > 0 && strcmp(names[i], name))
+			;
+		if (i < count) {
+			nlen += (size_t)sprintf(sorted_names + nlen, "%s%s",
+						nlen ? "," : "", name);
+			alen += (size_t)sprintf(sorted_addrs + alen, "%s%s",
+						alen ? "," : "", addrs[i]);
+		}
+		free(name);
+	}
+	rc = sl_node_set_addr(sorted_names, sorted_addrs, sorted_names, err,
+			      errlen);
+out:
+	if (hl)
+		slurm_hostlist_destroy(hl);
+	free(joined);
+	free(sorted_names);
+	free(sorted_addrs);
+	return rc;
+}
+
 enum az_rc sl_node_set_state(const char *nodes, uint32_t state,
 			     const char *reason, char *err, size_t errlen)
 {

@@ -69,6 +69,16 @@ enum az_rc sl_node_set_addr(const char *nodes, const char *addrs,
 			    const char *hostnames, char *err, size_t errlen);
 
 /*
+ * Set NodeAddr of names[i] to addrs[i] (and NodeHostName to the name) for
+ * count nodes in one RPC.  They are sent in the order Slurm's hostlist
+ * sorts the names: slurmctld before 22.05.8 sorted the names of such an
+ * update but not its addresses (SchedMD fixed it in 22.05.8), and sorted
+ * names pair the same with either.
+ */
+enum az_rc sl_nodes_set_addrs(char *const *names, char *const *addrs,
+			      size_t count, char *err, size_t errlen);
+
+/*
  * Set the state of nodes (a hostlist): NODE_STATE_DOWN, NODE_STATE_DRAIN,
  * NODE_RESUME, NODE_STATE_POWER_DOWN | NODE_STATE_POWERED_DOWN (power down
  * force), ... .  reason is required by Slurm for DOWN and DRAIN.

@@ -161,6 +161,9 @@ static void _node_finish(struct rs_node *n)
 {
 	if (n->lock_fd < 0)
 		return;
+	/* A suspend waiting for the lock must find the address in Slurm
+	 * already, or ours would overwrite its reset. */
+	_addr_flush(n->rs);
 	power_journal_clear(n->rs->conf, n->name);
 	power_unlock_node(n->lock_fd);
 	n->lock_fd = -1;
@@ -562,14 +565,14 @@ static void _push_addr(struct rs_node *n, const char *ip)
 }
 
 /*
- * Push the round's addresses in one slurm_update_node: slurmctld takes a
- * list of names with a list of addresses, matched in order.  If that fails,
- * each node is pushed alone, so that the error names its node.
+ * Push the round's addresses in one slurm_update_node (slurmctld takes a
+ * list of names with a list of addresses).  If that fails, each node is
+ * pushed alone, so that the error names its node.
  */
 static void _addr_flush(struct rs *rs)
 {
-	struct az_buf names = {0}, addrs = {0};
 	size_t count = rs->addr_batched;
+	char **names = NULL, **ips = NULL;
 	char err[AZ_ERRLEN];
 	bool sent = false;
 
@@ -577,21 +580,17 @@ static void _addr_flush(struct rs *rs)
 		return;
 	rs->addr_batched = 0;
 	if (count > 1) {
-		bool built = true;
-
-		for (size_t i = 0; i < count && built; i++) {
-			const char *sep = i ? "," : "";
-
-			built = buf_printf(&names, "%s%s", sep,
-			                   rs->addr_batch[i].n->name) == AZ_OK
-			        && buf_printf(&addrs, "%s%s", sep,
-			                      rs->addr_batch[i].ip) == AZ_OK;
+		names = calloc(count, sizeof(*names));
+		ips = calloc(count, sizeof(*ips));
+	}
+	if (names && ips) {
+		for (size_t i = 0; i < count; i++) {
+			names[i] = rs->addr_batch[i].n->name;
+			ips[i] = rs->addr_batch[i].ip;
 		}
-		if (built)
-			sent = sl_node_set_addr(names.data, addrs.data,
-			                        names.data, err, sizeof(err))
-			       == AZ_OK;
-		if (built && !sent)
+		sent = sl_nodes_set_addrs(names, ips, count, err, sizeof(err))
+		       == AZ_OK;
+		if (!sent)
 			log_warn("NodeAddr of %zu nodes at once: %s; each "
 			         "alone now", count, err);
 	}
@@ -605,14 +604,14 @@ static void _addr_flush(struct rs *rs)
 		free(a->ip);
 		a->ip = NULL;
 	}
-	buf_free(&names);
-	buf_free(&addrs);
+	free(names);
+	free(ips);
 }
 
 static void _round_end(struct arm_client *c, void *arg)
 {
-	_journal_sync(arg);
 	_addr_flush(arg);
+	_journal_sync(arg);
 }
 
 static void _vm_done(struct arm_client *c, struct arm_result *res, void *arg)
