@@ -49,7 +49,7 @@ def test_suspend_deletes_vm_nic_and_disk_and_the_next_job_creates_the_vm(
     cloud.wait_powered_down([NODE])
     cloud.scontrol("update", f"nodename={NODE}", "state=power_up")
     cloud.wait_up([NODE])
-    assert cloud.vm_power(NODE) == "running"
+    cloud.wait_vm_running(NODE)
     assert _nic(cloud) and _disks(cloud), "the VM has no NIC or disk to delete"
     assert _disks(cloud)[0]["diskState"] == "Attached"
 

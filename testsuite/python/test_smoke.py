@@ -45,7 +45,7 @@ def test_powered_down_node_restarts_its_vm_and_powers_down_on_request(cloud, fin
     cloud.scontrol("update", f"nodename={node}", "state=power_up")
     cloud.wait_up([node])
     vm = cloud.vms()[node]
-    assert cloud.vm_power(node) == "running"
+    cloud.wait_vm_running(node)
     assert vm["privateIp"] == before["privateIp"]
     assert cloud.node(node)["NodeAddr"] == vm["privateIp"]
     starts = [e for e in cloud.emulator_admin("GET", "log")

@@ -598,6 +598,13 @@ class World:
         rec = self.vms().get(vm)
         return rec and rec["powerState"].split("/")[-1].lower()
 
+    def wait_vm_running(self, vm, timeout=30):
+        """Wait for the VM's start to settle. The emulator boots the host (so slurmd may
+        register) a moment before it records the VM running, as Azure's start operation
+        completes after the guest is already booting."""
+        return wait_for(lambda: self.vm_power(vm) == "running", timeout,
+                        f"VM {vm} running")
+
     def vm_host_exists(self, vm):
         return os.path.exists(netns.netns_path(f"{self.prefix}-{vm}"))
 
