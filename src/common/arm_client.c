@@ -791,7 +791,6 @@ static void _lro_begin(struct arm_client *c, struct arm_op *op)
 		_step_or_fail(c, op, _ST_POLL_LOCATION, op->location_url, d);
 }
 
-/* One page of a list: gather its items, then the next page or the end. */
 /* A page's items: to op->page, or kept for the merged body. */
 static enum az_rc _page_take(struct arm_client *c, struct arm_op *op,
                              json_object *value)
@@ -813,6 +812,7 @@ static enum az_rc _page_take(struct arm_client *c, struct arm_op *op,
 	return AZ_OK;
 }
 
+/* One page of a list: take its items, then the next page or the end. */
 static void _page(struct arm_client *c, struct arm_op *op, json_object *body)
 {
 	json_object *value, *all;

@@ -9,6 +9,7 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "buf.h"
 #include "sl_slurm.h"
 
 /* Exported by libslurm.so.38 but not declared in slurm.h. */
@@ -183,29 +184,21 @@ enum az_rc sl_node_set_addr(const char *nodes, const char *addrs,
 enum az_rc sl_nodes_set_addrs(char *const *names, char *const *addrs,
 			      size_t count, char *err, size_t errlen)
 {
-	char *joined = NULL, *sorted_names = NULL, *sorted_addrs = NULL;
-	size_t jlen = 1, nlen = 0, alen = 0;
+	struct az_buf joined = {0}, sorted_names = {0}, sorted_addrs = {0};
 	hostlist_t hl = NULL;
-	enum az_rc rc;
+	enum az_rc rc = AZ_OK;
 	char *name;
 
-	for (size_t i = 0; i < count; i++)
-		jlen += strlen(names[i]) + strlen(addrs[i]) + 2;
-	joined = malloc(jlen);
-	sorted_names = malloc(jlen);
-	sorted_addrs = malloc(jlen);
-	if (!joined || !sorted_names || !sorted_addrs) {
+	for (size_t i = 0; i < count && rc == AZ_OK; i++)
+		rc = buf_printf(&joined, "%s%s", i ? "," : "", names[i]);
+	if (rc != AZ_OK) {
 		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		goto out;
 	}
-	joined[0] = sorted_names[0] = sorted_addrs[0] = '\0';
-	for (size_t i = 0, len = 0; i < count; i++)
-		len += (size_t)sprintf(joined + len, "%s%s", i ? "," : "",
-				       names[i]);
-	hl = slurm_hostlist_create(joined);
+	hl = slurm_hostlist_create(joined.data);
 	if (!hl) {
 		rc = az_err(AZ_EINVAL, err, errlen, "bad node names: %s",
-			    joined);
+			    joined.data);
 		goto out;
 	}
 	slurm_hostlist_uniq(hl);
@@ -215,22 +208,27 @@ enum az_rc sl_nodes_set_addrs(char *const *names, char *const *addrs,
 
 		while (i-- > 0 && strcmp(names[i], name))
 			;
-		if (i < count) {
-			nlen += (size_t)sprintf(sorted_names + nlen, "%s%s",
-						nlen ? "," : "", name);
-			alen += (size_t)sprintf(sorted_addrs + alen, "%s%s",
-						alen ? "," : "", addrs[i]);
+		if (i < count && rc == AZ_OK) {
+			const char *sep = sorted_names.len ? "," : "";
+
+			rc = buf_printf(&sorted_names, "%s%s", sep, name);
+			if (rc == AZ_OK)
+				rc = buf_printf(&sorted_addrs, "%s%s", sep,
+						addrs[i]);
 		}
 		free(name);
 	}
-	rc = sl_node_set_addr(sorted_names, sorted_addrs, sorted_names, err,
-			      errlen);
+	if (rc != AZ_OK)
+		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
+	else
+		rc = sl_node_set_addr(sorted_names.data, sorted_addrs.data,
+				      sorted_names.data, err, errlen);
 out:
 	if (hl)
 		slurm_hostlist_destroy(hl);
-	free(joined);
-	free(sorted_names);
-	free(sorted_addrs);
+	buf_free(&joined);
+	buf_free(&sorted_names);
+	buf_free(&sorted_addrs);
 	return rc;
 }
 

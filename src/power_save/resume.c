@@ -103,12 +103,6 @@ struct rs_node {
 	char reason[POWER_REASON_LEN];
 };
 
-/* A node's address, answered by ARM and not yet pushed to slurmctld. */
-struct rs_addr {
-	struct rs_node *n;
-	char *ip;
-};
-
 struct rs {
 	struct azrdma_conf *conf;
 	struct arm_client *arm;
@@ -129,9 +123,11 @@ struct rs {
 	                          * does not exist, and needs no lookup */
 	size_t vm_list_pages;    /* pages of it seen so far */
 	struct rs_domain *doms;  /* one per Domain= line */
-	/* Addresses answered in this round of the ARM client, for
-	 * _addr_flush(); room for every node. */
-	struct rs_addr *addr_batch;
+	/* Addresses answered in this round of the ARM client and not yet
+	 * pushed (_addr_flush()), room for every node: the nodes' names
+	 * (theirs) beside copies of the addresses (ours). */
+	char **addr_names;
+	char **addr_ips;
 	size_t addr_batched;
 	bool journal_unsynced;   /* entries written since the last sync */
 };
@@ -533,14 +529,14 @@ static json_object *_vm_body(struct rs_node *n)
 
 /* ---- the steps of one node --------------------------------------------- */
 
-static void _push_addr_now(struct rs_node *n, const char *ip)
+static void _push_addr_now(const char *name, const char *ip)
 {
 	char err[AZ_ERRLEN];
 
-	if (sl_node_set_addr(n->name, ip, n->name, err, sizeof(err)) != AZ_OK)
-		log_error("%s: NodeAddr=%s not set: %s", n->name, ip, err);
+	if (sl_node_set_addr(name, ip, name, err, sizeof(err)) != AZ_OK)
+		log_error("%s: NodeAddr=%s not set: %s", name, ip, err);
 	else
-		log_verbose("%s: NodeAddr=%s", n->name, ip);
+		log_verbose("%s: NodeAddr=%s", name, ip);
 }
 
 /*
@@ -554,13 +550,13 @@ static void _push_addr(struct rs_node *n, const char *ip)
 	char *copy = strdup(ip);
 
 	if (!copy) {
-		_push_addr_now(n, ip);
+		_push_addr_now(n->name, ip);
 		return;
 	}
 	if (rs->addr_batched == rs->count) /* a node answered twice */
 		_addr_flush(rs);
-	rs->addr_batch[rs->addr_batched].n = n;
-	rs->addr_batch[rs->addr_batched].ip = copy;
+	rs->addr_names[rs->addr_batched] = n->name;
+	rs->addr_ips[rs->addr_batched] = copy;
 	rs->addr_batched++;
 }
 
@@ -572,7 +568,6 @@ static void _push_addr(struct rs_node *n, const char *ip)
 static void _addr_flush(struct rs *rs)
 {
 	size_t count = rs->addr_batched;
-	char **names = NULL, **ips = NULL;
 	char err[AZ_ERRLEN];
 	bool sent = false;
 
@@ -580,32 +575,22 @@ static void _addr_flush(struct rs *rs)
 		return;
 	rs->addr_batched = 0;
 	if (count > 1) {
-		names = calloc(count, sizeof(*names));
-		ips = calloc(count, sizeof(*ips));
-	}
-	if (names && ips) {
-		for (size_t i = 0; i < count; i++) {
-			names[i] = rs->addr_batch[i].n->name;
-			ips[i] = rs->addr_batch[i].ip;
-		}
-		sent = sl_nodes_set_addrs(names, ips, count, err, sizeof(err))
+		sent = sl_nodes_set_addrs(rs->addr_names, rs->addr_ips, count,
+		                          err, sizeof(err))
 		       == AZ_OK;
 		if (!sent)
 			log_warn("NodeAddr of %zu nodes at once: %s; each "
 			         "alone now", count, err);
 	}
 	for (size_t i = 0; i < count; i++) {
-		struct rs_addr *a = &rs->addr_batch[i];
-
 		if (sent)
-			log_verbose("%s: NodeAddr=%s", a->n->name, a->ip);
+			log_verbose("%s: NodeAddr=%s", rs->addr_names[i],
+			            rs->addr_ips[i]);
 		else
-			_push_addr_now(a->n, a->ip);
-		free(a->ip);
-		a->ip = NULL;
+			_push_addr_now(rs->addr_names[i], rs->addr_ips[i]);
+		free(rs->addr_ips[i]);
+		rs->addr_ips[i] = NULL;
 	}
-	free(names);
-	free(ips);
 }
 
 static void _round_end(struct arm_client *c, void *arg)
@@ -1322,9 +1307,10 @@ int main(int argc, char **argv)
 	rs.ssh_key = _read_key(rs.conf->ssh_public_key_file);
 
 	rs.nodes = calloc(count ? count : 1, sizeof(*rs.nodes));
-	rs.addr_batch = calloc(count ? count : 1, sizeof(*rs.addr_batch));
+	rs.addr_names = calloc(count ? count : 1, sizeof(*rs.addr_names));
+	rs.addr_ips = calloc(count ? count : 1, sizeof(*rs.addr_ips));
 	rs.doms = calloc(rs.conf->domain_count + 1, sizeof(*rs.doms));
-	if (!rs.nodes || !rs.addr_batch || !rs.doms) {
+	if (!rs.nodes || !rs.addr_names || !rs.addr_ips || !rs.doms) {
 		_fail_all(names, count, "azrdma: out of memory");
 		goto out;
 	}
@@ -1439,7 +1425,8 @@ out:
 		free(rs.nodes[i].nic_name);
 	}
 	free(rs.nodes);
-	free(rs.addr_batch);
+	free(rs.addr_names);
+	free(rs.addr_ips);
 	free(rs.doms);
 	power_jobs_free(&rs.jobs);
 	hostnames_free(names, count);
