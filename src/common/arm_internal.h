@@ -28,6 +28,8 @@ struct arm_client {
 	char *tenant_id;
 	char *client_id;
 	char *client_secret_file;
+	/* The CA file every transfer trusts: CaBundle, else curl's built-in
+	 * bundle; NULL leaves curl's defaults alone. */
 	char *ca_bundle;
 	char *state_dir;
 	char *compute_api;
@@ -42,6 +44,8 @@ struct arm_client {
 
 	/* the engine */
 	CURLM *multi;
+	/* TLS sessions, shared so that a new connection resumes one. */
+	CURLSH *share;
 	CURL **idle; /* reset easy handles ready for reuse */
 	size_t idle_count;
 	size_t idle_cap;

@@ -56,6 +56,8 @@ class AzrdmaSetup:
         self.log_path = world.path("logs", "azrdma.log")
         self.custom_data = world.path("etc", "azrdma-cloud-init")
         self.resource_group = f"{world.prefix}-rg"
+        # The emulator's CA alone; bench/resume trusts a system-sized bundle instead.
+        self.ca_bundle = os.path.join(world.emulator_dir, "ca.pem")
 
     def conf_text(self, extra="", image_mpi=None):
         """azrdma.conf for this world, then the lines of extra; image_mpi
@@ -73,7 +75,7 @@ class AzrdmaSetup:
             " ArmAudience=https://management.azure.com"
             f" AuthorityHost=https://127.0.0.1:{ARM_PORT}"
             f" ImdsEndpoint=http://127.0.0.1:{IMDS_PORT}",
-            f"CaBundle={os.path.join(w.emulator_dir, 'ca.pem')}",
+            f"CaBundle={self.ca_bundle}",
             "Auth=ManagedIdentity",
             f"SubnetId={subnet}",
             f"SshPublicKeyFile={SSH_KEY}",
