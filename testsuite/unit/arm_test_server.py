@@ -8,7 +8,8 @@ unit tests (test_arm_client) and records every request it gets.
 It listens on 127.0.0.1 on a free port and prints "ready <port>" once it
 serves.  SIGTERM stops it.
 
-The script is {"routes": [ROUTE, ...]}; a ROUTE matches a request by
+The script is {"routes": [ROUTE, ...]}, with "tickets": false to issue no
+TLS session tickets (every connection then verifies the certificate); a ROUTE matches a request by
 "method" and either "path" (exact, without the query) or "prefix", and
 holds "responses": a list played in order, the last one repeating.  A
 RESPONSE has "status" (default 200), "headers" (an object, or a list of
@@ -21,7 +22,8 @@ header values and bodies, {base} is https://127.0.0.1:<port> and
 Each request is appended to the log as one JSON line: method, path, query,
 headers (lower-case names), body, and "active", the number of requests
 being served at that moment (so a test can see the client's concurrency),
-and "peer", the client's port (one per connection).
+"peer", the client's port (one per connection), and "resumed", whether
+that connection resumed a TLS session.
 """
 import argparse
 import json
@@ -50,7 +52,11 @@ class Server(ThreadingHTTPServer):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(args.cert, args.key)
         with open(args.script) as f:
-            self.routes = json.load(f)["routes"]
+            script = json.load(f)
+        self.routes = script["routes"]
+        if script.get("tickets") is False:
+            self.ctx.num_tickets = 0
+            self.ctx.options |= ssl.OP_NO_TICKET
         for r in self.routes:
             r["next"] = 0
         self.data_dir = args.data_dir
@@ -106,6 +112,7 @@ class Handler(BaseHTTPRequestHandler):
                 "body": body.decode("utf-8", "replace"),
                 "active": srv.active, "time": time.time(),
                 "peer": self.client_address[1],
+                "resumed": self.connection.session_reused,
             }
             srv.log.write(json.dumps(record) + "\n")
             srv.log.flush()
