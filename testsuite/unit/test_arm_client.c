@@ -961,58 +961,6 @@ static void _count_done(struct arm_client *c, struct arm_result *res, void *arg)
 	t->last = res->rc;
 }
 
-START_TEST(concurrency_is_bounded_by_max_parallel_requests)
-{
-	struct srv s;
-	struct fixture f;
-	struct arm_client *c;
-	struct tally t = {0};
-	char err[AZ_ERRLEN];
-	int max_active = 0;
-	int peers[64], npeers = 0;
-	int64_t t0;
-
-	_srv_start(&s, "many", NULL);
-	_fixture(&f, &s);
-	c = _client(&f);
-	for (int i = 0; i < 20; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "hb-%03d", i);
-		ck_assert_int_eq(arm_vm_get_async(c, name, 0, _count_done, &t,
-		                                  err, sizeof(err)),
-		                 AZ_OK);
-	}
-	ck_assert_uint_eq(arm_client_pending(c), 20);
-	t0 = _ms();
-	ck_assert_int_eq(arm_client_run(c, 20000, err, sizeof(err)), AZ_OK);
-	/* Five rounds of four, not twenty one after another. */
-	ck_assert_int_lt(_ms() - t0, 4000);
-	ck_assert_int_eq(t.ok, 20);
-	ck_assert_uint_eq(arm_client_pending(c), 0);
-	arm_client_free(c);
-	_srv_stop(&s);
-	ck_assert_uint_eq(_nreq(&s), 21);
-	for (size_t i = 0; i < _nreq(&s); i++) {
-		json_object *r = _req(&s, i);
-		int a = json_object_get_int(
-		        json_object_object_get(r, "active"));
-		int p = json_object_get_int(json_object_object_get(r, "peer"));
-		int k;
-
-		max_active = a > max_active ? a : max_active;
-		for (k = 0; k < npeers && peers[k] != p; k++)
-			;
-		if (k == npeers && npeers < 64)
-			peers[npeers++] = p;
-	}
-	ck_assert_int_eq(max_active, 4);
-	/* Connections are reused: at most one per parallel request. */
-	ck_assert_int_le(npeers, 4);
-	_srv_free(&s);
-}
-END_TEST
-
 /* The distinct client ports (connections) of the server's log; counts
  * those that resumed a TLS session into *resumed. */
 static int _connections(const struct srv *s, int *resumed)
@@ -1035,6 +983,58 @@ static int _connections(const struct srv *s, int *resumed)
 	}
 	return npeers;
 }
+
+/* Submits GETs of VMs hb-<first> .. hb-<first+n-1>, tallied in t. */
+static void _get_many(struct arm_client *c, int first, int n, struct tally *t)
+{
+	char err[AZ_ERRLEN];
+
+	for (int i = first; i < first + n; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "hb-%03d", i);
+		ck_assert_int_eq(arm_vm_get_async(c, name, 0, _count_done, t,
+		                                  err, sizeof(err)),
+		                 AZ_OK);
+	}
+}
+
+START_TEST(concurrency_is_bounded_by_max_parallel_requests)
+{
+	struct srv s;
+	struct fixture f;
+	struct arm_client *c;
+	struct tally t = {0};
+	char err[AZ_ERRLEN];
+	int max_active = 0, resumed;
+	int64_t t0;
+
+	_srv_start(&s, "many", NULL);
+	_fixture(&f, &s);
+	c = _client(&f);
+	_get_many(c, 0, 20, &t);
+	ck_assert_uint_eq(arm_client_pending(c), 20);
+	t0 = _ms();
+	ck_assert_int_eq(arm_client_run(c, 20000, err, sizeof(err)), AZ_OK);
+	/* Five rounds of four, not twenty one after another. */
+	ck_assert_int_lt(_ms() - t0, 4000);
+	ck_assert_int_eq(t.ok, 20);
+	ck_assert_uint_eq(arm_client_pending(c), 0);
+	arm_client_free(c);
+	_srv_stop(&s);
+	ck_assert_uint_eq(_nreq(&s), 21);
+	for (size_t i = 0; i < _nreq(&s); i++) {
+		int a = json_object_get_int(
+		        json_object_object_get(_req(&s, i), "active"));
+
+		max_active = a > max_active ? a : max_active;
+	}
+	ck_assert_int_eq(max_active, 4);
+	/* Connections are reused: at most one per parallel request. */
+	ck_assert_int_le(_connections(&s, &resumed), 4);
+	_srv_free(&s);
+}
+END_TEST
 
 /* One request, then eight more four at a time, so that new connections
  * open after the first; the CA bundle is swapped for another CA's between
@@ -1063,14 +1063,7 @@ static void _first_then_eight(struct srv *s, const char *scenario, bool swap)
 		tu_write("bundle.pem", text, 0644);
 		free(text);
 	}
-	for (int i = 1; i <= 8; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "hb-%03d", i);
-		ck_assert_int_eq(arm_vm_get_async(c, name, 0, _count_done, &t,
-		                                  err, sizeof(err)),
-		                 AZ_OK);
-	}
+	_get_many(c, 1, 8, &t);
 	ck_assert_int_eq(arm_client_run(c, 20000, err, sizeof(err)), AZ_OK);
 	ck_assert_int_eq(t.ok, 8);
 	arm_client_free(c);
