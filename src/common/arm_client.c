@@ -264,6 +264,8 @@ static void _detach(struct arm_client *c, struct arm_op *op)
 {
 	if (!op->easy)
 		return;
+	if (op->kind == _K_CALL)
+		arm_governor_finished(&c->gov, op->rl_class, op->rl_key);
 	curl_multi_remove_handle(c->multi, op->easy);
 	_easy_put(c, op->easy);
 	op->easy = NULL;
@@ -1274,13 +1276,17 @@ static void _start_due(struct arm_client *c, int64_t now)
 				op->due_ms = ready;
 				continue;
 			}
-			arm_governor_started(&c->gov, op->rl_class, op->rl_key,
-			                     now);
-			op->held = false;
 		}
 		rc = _send(c, op, now);
-		if (rc == AZ_OK)
+		if (rc == AZ_OK) {
+			/* Counted once it is in flight: _detach() ends it. */
+			if (op->kind == _K_CALL) {
+				arm_governor_started(&c->gov, op->rl_class,
+				                     op->rl_key, now);
+				op->held = false;
+			}
 			continue;
+		}
 		if (op->kind == _K_TOKEN) {
 			az_err(AZ_EAUTH, c->token_err, sizeof(c->token_err),
 			       "cannot start the token request: %s",

@@ -406,6 +406,7 @@ long arm_retry_delay(const struct arm_backoff *b, unsigned attempt,
 static void _state_init(struct arm_gov_state *s)
 {
 	s->remaining = -1;
+	s->inflight = 0;
 	s->seen_ms = -1;
 	s->next_ms = 0;
 	s->blocked_until_ms = 0;
@@ -480,6 +481,18 @@ static void _block(struct arm_gov_state *s, int64_t until)
 		s->blocked_until_ms = until;
 }
 
+/*
+ * What is left, from a count an answer reported: ARM counted that request
+ * when it served it, but most requests still in flight were sent after it
+ * and are not in the count yet.  Taking the count as it stands would give
+ * a burst back what it spent (with 60 requests in flight, 60 writes it
+ * does not have), and the bucket would run dry before the spacing began.
+ */
+static long _left(long count, const struct arm_gov_state *s)
+{
+	return count > s->inflight ? count - s->inflight : 0;
+}
+
 enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
                                 const char *key,
                                 const struct arm_throttle_info *ti, long status,
@@ -490,13 +503,13 @@ enum az_rc arm_governor_observe(struct arm_governor *g, enum arm_rl_class cls,
 	long shared = arm_throttle_shared_min(ti);
 
 	if (n >= 0) {
-		g->cls[cls].remaining = n;
+		g->cls[cls].remaining = _left(n, &g->cls[cls]);
 		g->cls[cls].seen_ms = now_ms;
 	}
 	if (_key_state_add(g, key, &ks) != AZ_OK)
 		return AZ_ENOMEM;
 	if (ks && shared >= 0) {
-		ks->remaining = shared;
+		ks->remaining = _left(shared, ks);
 		ks->seen_ms = now_ms;
 	}
 	if (status == 429) {
@@ -549,7 +562,10 @@ static void _start(const struct arm_governor *g, struct arm_gov_state *s,
 {
 	long sp;
 
-	if (!s || !_fresh(g, s, now_ms))
+	if (!s)
+		return;
+	s->inflight++;
+	if (!_fresh(g, s, now_ms))
 		return;
 	/* Count the request now: a burst sees the bucket drain before any
 	 * of its responses report it. */
@@ -562,6 +578,25 @@ static void _start(const struct arm_governor *g, struct arm_gov_state *s,
 void arm_governor_started(struct arm_governor *g, enum arm_rl_class cls,
                           const char *key, int64_t now_ms)
 {
+	struct arm_gov_state *ks;
+
 	_start(g, &g->cls[cls], g->low_water[cls], now_ms);
-	_start(g, _key_state(g, key), g->low_water_resource, now_ms);
+	/* The key's state exists from its first start, so that it counts
+	 * what is in flight before its first answer.  Out of memory costs
+	 * only that count. */
+	if (_key_state_add(g, key, &ks) == AZ_OK)
+		_start(g, ks, g->low_water_resource, now_ms);
+}
+
+static void _finish(struct arm_gov_state *s)
+{
+	if (s && s->inflight > 0)
+		s->inflight--;
+}
+
+void arm_governor_finished(struct arm_governor *g, enum arm_rl_class cls,
+                           const char *key)
+{
+	_finish(&g->cls[cls]);
+	_finish(_key_state(g, key));
 }

@@ -132,6 +132,7 @@ long arm_retry_delay(const struct arm_backoff *b, unsigned attempt,
 
 struct arm_gov_state {
 	long remaining;           /* last count seen, less requests since */
+	long inflight;            /* started and not yet answered */
 	int64_t seen_ms;          /* when it was seen; -1: never */
 	int64_t next_ms;          /* earliest start of the next request */
 	int64_t blocked_until_ms; /* after a 429 */
@@ -185,9 +186,17 @@ int64_t arm_governor_ready_at(const struct arm_governor *g,
 
 /*
  * A request of cls and key starts at now_ms: count it against what is
- * left and push the next start out by the spacing.
+ * left and push the next start out by the spacing.  Pair every start with
+ * arm_governor_finished() once its exchange ends, answered or not.
  */
 void arm_governor_started(struct arm_governor *g, enum arm_rl_class cls,
                           const char *key, int64_t now_ms);
+
+/*
+ * A started request's exchange ended (before its answer is observed): it
+ * is no longer in flight.
+ */
+void arm_governor_finished(struct arm_governor *g, enum arm_rl_class cls,
+                           const char *key);
 
 #endif

@@ -530,6 +530,49 @@ START_TEST(a_burst_is_counted_before_the_answers_come)
 }
 END_TEST
 
+/*
+ * Answers to a burst report counts taken before the rest of the burst
+ * reached ARM: they must not give back the writes still in flight.
+ */
+START_TEST(answers_do_not_give_back_what_is_in_flight)
+{
+	struct arm_governor g;
+	struct arm_throttle_info ti = _writes_left(199);
+	const char *key = "PUT Microsoft.Network/networkInterfaces";
+	long left = 199;
+
+	_gov(&g);
+	arm_governor_observe(&g, ARM_RL_WRITES, key, &ti, 201, 0);
+	/* 160 starts bring the count below low water (40) only with the
+	 * last one: none of them is spaced. */
+	for (int i = 0; i < 160; i++) {
+		ck_assert_int_eq(arm_governor_ready_at(&g, ARM_RL_WRITES, key,
+		                                       10),
+		                 10);
+		arm_governor_started(&g, ARM_RL_WRITES, key, 10);
+	}
+	/* The first ten answer, in the order ARM served them: each counted
+	 * only itself and those before it.  150 are still on their way. */
+	for (int i = 0; i < 10; i++) {
+		ti = _writes_left(--left);
+		arm_governor_finished(&g, ARM_RL_WRITES, key);
+		arm_governor_observe(&g, ARM_RL_WRITES, key, &ti, 201, 20);
+	}
+	/* 39 are left for real: the next write is spaced, not sent at once
+	 * as 189 left would have it. */
+	ck_assert_int_gt(arm_governor_ready_at(&g, ARM_RL_WRITES, key, 20), 20);
+	/* The rest answer: the count is ARM's own again. */
+	for (int i = 0; i < 150; i++) {
+		ti = _writes_left(--left);
+		arm_governor_finished(&g, ARM_RL_WRITES, key);
+		arm_governor_observe(&g, ARM_RL_WRITES, key, &ti, 201, 30);
+	}
+	ck_assert_int_eq(g.cls[ARM_RL_WRITES].remaining, 39);
+	ck_assert_int_eq(g.cls[ARM_RL_WRITES].inflight, 0);
+	arm_governor_free(&g);
+}
+END_TEST
+
 START_TEST(shared_bucket_spaces_only_its_kind)
 {
 	struct arm_governor g;
@@ -677,6 +720,7 @@ int main(void)
 	tcase_add_test(g, plenty_left_means_no_waiting);
 	tcase_add_test(g, low_writes_space_out_writes_before_any_429);
 	tcase_add_test(g, a_burst_is_counted_before_the_answers_come);
+	tcase_add_test(g, answers_do_not_give_back_what_is_in_flight);
 	tcase_add_test(g, shared_bucket_spaces_only_its_kind);
 	tcase_add_test(g, one_vms_own_bucket_does_not_slow_the_others);
 	tcase_add_test(g, arm_429_blocks_the_class_until_retry_after);
