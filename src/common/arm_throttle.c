@@ -588,7 +588,7 @@ void arm_governor_started(struct arm_governor *g, enum arm_rl_class cls,
 		_start(g, ks, g->low_water_resource, now_ms);
 }
 
-static void _finish(struct arm_gov_state *s)
+static void _flight_end(struct arm_gov_state *s)
 {
 	if (s && s->inflight > 0)
 		s->inflight--;
@@ -597,6 +597,6 @@ static void _finish(struct arm_gov_state *s)
 void arm_governor_finished(struct arm_governor *g, enum arm_rl_class cls,
                            const char *key)
 {
-	_finish(&g->cls[cls]);
-	_finish(_key_state(g, key));
+	_flight_end(&g->cls[cls]);
+	_flight_end(_key_state(g, key));
 }

@@ -9,9 +9,10 @@ It listens on 127.0.0.1 on a free port and prints "ready <port>" once it
 serves.  SIGTERM stops it.
 
 The script is {"routes": [ROUTE, ...]}, with "tickets": false to issue no
-TLS session tickets (every connection then verifies the certificate); a ROUTE matches a request by
-"method" and either "path" (exact, without the query) or "prefix", and
-holds "responses": a list played in order, the last one repeating.  A
+TLS session tickets (every connection then verifies the certificate); a
+ROUTE matches a request by "method" and either "path" (exact, without
+the query) or "prefix", and holds "responses": a list played in order,
+the last one repeating.  A
 RESPONSE has "status" (default 200), "headers" (an object, or a list of
 [name, value] pairs to repeat a header), and "body" (JSON), "body_text"
 (a string) or "body_file" (under --data-dir); "delay" (seconds) before

@@ -1044,7 +1044,7 @@ static void _first_then_eight(struct srv *s, const char *scenario, bool swap)
 	struct fixture f;
 	struct arm_client *c;
 	struct tally t = {0};
-	char err[AZ_ERRLEN], bundle[512];
+	char err[AZ_ERRLEN], bundle[512], other_ca[512];
 	char *text;
 
 	_srv_start(s, scenario, NULL);
@@ -1057,9 +1057,9 @@ static void _first_then_eight(struct srv *s, const char *scenario, bool swap)
 	c = _client(&f);
 	ck_assert_int_eq(arm_vm_get(c, "hb-000", 0, NULL), AZ_OK);
 	if (swap) {
-		snprintf(err, sizeof(err), "%s/arm/other-ca.pem",
+		snprintf(other_ca, sizeof(other_ca), "%s/arm/other-ca.pem",
 		         TEST_DATA_DIR);
-		text = tu_slurp(err);
+		text = tu_slurp(other_ca);
 		tu_write("bundle.pem", text, 0644);
 		free(text);
 	}
