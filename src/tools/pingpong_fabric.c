@@ -362,11 +362,20 @@ static int _client_hello(const struct pf_config *cfg, double deadline,
 		close(fd);
 		return -1;
 	}
+	/* The next node's check could not listen: nothing is known about
+	 * the pair, and nobody is to blame for it. */
+	if (sscanf(line, PF_MAGIC " %u OTHERJOB", &job) == 1
+	    && job != cfg->job_id) {
+		_broken(res, "%s:%u on %s is held by the check of job %u",
+		        inet_ntoa(mgmt), cfg->port, cfg->next, job);
+		res->other_job = true;
+		close(fd);
+		return -1;
+	}
 	if (sscanf(line, PF_MAGIC " %u ADDR %31s", &job, ip) != 2
 	    || job != cfg->job_id || !inet_aton(ip, peer_rdma)) {
 		_broken(res, "%s:%u on %s answered '%.60s', not job %u's "
-		        "check (port taken by another job?)",
-		        inet_ntoa(mgmt), cfg->port, cfg->next, line,
+		        "check", inet_ntoa(mgmt), cfg->port, cfg->next, line,
 		        cfg->job_id);
 		close(fd);
 		return -1;

@@ -34,7 +34,13 @@
 
 #include "az_rc.h"
 
-#define PF_PORT_BASE 47100 /* listen port: base + job id % span */
+/*
+ * The listen port is base + job id % span.  The range lies below Linux's
+ * default ephemeral ports (32768-60999): a port that one of the node's own
+ * outgoing connections holds cannot be listened on, and the neighbour would
+ * take the silence for a broken pair.
+ */
+#define PF_PORT_BASE 29100
 #define PF_PORT_SPAN 800
 #define PF_CHUNK_BYTES 65536 /* echoed chunk */
 #define PF_CHUNK_COUNT 16
@@ -63,6 +69,8 @@ struct pf_config {
 struct pf_result {
 	bool ok;
 	bool peer_broken;  /* not ok because next said BROKEN */
+	bool other_job;    /* not checked: next's port is held by the check
+	                      of another job (ids the same modulo the span) */
 	double rtt_us;     /* one echo round trip of a chunk, when ok */
 	char detail[512];  /* why the pair is broken */
 };

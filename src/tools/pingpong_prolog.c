@@ -310,6 +310,14 @@ static int _check(const struct prolog_opts *o, const char *me,
 		        job_id, err);
 		return 0;
 	}
+	if (!res.ok && res.other_job) {
+		/* Two jobs' checks met on one port of the next node: its own
+		 * check says it cannot run, and so does this one. */
+		fprintf(stderr, "azrdma-pingpong: job %u: cannot check the "
+		                "RDMA path to %s: %s\n",
+		        job_id, cfg.next, res.detail);
+		return 0;
+	}
 	if (!res.ok && res.peer_broken) {
 		/* Its own Prolog decides on it (and stops the job if it is
 		 * an RDMA node): nothing wrong was found with this node. */

@@ -423,6 +423,9 @@ START_TEST(ring_neighbours_by_position_in_the_node_list)
 	ck_assert_str_eq(err, "this node (f2n1) is not in the job's node list");
 	ck_assert_uint_eq(pf_port(1), PF_PORT_BASE + 1);
 	ck_assert_uint_eq(pf_port(PF_PORT_SPAN + 7), PF_PORT_BASE + 7);
+	/* Below Linux's default ephemeral ports: no outgoing connection of
+	 * the node can hold the port its check listens on. */
+	ck_assert_uint_le(PF_PORT_BASE + PF_PORT_SPAN, 32768);
 }
 END_TEST
 
@@ -610,6 +613,29 @@ START_TEST(a_taken_port_is_an_error_not_a_broken_pair)
 }
 END_TEST
 
+START_TEST(a_port_held_by_another_job_leaves_the_pair_unchecked)
+{
+	unsigned job = _free_job_id();
+	struct loop_node a, b;
+	char want[300];
+
+	/* b's check is job + span's: the same port, another job. */
+	_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 2.0);
+	_loop_node(&b, job + PF_PORT_SPAN, "b", "a", "127.0.0.3", "127.0.0.3",
+	           2.0);
+	_loop_run_both(&b, &a, 0);
+	ck_assert_int_eq(a.rc, AZ_OK);
+	ck_assert(!a.res.ok);
+	ck_assert(a.res.other_job);
+	ck_assert(!a.res.peer_broken);
+	snprintf(want, sizeof(want),
+	         "127.0.0.3:%u on b is held by the check of job %u", a.cfg.port,
+	         job + PF_PORT_SPAN);
+	ck_assert_str_eq(a.res.detail, want);
+	ck_assert(b.res.other_job);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pingpong");
@@ -631,6 +657,7 @@ int main(void)
 	               a_neighbour_without_rdma_says_so_and_is_not_a_broken_path);
 	tcase_add_test(tc, a_silent_neighbour_is_named_after_the_deadline);
 	tcase_add_test(tc, a_taken_port_is_an_error_not_a_broken_pair);
+	tcase_add_test(tc, a_port_held_by_another_job_leaves_the_pair_unchecked);
 	tcase_add_test(tc, quick_plan_covers_both_thresholds);
 	tcase_add_test(tc, all_pairs_run_in_rounds_of_disjoint_pairs);
 	tcase_add_test(tc, ring_pairs_each_node_with_the_next);
