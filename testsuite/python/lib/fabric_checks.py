@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 
+from .azrdma_world import builddir
 from .wait import wait_for
 from .world import REPO
 
@@ -33,10 +34,6 @@ MPI_ENV = {
 IMB_HEADER = "       #bytes #repetitions      t[usec]   Mbytes/sec"
 IMB_ROW = re.compile(r"^ +(\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d)$", re.M)
 SYSFS = os.path.join(REPO, "testsuite", "data", "sysfs")
-
-
-def builddir():
-    return os.environ.get("AZRDMA_BUILDDIR") or os.path.join(REPO, "build")
 
 
 def tool(name):
