@@ -317,7 +317,7 @@ static int _client_hello(const struct pf_config *cfg, double deadline,
                          struct pf_result *res, struct in_addr *peer_rdma)
 {
 	struct in_addr mgmt;
-	char err[AZ_ERRLEN], line[PF_LINE], ip[32], broken[PF_LINE];
+	char err[AZ_ERRLEN], line[PF_LINE], ip[32], broken[PF_LINE], word[16];
 	unsigned job;
 	int fd = -1, e = 0;
 
@@ -364,8 +364,8 @@ static int _client_hello(const struct pf_config *cfg, double deadline,
 	}
 	/* The next node's check could not listen: nothing is known about
 	 * the pair, and nobody is to blame for it. */
-	if (sscanf(line, PF_MAGIC " %u OTHERJOB", &job) == 1
-	    && job != cfg->job_id) {
+	if (sscanf(line, PF_MAGIC " %u %15s", &job, word) == 2
+	    && !strcmp(word, "OTHERJOB") && job != cfg->job_id) {
 		_broken(res, "%s:%u on %s is held by the check of job %u",
 		        inet_ntoa(mgmt), cfg->port, cfg->next, job);
 		res->other_job = true;

@@ -39,8 +39,8 @@ def test_gnutls_does_not_initialise_itself(rel, tmp_path):
     empty.write_text("")
     env = {"SLURM_CONF": str(empty), "AZRDMA_CONF": str(tmp_path / "azrdma.conf"),
            "LD_DEBUG": "bindings"}
-    res = subprocess.run(["unshare", "--net", path], env=env, text=True, capture_output=True, timeout=60,
-                         stdin=subprocess.DEVNULL)
+    res = subprocess.run(["unshare", "--net", path], env=env, text=True,
+                         capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     bindings = [line for line in res.stderr.splitlines()
                 if "`_gnutls_global_init_skip'" in line]
     assert bindings, f"{rel}: GnuTLS never looked up _gnutls_global_init_skip:\n" \
