@@ -14,6 +14,7 @@
  * the mean, hardly these; the 10th percentile is what a submission takes
  * when nothing else is in its way.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
 
 		if (slurm_submit_batch_job(&desc, &resp)) {
 			fprintf(stderr, "submit %ld: %s\n", i,
-			        slurm_strerror(slurm_get_errno()));
+			        slurm_strerror(errno));
 			return 1;
 		}
 		if (!i)

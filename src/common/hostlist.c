@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <slurm/slurm.h>
-
 #include "hostlist.h"
+#include "sl_compat.h"
 
 /*
  * libslurm reads an unbalanced "hb[1-" as the host "hb]" rather than
@@ -29,7 +28,7 @@ static bool _balanced(const char *expr)
 enum az_rc hostlist_expand(const char *expr, char ***names, size_t *count,
 			   char *err, size_t errlen)
 {
-	hostlist_t hl;
+	sl_hostlist_t hl;
 	char **out = NULL;
 	size_t n = 0;
 	char *host;
@@ -79,14 +78,31 @@ void hostnames_free(char **names, size_t count)
 
 char *hostlist_compress(char *const *names, size_t count)
 {
-	hostlist_t hl = slurm_hostlist_create(NULL);
-	char *s;
+	sl_hostlist_t hl = slurm_hostlist_create(NULL);
+	size_t size = 256;
+	char *s = NULL;
 
 	if (!hl)
 		return NULL;
 	for (size_t i = 0; i < count; i++)
 		slurm_hostlist_push_host(hl, names[i]);
-	s = slurm_hostlist_ranged_string_malloc(hl);
+	/*
+	 * slurm_hostlist_ranged_string() is in every release (its _malloc
+	 * twin left libslurm in 23.11); it says -1 when buf is too small.
+	 */
+	for (;;) {
+		char *bigger = realloc(s, size);
+
+		if (!bigger) {
+			free(s);
+			s = NULL;
+			break;
+		}
+		s = bigger;
+		if (slurm_hostlist_ranged_string(hl, size, s) >= 0)
+			break;
+		size *= 2;
+	}
 	slurm_hostlist_destroy(hl);
 	return s;
 }

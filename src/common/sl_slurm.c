@@ -1,6 +1,7 @@
 /*
  * sl_slurm.c - programs' libslurm glue.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <slurm/slurm_errno.h>
 
 #include "buf.h"
+#include "sl_compat.h"
 #include "sl_slurm.h"
 
 /* Exported by libslurm.so.38 but not declared in slurm.h. */
@@ -81,9 +83,11 @@ static enum az_rc _copy(struct sl_node *out, const node_info_t *in)
 	return AZ_OK;
 }
 
+/* libslurm leaves its error in errno (slurm_get_errno(), gone in 24.11,
+ * only ever returned it). */
 static enum az_rc _slurm_err(char *err, size_t errlen, const char *what)
 {
-	int e = slurm_get_errno();
+	int e = errno;
 
 	return az_err(AZ_ESLURM, err, errlen, "%s: %s", what,
 		      slurm_strerror(e));
@@ -185,7 +189,7 @@ enum az_rc sl_nodes_set_addrs(char *const *names, char *const *addrs,
 			      size_t count, char *err, size_t errlen)
 {
 	struct az_buf joined = {0}, sorted_names = {0}, sorted_addrs = {0};
-	hostlist_t hl = NULL;
+	sl_hostlist_t hl = NULL;
 	enum az_rc rc = AZ_OK;
 	char *name;
 
@@ -241,7 +245,9 @@ enum az_rc sl_node_set_state(const char *nodes, uint32_t state,
 	msg.node_names = (char *)nodes;
 	msg.node_state = state;
 	msg.reason = (char *)reason;
+#if SL_UPDATE_NODE_HAS_REASON_UID
 	msg.reason_uid = (uint32_t)getuid();
+#endif
 	if (slurm_update_node(&msg) != SLURM_SUCCESS) {
 		char what[256];
 

@@ -20,11 +20,16 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "sl_compat.h"
 #include "sl_plugin.h"
 #include "testutil.h"
 
 typedef int (*submit_fn)(job_desc_msg_t *, uint32_t, char **);
+#if SL_JOB_MODIFY_HAS_ERR_MSG
+typedef int (*modify_fn)(job_desc_msg_t *, void *, uint32_t, char **);
+#else
 typedef int (*modify_fn)(job_desc_msg_t *, void *, uint32_t);
+#endif
 
 /*
  * hb0: 100 HBv3 nodes, default image (Mpi=openmpi-ucx); hb1: 50 HBv3 nodes,
@@ -558,34 +563,62 @@ static job_desc_msg_t *_update(const char *features, uint32_t min_nodes)
 	return u;
 }
 
-static modify_fn _modify(void)
+/*
+ * job_modify() as the headers' Slurm calls it; *msg (if msg) is what the
+ * user is told, always NULL where the release gives job_modify no err_msg.
+ */
+static int _modify(job_desc_msg_t *u, void *record, char **msg)
 {
-	return (modify_fn)dlsym(_module, "job_modify");
+	modify_fn fn = (modify_fn)dlsym(_module, "job_modify");
+	char *told = NULL;
+	int rc;
+
+	ck_assert_ptr_nonnull(fn);
+#if SL_JOB_MODIFY_HAS_ERR_MSG
+	rc = fn(u, record, 0, &told);
+#else
+	rc = fn(u, record, 0);
+#endif
+	if (msg)
+		*msg = told;
+	else
+		slurm_xfree((void **)&told);
+	return rc;
 }
 
 START_TEST(job_modify_rechecks_an_update_that_names_its_constraint)
 {
 	job_desc_msg_t *u = _update("rdma", 300);
+	char *msg = NULL;
 
 	/* No job record here: the update is checked alone. */
-	ck_assert_int_eq(_modify()(u, NULL, 0), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_int_eq(_modify(u, NULL, &msg), ESLURM_INVALID_NODE_COUNT);
 	ck_assert_str_eq(u->features, "rdma");
+#if SL_JOB_MODIFY_HAS_ERR_MSG
+	/* The user reads why, as at submit. */
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_msg(strstr(msg, "azrdma: ") == msg && strstr(msg, "300"),
+	              "err_msg: %s", msg);
+	slurm_xfree((void **)&msg);
+#else
+	ck_assert_ptr_null(msg);
+#endif
 	_job_free(u);
 
 	u = _update("rdma&hb176rs_v4", NO_VAL);
-	ck_assert_int_eq(_modify()(u, NULL, 0), ESLURM_INVALID_FEATURE);
+	ck_assert_int_eq(_modify(u, NULL, NULL), ESLURM_INVALID_FEATURE);
 	_job_free(u);
 
 	/* A new constraint gets the domains again, as at submit. */
 	u = _update("rdma", 20);
-	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	ck_assert_int_eq(_modify(u, NULL, NULL), SLURM_SUCCESS);
 	ck_assert_str_eq(u->features, "rdma&[hb0|hb1]");
 	_job_free(u);
 
 	u = _update(NULL, NO_VAL);
 	u->partition = slurm_xstrdup("hpc");
 	u->min_nodes = 120;
-	ck_assert_int_eq(_modify()(u, NULL, 0), ESLURM_INVALID_NODE_COUNT);
+	ck_assert_int_eq(_modify(u, NULL, NULL), ESLURM_INVALID_NODE_COUNT);
 	_job_free(u);
 }
 END_TEST
@@ -595,16 +628,16 @@ START_TEST(job_modify_lets_pass_what_it_cannot_judge_or_does_not_place)
 	job_desc_msg_t *u = _update(NULL, 300);
 
 	/* Node count alone, no record to tell an RDMA job: not judged. */
-	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	ck_assert_int_eq(_modify(u, NULL, NULL), SLURM_SUCCESS);
 	_job_free(u);
 
 	u = _update(NULL, NO_VAL);
 	u->priority = 0; /* a hold */
-	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	ck_assert_int_eq(_modify(u, NULL, NULL), SLURM_SUCCESS);
 	_job_free(u);
 
 	u = _update("bigmem", 300);
-	ck_assert_int_eq(_modify()(u, NULL, 0), SLURM_SUCCESS);
+	ck_assert_int_eq(_modify(u, NULL, NULL), SLURM_SUCCESS);
 	ck_assert_str_eq(u->features, "bigmem");
 	_job_free(u);
 }
@@ -642,7 +675,11 @@ static void _use_record(const char *features, uint32_t nodes)
 	ck_assert_ptr_nonnull(set);
 	set(_read_record, _free_record);
 	_record = _job(features, nodes, nodes);
+#if SL_JOB_DESC_ID_IN_STEP_ID
+	_record->step_id.job_id = 7;
+#else
 	_record->job_id = 7;
+#endif
 }
 
 START_TEST(job_modify_checks_the_update_over_the_job_record)
@@ -652,7 +689,7 @@ START_TEST(job_modify_checks_the_update_over_the_job_record)
 	/* The record carries the domains job_submit added. */
 	_use_record("rdma&[hb0|hb1]", 2);
 	u = _update(NULL, 300);
-	ck_assert_int_eq(_modify()(u, (void *)&_record, 0),
+	ck_assert_int_eq(_modify(u, (void *)&_record, NULL),
 	                 ESLURM_INVALID_NODE_COUNT);
 	ck_assert_int_eq(_reads, 1);
 	ck_assert_int_eq(_frees, 1);
@@ -661,7 +698,7 @@ START_TEST(job_modify_checks_the_update_over_the_job_record)
 
 	_use_record("rdma&[hb0|hb1]", 2);
 	u = _update(NULL, 40);
-	ck_assert_int_eq(_modify()(u, (void *)&_record, 0), SLURM_SUCCESS);
+	ck_assert_int_eq(_modify(u, (void *)&_record, NULL), SLURM_SUCCESS);
 	ck_assert_ptr_null(u->features);
 	_job_free(u);
 
@@ -670,14 +707,14 @@ START_TEST(job_modify_checks_the_update_over_the_job_record)
 	u = _update(NULL, NO_VAL);
 	u->num_tasks = 2000;
 	u->ntasks_per_node = 120;
-	ck_assert_int_eq(_modify()(u, (void *)&_record, 0),
+	ck_assert_int_eq(_modify(u, (void *)&_record, NULL),
 	                 ESLURM_INVALID_NODE_COUNT);
 	_job_free(u);
 
 	/* A job without RDMA intent may grow as it likes. */
 	_use_record("bigmem", 2);
 	u = _update(NULL, 300);
-	ck_assert_int_eq(_modify()(u, (void *)&_record, 0), SLURM_SUCCESS);
+	ck_assert_int_eq(_modify(u, (void *)&_record, NULL), SLURM_SUCCESS);
 	_job_free(u);
 	ck_assert_int_eq(_reads, 4);
 	ck_assert_int_eq(_frees, 4);

@@ -61,6 +61,7 @@
 #include "js_env.h"
 #include "log.h"
 #include "mpi_profile.h"
+#include "sl_compat.h"
 #include "sl_plugin.h"
 
 /* Opaque in the public headers; only passed through here. */
@@ -1074,12 +1075,13 @@ static struct job_view _view_updated(const job_desc_msg_t *cur,
  * copy_job_record_to_job_desc() (job_record_t is opaque here), with the
  * update's fields over it.  Where the record cannot be read, the update
  * is checked alone, which needs it to name the constraint or partition.
- * A new constraint gets the domains again, as at submit.  22.05 gives
- * job_modify no err_msg: the reason goes to slurmctld's log and the user
- * gets the error code's text.
+ * A new constraint gets the domains again, as at submit.  The user is
+ * told why in err_msg where the release has it (23.02 and later); 22.05
+ * has none, so there the reason goes to slurmctld's log and the user gets
+ * the error code's text.
  */
-extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
-                      uint32_t submit_uid)
+static int _modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
+                   uint32_t submit_uid, char **err_msg)
 {
 	struct job_ask ask;
 	struct job_view view;
@@ -1107,7 +1109,7 @@ extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
 	/* scontrol names the job by job_id_str; the record has its id. */
 	if (cur)
 		snprintf(what, sizeof(what), "update of job %" PRIu32,
-		         cur->job_id);
+		         sl_job_desc_id(cur));
 	else
 		snprintf(what, sizeof(what), "update of job %s",
 		         job_desc->job_id_str ? job_desc->job_id_str : "?");
@@ -1118,7 +1120,7 @@ extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
 		char *why = _why_not(&view, &ask, ask.too_many ? NULL : &pl,
 		                     &code);
 
-		rc = _refuse(why, code, what, submit_uid, NULL);
+		rc = _refuse(why, code, what, submit_uid, err_msg);
 		goto out;
 	}
 	if (job_desc->features && ask.may_span && !ask.names_domain
@@ -1133,3 +1135,17 @@ out:
 		_free_read_job(cur);
 	return rc;
 }
+
+#if SL_JOB_MODIFY_HAS_ERR_MSG
+extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
+                      uint32_t submit_uid, char **err_msg)
+{
+	return _modify(job_desc, job_ptr, submit_uid, err_msg);
+}
+#else
+extern int job_modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
+                      uint32_t submit_uid)
+{
+	return _modify(job_desc, job_ptr, submit_uid, NULL);
+}
+#endif

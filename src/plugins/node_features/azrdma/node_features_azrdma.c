@@ -8,15 +8,26 @@
  * rebooted by Slurm through power save: ResumeProgram <nodes> img_X, which
  * reprovisions the VMs with image X in their availability set.
  *
- * Powered-down cloud nodes never register, so slurmctld would not know
- * their features: after slurmctld starts (and on reconfigure) a thread of
- * this plugin publishes them with slurm_update_node(), as an administrator
- * would with scontrol.  On a running VM slurmd reports the image it runs
- * through node_state(), read from NodeImageFile.
+ * On a running VM slurmd reports the image it runs through node_state(),
+ * read from NodeImageFile.  What a powered-down node has depends on the
+ * release (sl_compat.h, SL_CLOUD_FEATURES_CLEARED_AT_POWER_DOWN):
+ *
+ *  - 22.05: it keeps active features slurmctld never hears from slurmd, so
+ *    after slurmctld starts (and on reconfigure) a thread of this plugin
+ *    publishes them with slurm_update_node(), as an administrator would
+ *    with scontrol: every image available, the disk's image active.  A job
+ *    asking another image gets ResumeProgram <nodes> img_<name>.
+ *  - 23.02 and later: it has no active image (slurmctld clears changeable
+ *    features at power down) and its available ones are slurm.conf's
+ *    Feature= (azrdma-config slurm-conf lists the images there), so there
+ *    is nothing to publish.  A job asking an image is given powered-down
+ *    nodes only, and azrdma-resume reads the image from the job's features
+ *    in SLURM_RESUME_FILE.
  *
  * The plugin is loaded by slurmctld and slurmd alike, so it uses only
  * symbols of libslurmfull (reference/slurm-22.05-contracts.md 2.2, 2.7).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,9 +47,10 @@
 #include "fsutil.h"
 #include "hostlist.h"
 #include "log.h"
+#include "sl_compat.h"
 #include "sl_plugin.h"
 
-/* Internal Slurm types, declared as 22.05's read_config.h has them. */
+/* Internal Slurm types, as every release's read_config.h has them. */
 typedef struct {
 	char *name;
 	char *value;
@@ -46,7 +58,7 @@ typedef struct {
 
 typedef struct {
 	char *name;
-	List key_pairs;
+	sl_list_t key_pairs;
 } config_plugin_params_t;
 
 /* libslurmfull functions without a public declaration. */
@@ -72,13 +84,13 @@ const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 #define PUBLISH_WAIT_SECONDS 300
 
 static struct azrdma_conf *_conf;
+#if SL_NF_HAS_RECONFIG
+/* The publisher's and reconfig's: which _conf is current. */
 static pthread_mutex_t _lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t _publisher;
-static bool _publisher_started;
-static volatile bool _stopping;
-static volatile bool _republish;
+#endif
 
 static void _forget_domain_bitmap(void);
+static void _stop_publisher(void);
 
 extern int init(void)
 {
@@ -89,11 +101,7 @@ extern int init(void)
 
 extern int fini(void)
 {
-	if (_publisher_started) {
-		_stopping = true;
-		pthread_join(_publisher, NULL);
-		_publisher_started = false;
-	}
+	_stop_publisher();
 	_forget_domain_bitmap();
 	conf_free(_conf);
 	_conf = NULL;
@@ -110,6 +118,12 @@ static char *_to_xstr(char *s)
 }
 
 /* ---- publishing features of nodes that never registered ------------- */
+
+#if !SL_CLOUD_FEATURES_CLEARED_AT_POWER_DOWN
+static pthread_t _publisher;
+static bool _publisher_started;
+static volatile bool _stopping;
+static volatile bool _republish;
 
 /*
  * The image a node's VM disk holds: azrdma-resume records it in
@@ -194,7 +208,7 @@ static bool _publish_node(const struct conf_domain *d, const char *node)
 	upd.features_act = act;
 	if (slurm_update_node(&upd) != SLURM_SUCCESS) {
 		log_verbose("publishing features of %s: %s", node,
-			    slurm_strerror(slurm_get_errno()));
+			    slurm_strerror(errno));
 		goto out;
 	}
 	log_verbose("%s: AvailableFeatures=%s ActiveFeatures=%s", node, avail,
@@ -270,6 +284,21 @@ static void _start_publisher(void)
 		log_error("cannot start the feature publisher thread");
 }
 
+static void _stop_publisher(void)
+{
+	if (!_publisher_started)
+		return;
+	_stopping = true;
+	pthread_join(_publisher, NULL);
+	_publisher_started = false;
+}
+#else
+/* Powered-down nodes have no active image; slurm.conf gives the rest. */
+static void _stop_publisher(void)
+{
+}
+#endif
+
 /* ---- the node_features API ------------------------------------------ */
 
 extern uint32_t node_features_p_boot_time(void)
@@ -285,15 +314,24 @@ extern bool node_features_p_changeable_feature(char *input)
 	return input && feature_is_image(_conf, input, &img) && img;
 }
 
+#if SL_NF_HAS_GET_NODE
 /* slurmctld: at start-up, reconfigure and after a node rebooted. */
 extern int node_features_p_get_node(char *node_list)
 {
+#if !SL_CLOUD_FEATURES_CLEARED_AT_POWER_DOWN
 	if (!node_list)
 		_start_publisher();
+#endif
 	return SLURM_SUCCESS;
 }
+#endif
 
+#if SL_NF_JOB_HAS_FEATURE_LIST
+extern int node_features_p_job_valid(char *job_features,
+				     sl_list_t feature_list)
+#else
 extern int node_features_p_job_valid(char *job_features)
+#endif
 {
 	char err[AZ_ERRLEN];
 
@@ -306,7 +344,13 @@ extern int node_features_p_job_valid(char *job_features)
 }
 
 /* The features that must be active after the reboot: the image asked. */
+#if SL_NF_JOB_HAS_FEATURE_LIST
+extern char *node_features_p_job_xlate(char *job_features,
+				       sl_list_t feature_list,
+				       bitstr_t *job_node_bitmap)
+#else
 extern char *node_features_p_job_xlate(char *job_features)
+#endif
 {
 	const struct conf_image *img = NULL;
 
@@ -398,16 +442,35 @@ extern int node_features_p_overlap(bitstr_t *active_bitmap)
 	return count;
 }
 
+#if SL_NF_HAS_GET_NODE
 /* Images change through power save, so Slurm must have it configured. */
 extern bool node_features_p_node_power(void)
 {
 	return true;
 }
+#endif
 
-/* slurmd, only with RebootProgram; azrdma reprovisions through power save. */
+/*
+ * slurmd, only for a reboot with features, which Slurm never asks of a
+ * cloud node: azrdma reprovisions through power save.  A reboot stays
+ * needed (need_reboot is left as Slurm set it).
+ */
+#if SL_NF_NODE_SET_HAS_NEED_REBOOT
+extern int node_features_p_node_set(char *active_features, bool *need_reboot)
+#else
 extern int node_features_p_node_set(char *active_features)
+#endif
 {
 	return SLURM_SUCCESS;
+}
+
+/*
+ * 26.05: whether a node must reboot to get these features.  An image is a
+ * new VM disk, which for a cloud node Slurm gets through power save alone.
+ */
+extern bool node_features_p_job_features_need_reboot(char *features)
+{
+	return true;
 }
 
 /*
@@ -466,6 +529,7 @@ extern void node_features_p_node_state(char **avail_modes,
 	}
 }
 
+#if SL_NF_HAS_GET_NODE
 extern int node_features_p_node_update(char *active_features,
 				       bitstr_t *node_bitmap)
 {
@@ -488,6 +552,7 @@ extern bool node_features_p_node_update_valid(void *node_ptr,
 	}
 	return true;
 }
+#endif
 
 /* new_features plus the non-image features of orig, without duplicates. */
 extern char *node_features_p_node_xlate(char *new_features,
@@ -506,15 +571,20 @@ extern char *node_features_p_node_xlate2(char *new_features)
 	return _to_xstr(features_union(new_features, NULL));
 }
 
+#if SL_NF_HAS_GET_NODE
 extern void node_features_p_step_config(bool mem_sort, bitstr_t *numa_bitmap)
 {
 }
+#endif
 
+#if SL_NF_HAS_REBOOT_WEIGHT
 extern uint32_t node_features_p_reboot_weight(void)
 {
 	return INFINITE - 1;
 }
+#endif
 
+#if SL_NF_HAS_RECONFIG
 extern int node_features_p_reconfig(void)
 {
 	struct azrdma_conf *fresh = sl_plugin_conf_load();
@@ -528,6 +598,7 @@ extern int node_features_p_reconfig(void)
 	_forget_domain_bitmap();
 	return SLURM_SUCCESS;
 }
+#endif
 
 /* Any user may pick the image of the nodes of their job. */
 extern bool node_features_p_user_update(uid_t uid)

@@ -1,0 +1,119 @@
+/*
+ * sl_compat.h - where Slurm's releases differ for azrdma, and nowhere else.
+ *
+ * azrdma builds against every Slurm major from 22.05 to 26.05.  What changed
+ * between them in the headers and in the plugin contracts is decided here,
+ * at build time, from SLURM_VERSION_NUMBER; plugins and programs use the
+ * names below and never compare versions themselves.  Contracts that are
+ * data (SLURM_RESUME_FILE's field names) are read as the file has them, at
+ * run time (src/power_save/jobs.c), not here.
+ *
+ * Each name says what a release does, not which release it is, and the
+ * comment beside it says where the difference comes from, so that the next
+ * release's change lands as one more line here.
+ */
+#ifndef AZRDMA_SL_COMPAT_H
+#define AZRDMA_SL_COMPAT_H
+
+#include <stdint.h>
+
+#include <slurm/slurm.h>
+#include <slurm/slurm_version.h>
+
+#define SL_SLURM_AT_LEAST(major, minor)                                        \
+	(SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(major, minor, 0))
+
+/* configure refuses these first, with the version it found. */
+#if !SL_SLURM_AT_LEAST(22, 5)
+#error "azrdma needs Slurm 22.05 or later (these headers are older)"
+#endif
+
+/*
+ * hostlist_t was a pointer type up to 23.02; from 23.11 it is the struct
+ * and the API takes hostlist_t *.  A handle is what the API takes.
+ */
+#if SL_SLURM_AT_LEAST(23, 11)
+typedef hostlist_t *sl_hostlist_t;
+#else
+typedef hostlist_t sl_hostlist_t;
+#endif
+
+/* list_t * arrived in 23.02 beside List, which 24.11 removed. */
+#if SL_SLURM_AT_LEAST(23, 2)
+typedef list_t *sl_list_t;
+#else
+typedef List sl_list_t;
+#endif
+
+/* job_desc_msg_t.job_id became step_id.job_id in 25.11. */
+#define SL_JOB_DESC_ID_IN_STEP_ID SL_SLURM_AT_LEAST(25, 11)
+
+static inline uint32_t sl_job_desc_id(const job_desc_msg_t *desc)
+{
+#if SL_JOB_DESC_ID_IN_STEP_ID
+	return desc->step_id.job_id;
+#else
+	return desc->job_id;
+#endif
+}
+
+/*
+ * update_node_msg_t.reason_uid left in 26.05: slurmctld takes the uid of
+ * the request's sender.
+ */
+#define SL_UPDATE_NODE_HAS_REASON_UID (!SL_SLURM_AT_LEAST(26, 5))
+
+/* ---- job_submit plugins ---------------------------------------------- */
+
+/* job_modify() gained char **err_msg, shown to the user, in 23.02. */
+#define SL_JOB_MODIFY_HAS_ERR_MSG SL_SLURM_AT_LEAST(23, 2)
+
+/* ---- node_features plugins ------------------------------------------- */
+
+/*
+ * job_valid(features, feature_list) and job_xlate(features, feature_list,
+ * job_node_bitmap) from 23.02; before, the features string alone.
+ */
+#define SL_NF_JOB_HAS_FEATURE_LIST SL_SLURM_AT_LEAST(23, 2)
+
+/* reboot_weight() was dropped from the plugin API in 23.02. */
+#define SL_NF_HAS_REBOOT_WEIGHT (!SL_SLURM_AT_LEAST(23, 2))
+
+/*
+ * Cloud nodes and changeable features (23.02 release notes): a powered-down
+ * node has no active changeable feature (they are cleared at power down),
+ * its available ones come from slurm.conf's Feature=, and a powered-up
+ * cloud node is never rebooted into new features: it must be powered down
+ * and resumed, and the job's features reach ResumeProgram in
+ * SLURM_RESUME_FILE.  Before, a powered-down node kept active features
+ * that slurmctld never learned from slurmd (the plugin publishes them),
+ * and a powered-up one was "rebooted" by ResumeProgram <nodes> <features>.
+ */
+#define SL_CLOUD_FEATURES_CLEARED_AT_POWER_DOWN SL_SLURM_AT_LEAST(23, 2)
+
+/* node_set() gained bool *need_reboot in 24.05. */
+#define SL_NF_NODE_SET_HAS_NEED_REBOOT SL_SLURM_AT_LEAST(24, 5)
+
+/* reconfig() was dropped in 24.05: slurmctld re-executes on reconfigure. */
+#define SL_NF_HAS_RECONFIG (!SL_SLURM_AT_LEAST(24, 5))
+
+/*
+ * get_node(), node_power(), node_update(), node_update_valid() and
+ * step_config() are no longer part of the API from 25.11 (never called).
+ */
+#define SL_NF_HAS_GET_NODE (!SL_SLURM_AT_LEAST(25, 11))
+
+/*
+ * 26.05 requires job_features_need_reboot(); older releases ignore it, so
+ * it is always defined.
+ */
+
+/* ---- slurm.conf ------------------------------------------------------ */
+
+/*
+ * SlurmctldParameters=cloud_reg_addrs and CommunicationParameters=
+ * NoAddrCache were removed in 23.11 (their behaviour is the default).
+ */
+#define SL_CONF_HAS_CLOUD_REG_ADDRS (!SL_SLURM_AT_LEAST(23, 11))
+
+#endif
