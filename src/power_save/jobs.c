@@ -51,15 +51,27 @@ enum az_rc power_jobs_parse(const char *text, struct power_jobs *jobs,
 			continue;
 		}
 		j->id = (uint32_t)json_object_get_int64(v);
-		if (!json_object_object_get_ex(job, "nodes", &v)
+		/* 23.02 renamed "nodes"; a file has one or the other. */
+		if ((!json_object_object_get_ex(job, "nodes_resume", &v)
+		     && !json_object_object_get_ex(job, "nodes", &v))
 		    || hostlist_expand(json_object_get_string(v), &j->names,
 		                       &j->count, why, sizeof(why))
 		               != AZ_OK) {
 			az_err(AZ_EINVAL, err, errlen,
-			       "job %u: no usable nodes list", j->id);
+			       "job %u: no usable nodes_resume or nodes list",
+			       j->id);
 			j->names = NULL;
 			j->count = 0;
 			continue;
+		}
+		if (json_object_object_get_ex(job, "features", &v)
+		    && json_object_is_type(v, json_type_string)
+		    && *json_object_get_string(v)
+		    && !(j->features = strdup(json_object_get_string(v)))) {
+			hostnames_free(j->names, j->count);
+			json_object_put(root);
+			power_jobs_free(jobs);
+			return az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		}
 		jobs->count++;
 	}
@@ -67,12 +79,20 @@ enum az_rc power_jobs_parse(const char *text, struct power_jobs *jobs,
 	return AZ_OK;
 }
 
-uint32_t power_jobs_job_of(const struct power_jobs *jobs, const char *node)
+const struct power_job *power_jobs_find(const struct power_jobs *jobs,
+                                        const char *node)
 {
 	for (size_t i = 0; i < jobs->count; i++)
 		if (_names(&jobs->items[i], node))
-			return jobs->items[i].id;
-	return 0;
+			return &jobs->items[i];
+	return NULL;
+}
+
+uint32_t power_jobs_job_of(const struct power_jobs *jobs, const char *node)
+{
+	const struct power_job *j = power_jobs_find(jobs, node);
+
+	return j ? j->id : 0;
 }
 
 const struct power_job *power_jobs_next_shared(const struct power_jobs *jobs,
@@ -89,8 +109,10 @@ const struct power_job *power_jobs_next_shared(const struct power_jobs *jobs,
 
 void power_jobs_free(struct power_jobs *jobs)
 {
-	for (size_t i = 0; i < jobs->count; i++)
+	for (size_t i = 0; i < jobs->count; i++) {
 		hostnames_free(jobs->items[i].names, jobs->items[i].count);
+		free(jobs->items[i].features);
+	}
 	free(jobs->items);
 	memset(jobs, 0, sizeof(*jobs));
 }

@@ -13,8 +13,9 @@
 
 struct power_job {
 	uint32_t id;
-	char **names; /* its nodes in this resume, expanded */
+	char **names;   /* its nodes in this resume, expanded */
 	size_t count;
+	char *features; /* its constraint (23.02 and later), or NULL */
 };
 
 struct power_jobs {
@@ -23,18 +24,28 @@ struct power_jobs {
 };
 
 /*
- * Parse SLURM_RESUME_FILE's text,
- *   {"jobs":[{"job_id":4,"nodes":"cloud[1-2]"}],"all_nodes":"cloud[1-2]"}
- * into jobs (emptied first; free with power_jobs_free()).  A job entry
- * without job_id or with a bad hostlist is skipped and named in err; the
- * others are kept.  AZ_EINVAL if text has no jobs list at all (err says
- * why), AZ_OK otherwise, even with skipped entries (err then non-empty).
+ * Parse SLURM_RESUME_FILE's text into jobs (emptied first; free with
+ * power_jobs_free()).  The file says which nodes each job is resumed for
+ * under the name its slurmctld uses, read as the file has it:
+ *   22.05:        {"jobs":[{"job_id":4,"nodes":"cloud[1-2]"}],
+ *                  "all_nodes":"cloud[1-2]"}
+ *   23.02 and on: {"jobs":[{"job_id":4,"features":"img_x",
+ *                  "nodes_alloc":"cloud[1-3]","nodes_resume":"cloud[1-2]",
+ *                  ...}],"all_nodes_resume":"cloud[1-2]"}
+ * A job entry without job_id, or with neither nodes list or a bad one, is
+ * skipped and named in err; the others are kept.  AZ_EINVAL if text has no
+ * jobs list at all (err says why), AZ_OK otherwise, even with skipped
+ * entries (err then non-empty).
  */
 enum az_rc power_jobs_parse(const char *text, struct power_jobs *jobs,
                             char *err, size_t errlen);
 
 /* The first job that names node, or 0. */
 uint32_t power_jobs_job_of(const struct power_jobs *jobs, const char *node);
+
+/* That job's entry, or NULL. */
+const struct power_job *power_jobs_find(const struct power_jobs *jobs,
+                                        const char *node);
 
 /*
  * The next job after *after (NULL: the first) that names node and has

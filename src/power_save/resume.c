@@ -4,6 +4,12 @@
  *
  *   azrdma-resume <hostlist> [<features>]
  *
+ * The image of each node: the one <features> names (Slurm 22.05 "reboots"
+ * a node into a job's image that way), else the one its job's constraint
+ * names in SLURM_RESUME_FILE (23.02 and later resume powered-down nodes
+ * only, and say there what each job asked), else what its disk holds or
+ * its domain's default (_node_image()).
+ *
  * Per domain: the proximity placement group (if any) and the availability
  * set are PUT.  Per node, beside that: a running VM just gets its address
  * pushed, a stopped one is started, a missing one gets a NIC (its address
@@ -866,6 +872,50 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 		_node_fail_submit(n, "out of memory");
 }
 
+/*
+ * Choose n's image; false (n failed) when it has none.  A VM disk gets a
+ * new image only when asked: <features> on the command line always
+ * (22.05 passes it only when the active image differs), a job's
+ * constraint when it names an image other than the one the node's disk
+ * holds (azrdma-resume's record in StateDir; no record: no proof, so a
+ * new disk).  A constraint azrdma cannot read was let through by the
+ * node_features plugin, so it names no image of azrdma's: the disk is
+ * started as it is.
+ */
+static bool _node_image(struct rs_node *n, const struct power_job *job)
+{
+	const struct azrdma_conf *conf = n->rs->conf;
+	const struct conf_image *want = n->rs->want_image;
+	char err[AZ_ERRLEN];
+
+	n->recreate = want != NULL;
+	if (!want && job && job->features
+	    && features_job_check(conf, job->features, &want, err,
+	                          sizeof(err))
+	               != AZ_OK) {
+		log_warn("%s: job %u's constraint '%s': %s; no image change",
+		         n->name, job->id, job->features, err);
+		want = NULL;
+	}
+	if (want && !n->recreate) {
+		char *held = power_image_recorded(conf, n->name);
+
+		n->recreate = !held || strcmp(held, want->name) != 0;
+		if (n->recreate)
+			log_info("%s: job %u asks image %s, the disk holds %s",
+			         n->name, job->id, want->name,
+			         held ? held : "no recorded image");
+		free(held);
+	}
+	n->image = want ? want : conf_domain_image(conf, n->dom);
+	if (!n->image) {
+		_node_fail(n, "azrdma: NoImage: azrdma.conf names no image "
+		              "for the domain");
+		return false;
+	}
+	return true;
+}
+
 static void _node_begin(struct rs_node *n)
 {
 	char err[AZ_ERRLEN];
@@ -1329,6 +1379,7 @@ int main(int argc, char **argv)
 	arm_client_on_round(rs.arm, _round_end, &rs);
 	for (size_t i = 0; i < count; i++) {
 		struct rs_node *n = &rs.nodes[rs.count];
+		const struct power_job *job;
 
 		if (_node_find(&rs, names[i]))
 			continue;
@@ -1337,7 +1388,8 @@ int main(int argc, char **argv)
 		n->lock_fd = -1;
 		n->name = strdup(names[i]);
 		n->nic_name = power_nic_name(names[i]);
-		n->job_id = power_jobs_job_of(&rs.jobs, names[i]);
+		job = power_jobs_find(&rs.jobs, names[i]);
+		n->job_id = job ? job->id : 0;
 		/* A feature reboot names its job in the environment. */
 		if (!n->job_id && getenv("SLURM_JOB_ID"))
 			n->job_id = (uint32_t)strtoul(getenv("SLURM_JOB_ID"),
@@ -1349,14 +1401,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		n->rsd = &rs.doms[n->dom - rs.conf->domains];
-		n->image = rs.want_image ? rs.want_image
-		                         : conf_domain_image(rs.conf, n->dom);
-		n->recreate = rs.want_image != NULL;
-		if (!n->image) {
-			_node_fail(n, "azrdma: NoImage: azrdma.conf names no "
-			              "image for the domain");
+		if (!_node_image(n, job))
 			continue;
-		}
 		if (power_cooldown_get(rs.conf, n->dom->name, reason,
 		                       sizeof(reason))) {
 			_node_fail(n, reason);

@@ -10,12 +10,10 @@
 #include "jobs.h"
 #include "testutil.h"
 
-/* What slurmctld 22.05 writes (reference/slurm-22.05-contracts.md). */
+/* Three jobs, as slurmctld 22.05 writes them (its field names). */
 #define RESUME_FILE                                                            \
-	"{\"all_nodes_resume\":\"hb[1-5],solo\",\"jobs\":["                    \
-	"{\"extra\":null,\"job_id\":12,\"features\":\"rdma\","                 \
-	"\"nodes_alloc\":\"hb[1-3]\",\"nodes_resume\":\"hb[1-3]\","            \
-	"\"nodes\":\"hb[1-3]\"},"                                              \
+	"{\"all_nodes\":\"hb[1-5],solo\",\"jobs\":["                              \
+	"{\"job_id\":12,\"nodes\":\"hb[1-3]\"},"                                \
 	"{\"job_id\":13,\"nodes\":\"solo\"},"                                  \
 	"{\"job_id\":14,\"nodes\":\"hb[3-5]\"}]}"
 
@@ -104,6 +102,54 @@ START_TEST(text_without_a_jobs_list_is_refused)
 }
 END_TEST
 
+/* The files real slurmctlds wrote (testsuite/data/resume/README). */
+static struct power_jobs _parse_fixture(const char *name)
+{
+	struct power_jobs jobs;
+	char err[AZ_ERRLEN], *text;
+
+	text = tu_slurp(tu_fixture(name, "resume.json"));
+	ck_assert_int_eq(power_jobs_parse(text, &jobs, err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_msg(err[0] == '\0', "%s: %s", name, err);
+	free(text);
+	return jobs;
+}
+
+START_TEST(the_22_05_file_gives_each_jobs_nodes_without_features)
+{
+	struct power_jobs jobs = _parse_fixture("resume/slurm-22.05.json");
+	const struct power_job *j;
+
+	ck_assert_uint_eq(jobs.count, 2);
+	j = power_jobs_find(&jobs, "f3n2");
+	ck_assert_ptr_nonnull(j);
+	ck_assert_uint_eq(j->count, 2);
+	ck_assert_ptr_null(j->features);
+	ck_assert_ptr_nonnull(power_jobs_next_shared(&jobs, "f3n1", NULL));
+	power_jobs_free(&jobs);
+}
+END_TEST
+
+START_TEST(the_26_05_file_gives_each_jobs_nodes_resume_and_features)
+{
+	struct power_jobs jobs = _parse_fixture("resume/slurm-26.05.json");
+	const struct power_job *j;
+
+	ck_assert_uint_eq(jobs.count, 2);
+	/* nodes_resume, not nodes_alloc: only those being resumed. */
+	j = power_jobs_find(&jobs, "f3n2");
+	ck_assert_ptr_nonnull(j);
+	ck_assert_uint_eq(j->count, 2);
+	ck_assert_str_eq(j->features, "rdma&fab3");
+	ck_assert_ptr_nonnull(power_jobs_next_shared(&jobs, "f3n1", NULL));
+	j = power_jobs_find(&jobs, "f5n1");
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(j->features, "img_sles");
+	power_jobs_free(&jobs);
+}
+END_TEST
+
 static Suite *_suite(void)
 {
 	Suite *s = suite_create("power_jobs");
@@ -113,6 +159,8 @@ static Suite *_suite(void)
 	tcase_add_test(tc, a_failure_releases_the_multi_node_jobs_it_is_in);
 	tcase_add_test(tc, bad_entries_are_skipped_and_named);
 	tcase_add_test(tc, text_without_a_jobs_list_is_refused);
+	tcase_add_test(tc, the_22_05_file_gives_each_jobs_nodes_without_features);
+	tcase_add_test(tc, the_26_05_file_gives_each_jobs_nodes_resume_and_features);
 	suite_add_tcase(s, tc);
 	return s;
 }

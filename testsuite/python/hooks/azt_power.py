@@ -220,6 +220,9 @@ def main(action):
     conf_dir = os.path.dirname(os.environ["SLURM_CONF"])
     with open(os.path.join(conf_dir, "azt-hooks.json")) as f:
         conf = json.load(f)
+    global SCONTROL  # the world's Slurm, which need not be Debian's
+    SCONTROL = os.path.join(os.path.dirname(conf.get("slurm_sbin", "/usr/sbin")),
+                            "bin", "scontrol")
     log_file = open(os.path.join(conf["logs"], "test-power.log"), "a")
     log_lock = threading.Lock()
 

@@ -1,8 +1,75 @@
-"""slurm.conf for the test world, and parsing of Slurm client output."""
+"""The Slurm the test world runs, slurm.conf for it, and parsing of Slurm
+client output."""
 
+import os
 import re
+import subprocess
 
 DEBIAN_PLUGINDIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
+
+
+class SlurmInstall:
+    """Where the world's Slurm lives: Debian's packages when AZT_SLURM is
+    unset (or /usr), else the install prefix it names (testsuite/slurm-build
+    makes one from an upstream release: PREFIX/sbin, PREFIX/bin and the
+    plugins in PREFIX/lib/slurm)."""
+
+    def __init__(self, prefix=None):
+        prefix = prefix if prefix is not None else os.environ.get("AZT_SLURM", "")
+        if prefix in ("", "/usr"):
+            self.prefix = "/usr"
+            self.plugindir = DEBIAN_PLUGINDIR
+        else:
+            self.prefix = os.path.abspath(prefix)
+            self.plugindir = os.path.join(self.prefix, "lib", "slurm")
+        self.sbin = os.path.join(self.prefix, "sbin")
+        self.bin = os.path.join(self.prefix, "bin")
+        ctld = self.sbin_path("slurmctld")
+        if not os.access(ctld, os.X_OK):
+            raise RuntimeError(f"AZT_SLURM={prefix!r}: no {ctld} (point it at a "
+                               "Slurm install prefix, e.g. testsuite/slurm-build's)")
+        out = subprocess.run([ctld, "-V"], capture_output=True, text=True,
+                             check=False).stdout
+        m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+        if not m:
+            raise RuntimeError(f"{ctld} -V said {out!r}, not a version")
+        self.version = tuple(int(x) for x in m.groups())
+
+    def sbin_path(self, name):
+        return os.path.join(self.sbin, name)
+
+    def bin_path(self, name):
+        return os.path.join(self.bin, name)
+
+    @property
+    def path(self):
+        """PATH for client commands: this Slurm's first."""
+        dirs = [self.bin, self.sbin, "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        return ":".join(dict.fromkeys(dirs))
+
+    def at_least(self, major, minor):
+        return self.version[:2] >= (major, minor)
+
+    @property
+    def version_string(self):
+        return "%d.%02d.%d" % self.version
+
+    def accepts(self, params):
+        """params without what this release no longer accepts:
+        SlurmctldParameters=cloud_reg_addrs and CommunicationParameters=
+        NoAddrCache left in 23.11 (their behaviour became the default)."""
+        if not self.at_least(23, 11):
+            return dict(params)
+        out = dict(params)
+        if out.get("CommunicationParameters"):
+            left = [p for p in out["CommunicationParameters"].split(",")
+                    if p != "NoAddrCache"]
+            out["CommunicationParameters"] = ",".join(left) or None
+        if out.get("SlurmctldParameters"):
+            left = [p for p in out["SlurmctldParameters"].split(",")
+                    if p != "cloud_reg_addrs"]
+            out["SlurmctldParameters"] = ",".join(left) or None
+        return out
 
 
 class Domain:

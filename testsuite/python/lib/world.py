@@ -18,7 +18,7 @@ import threading
 import uuid
 
 from . import netns
-from .slurm import (DEBIAN_PLUGINDIR, Domain, node_flags, parse_oneliner,
+from .slurm import (Domain, SlurmInstall, node_flags, parse_oneliner,
                     slurm_conf)
 from .wait import GiveUp, wait_for
 
@@ -26,7 +26,6 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
 HOOKS = os.path.join(HERE, "hooks")
 
-CLIENT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 ARM_PORT = 8443
 IMDS_PORT = 8080
 SLURM_USER = "slurm"
@@ -54,9 +53,11 @@ class World:
     """A running test world; see WORLD.md for what it is made of."""
 
     def __init__(self, prefix=None, rundir=None, plugindir=None,
-                 emulator=None, domains=None):
+                 emulator=None, domains=None, slurm=None):
         """domains: (name, nodes, vm size) of each fabric domain, one
-        partition each (the first the default); DOMAINS by default."""
+        partition each (the first the default); DOMAINS by default.
+        slurm: the SlurmInstall to run (AZT_SLURM's by default)."""
+        self.slurm = slurm or SlurmInstall()
         self.prefix = prefix or os.environ.get("AZT_PREFIX", "azt")
         if len(self.prefix) > 5:
             raise ValueError(f"AZT_PREFIX {self.prefix!r}: at most 5 characters")
@@ -230,7 +231,7 @@ class World:
         os.chmod(wrapper, 0o755)
 
     def _env(self, extra=None):
-        env = {"PATH": CLIENT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
+        env = {"PATH": self.slurm.path, "HOME": "/root", "LANG": "C.UTF-8",
                "SLURM_CONF": self.slurm_conf_path,
                "AZT_WORLD_ID": self.world_id}
         env.update(extra or {})
@@ -269,7 +270,8 @@ class World:
         if not os.path.exists(log):
             open(log, "a").close()
             os.chown(log, slurm.pw_uid, slurm.pw_gid)
-        proc = self._spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-i",
+        proc = self._spawn("slurmctld", [self.slurm.sbin_path("slurmctld"),
+                                         "-D", "-i",
                                          "-f", self.slurm_conf_path])
 
         def _up():
@@ -316,7 +318,7 @@ class World:
 
     def slurm_params(self):
         """The slurm.conf parameters (before the overrides of a test module)."""
-        plugindir = DEBIAN_PLUGINDIR
+        plugindir = self.slurm.plugindir
         if self.plugindir:
             plugindir += ":" + os.path.abspath(self.plugindir)
         return {
@@ -382,6 +384,7 @@ class World:
         for key, value in self.conf_overrides.items():
             params.pop(key, None)  # an override also moves to the end
             params[key] = value
+        params = self.slurm.accepts(params)
         every = ",".join(d.hostlist for d in self.domains)
         partitions = [(d.name, d.hostlist,
                        {"Default": "YES" if i == 0 else "NO", "MaxTime": "30",
@@ -401,6 +404,9 @@ class World:
             "world_id": self.world_id,
             "prefix": self.prefix,
             "rundir": self.rundir,
+            "munge_dir": self.path("munge"),
+            "slurm_sbin": self.slurm.sbin,
+            "slurm_path": self.slurm.path,
             "logs": self.path("logs"),
             "vms": self.path("vms"),
             "arm": f"https://127.0.0.1:{ARM_PORT}",
