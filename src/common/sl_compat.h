@@ -63,6 +63,16 @@ static inline uint32_t sl_job_desc_id(const job_desc_msg_t *desc)
  */
 #define SL_UPDATE_NODE_HAS_REASON_UID (!SL_SLURM_AT_LEAST(26, 5))
 
+/* slurm_free_ctl_conf() is called slurm_free_conf() from 26.05. */
+static inline void sl_free_ctl_conf(slurm_conf_t *conf)
+{
+#if SL_SLURM_AT_LEAST(26, 5)
+	slurm_free_conf(conf);
+#else
+	slurm_free_ctl_conf(conf);
+#endif
+}
+
 /* ---- job_submit plugins ---------------------------------------------- */
 
 /* job_modify() gained char **err_msg, shown to the user, in 23.02. */

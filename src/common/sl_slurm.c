@@ -93,6 +93,24 @@ static enum az_rc _slurm_err(char *err, size_t errlen, const char *what)
 		      slurm_strerror(e));
 }
 
+enum az_rc sl_controller_version(char *buf, size_t len, char *err,
+				 size_t errlen)
+{
+	slurm_conf_t *conf = NULL;
+
+	if (slurm_load_ctl_conf((time_t)0, &conf) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, "asking slurmctld its version");
+	snprintf(buf, len, "%s", conf->version ? conf->version : "");
+	sl_free_ctl_conf(conf);
+	return AZ_OK;
+}
+
+void sl_version_string(uint32_t number, char *buf, size_t len)
+{
+	snprintf(buf, len, "%u.%02u.%u", SLURM_VERSION_MAJOR(number),
+		 SLURM_VERSION_MINOR(number), SLURM_VERSION_MICRO(number));
+}
+
 enum az_rc sl_nodes_load(struct sl_nodes *out, char *err, size_t errlen)
 {
 	node_info_msg_t *msg = NULL;

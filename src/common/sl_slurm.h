@@ -58,6 +58,16 @@ const struct sl_node *sl_nodes_find(const struct sl_nodes *nodes,
 void sl_node_free(struct sl_node *node);
 void sl_nodes_free(struct sl_nodes *nodes);
 
+/*
+ * The Slurm release slurmctld runs ("26.05.3") into buf; AZ_ESLURM with why
+ * when it does not answer.
+ */
+enum az_rc sl_controller_version(char *buf, size_t len, char *err,
+				 size_t errlen);
+
+/* "26.05.3" for a SLURM_VERSION_NUMBER-style number (0x1a0503). */
+void sl_version_string(uint32_t number, char *buf, size_t len);
+
 /* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
 char *sl_state_string(uint32_t state);
 

@@ -6,19 +6,25 @@
  *   azrdma-config [-f azrdma.conf] show [sizes]
  *   azrdma-config [-f azrdma.conf] [-v] azure
  *
- * check validates azrdma.conf and its consistency with slurm.conf and
- * prints each problem with its fix (exit 1 on errors); slurm-conf prints
+ * check validates azrdma.conf and its consistency with slurm.conf, and
+ * that the azrdma plugins in PluginDir were built for the Slurm release
+ * slurmctld runs, and prints each problem with its fix (exit 1 on
+ * errors); slurm-conf prints
  * the slurm.conf lines azrdma.conf implies; show lists domains, sizes and
  * images; azure proves access: a token, then the resource group's VMs and
  * availability sets.  See azrdma-config(8).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -26,8 +32,11 @@
 #include "arm.h"
 #include "conf.h"
 #include "conf_lex.h"
+#include "feature_set.h"
 #include "hostlist.h"
 #include "log.h"
+#include "sl_compat.h"
+#include "sl_slurm.h"
 #include "slurm_conf_read.h"
 
 #ifndef SBINDIR
@@ -262,10 +271,12 @@ static const struct list_rule _list_rules[] = {
 	{"SlurmctldParameters", "idle_on_node_suspend", false,
 	 "SlurmctldParameters lacks idle_on_node_suspend, so a node that "
 	 "failed to resume stays down after its VM is deallocated; add it"},
+#if SL_CONF_HAS_CLOUD_REG_ADDRS
 	{"CommunicationParameters", "NoAddrCache", false,
 	 "CommunicationParameters lacks NoAddrCache; a node that comes back "
 	 "with a new address may be unreachable; add "
 	 "CommunicationParameters=NoAddrCache"},
+#endif
 };
 
 static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
@@ -317,6 +328,218 @@ static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 	}
 }
 
+/*
+ * Cloud nodes and changeable features from 23.02: a powered-down node's
+ * available features are slurm.conf's, so every image must be there.
+ */
+static void _check_image_features(struct check *ck,
+				  const struct azrdma_conf *conf)
+{
+#if SL_CLOUD_FEATURES_CLEARED_AT_POWER_DOWN
+	for (size_t i = 0; i < conf->domain_count; i++) {
+		const struct conf_domain *d = &conf->domains[i];
+		const struct slurm_conf_line *where = NULL;
+		const char *features;
+		bool defined;
+
+		if (!d->node_count
+		    || !_cloud_node(ck->sc, d->node_names[0], &defined, &where)
+		    || !where)
+			continue;
+		features = slurm_conf_line_get(where, "Feature");
+		if (!features)
+			features = slurm_conf_line_get(where, "Features");
+		for (size_t j = 0; j < conf->image_count; j++) {
+			char name[256];
+
+			snprintf(name, sizeof(name), FEATURE_IMAGE_PREFIX "%s",
+				 conf->images[j].name);
+			if (_list_has(features, name))
+				continue;
+			conf_diag_add(&ck->diags, true, where->file,
+				      where->lineno,
+				      "the nodes of Domain=%s lack the feature %s "
+				      "in Feature=; from Slurm 23.02 a "
+				      "powered-down node has only the features "
+				      "slurm.conf gives it, so jobs asking -C %s "
+				      "are refused; use the NodeName lines "
+				      "'azrdma-config slurm-conf' prints",
+				      d->name, name, name);
+		}
+	}
+#endif
+}
+
+/* ---- check: the Slurm release the plugins were built for -------------- */
+
+static const char *const _plugin_files[] = {
+	"job_submit_azrdma.so", "node_features_azrdma.so", "spank_azrdma.so"};
+
+/* The release a plugin file was built for (its plugin_version). */
+static bool _plugin_built_for(const char *path, uint32_t *number, char *err,
+			      size_t errlen)
+{
+	/* Its Slurm functions bind lazily: nothing of it runs here. */
+	void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+	const uint32_t *v;
+
+	if (!h) {
+		snprintf(err, errlen, "%s", dlerror());
+		return false;
+	}
+	v = dlsym(h, "plugin_version");
+	if (v)
+		*number = *v;
+	else
+		snprintf(err, errlen, "it has no plugin_version");
+	dlclose(h);
+	return v != NULL;
+}
+
+/* How long slurmctld may take to say its version. */
+#define CONTROLLER_WAIT_MS 20000
+
+/*
+ * Ask the slurmctld of slurm_conf its release, in a child: libslurm exits
+ * the process on a slurm.conf it cannot use, and check must go on to say
+ * what is wrong with it.  false with why in err when there is no answer.
+ */
+static bool _controller_version(const char *slurm_conf, char *buf,
+				size_t len, char *err, size_t errlen)
+{
+	int fds[2], status;
+	struct pollfd p;
+	ssize_t n = 0;
+	pid_t pid;
+
+	if (pipe(fds) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return false;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return false;
+	}
+	if (pid == 0) {
+		char answer[AZ_ERRLEN + 64], why[AZ_ERRLEN];
+
+		close(fds[0]);
+		/* libslurm's own complaints go nowhere: err says enough. */
+		if (freopen("/dev/null", "w", stderr) == NULL)
+			_exit(2);
+		setenv("SLURM_CONF", slurm_conf, 1);
+		sl_init();
+		if (sl_controller_version(answer + 3, sizeof(answer) - 3, why,
+					  sizeof(why))
+		    == AZ_OK)
+			memcpy(answer, "OK ", 3);
+		else
+			snprintf(answer, sizeof(answer), "NO %s", why);
+		if (write(fds[1], answer, strlen(answer)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	p.fd = fds[0];
+	p.events = POLLIN;
+	if (poll(&p, 1, CONTROLLER_WAIT_MS) == 1)
+		n = read(fds[0], buf, len - 1);
+	close(fds[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	if (n > 3 && !strncmp(buf, "OK ", 3)) {
+		memmove(buf, buf + 3, strlen(buf + 3) + 1);
+		return true;
+	}
+	snprintf(err, errlen, "%s",
+		 n > 3 ? buf + 3
+		       : "slurmctld did not answer (or slurm.conf is unusable)");
+	return false;
+}
+
+/*
+ * Slurm loads a plugin only into the release it was built for (SPANK: the
+ * same major.minor), so azrdma is rebuilt on every Slurm upgrade.  Each
+ * azrdma plugin in PluginDir is compared with the release slurmctld runs,
+ * or, when slurmctld does not answer, with the one these programs were
+ * built for (AZRDMA_SLURM_VERSION).
+ */
+static void _check_slurm_release(struct check *ck)
+{
+	const char *conf_dirs = slurm_conf_get(ck->sc, "PluginDir", NULL);
+	char running[64], err[AZ_ERRLEN], *dirs, *dir, *save = NULL;
+	const char *against = AZRDMA_SLURM_VERSION, *whose = "azrdma-config";
+	size_t found = 0;
+
+	if (_controller_version(ck->sc_path, running, sizeof(running), err,
+				sizeof(err))) {
+		against = running;
+		whose = "slurmctld";
+		if (strcmp(running, AZRDMA_SLURM_VERSION))
+			conf_diag_add(&ck->diags, true, ck->sc_path, 0,
+				      "slurmctld runs Slurm %s, but azrdma "
+				      "was built for %s: rebuild and reinstall "
+				      "azrdma against %s (./configure "
+				      "--with-slurm=<its prefix>), or install "
+				      "the azrdma packages built for it",
+				      running, AZRDMA_SLURM_VERSION, running);
+	} else {
+		printf("note: %s; the plugins are compared with Slurm %s, "
+		       "which azrdma was built for\n",
+		       err, AZRDMA_SLURM_VERSION);
+	}
+	dirs = strdup(conf_dirs ? conf_dirs : AZRDMA_SLURM_PLUGINDIR);
+	for (dir = dirs ? strtok_r(dirs, ":", &save) : NULL; dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		for (size_t i = 0; i < sizeof(_plugin_files) / sizeof(*_plugin_files);
+		     i++) {
+			char path[4096], built[32];
+			bool spank = !strncmp(_plugin_files[i], "spank", 5);
+			uint32_t number;
+			struct stat st;
+			size_t cmp;
+
+			snprintf(path, sizeof(path), "%s/%s", dir,
+				 _plugin_files[i]);
+			if (stat(path, &st) < 0)
+				continue;
+			found++;
+			if (!_plugin_built_for(path, &number, err,
+					       sizeof(err))) {
+				conf_diag_add(&ck->diags, true, path, 0,
+					      "cannot read the Slurm release it "
+					      "was built for: %s; reinstall azrdma",
+					      err);
+				continue;
+			}
+			sl_version_string(number, built, sizeof(built));
+			/* SPANK: major.minor ("26.05"); others: all of it. */
+			cmp = spank ? 5 : sizeof(built);
+			if (!strncmp(built, against, cmp))
+				continue;
+			conf_diag_add(&ck->diags, true, path, 0,
+				      "built for Slurm %s, but %s is Slurm %s: "
+				      "slurmctld refuses it (\"incompatible "
+				      "plugin version\"); rebuild azrdma against "
+				      "Slurm %s (./configure --with-slurm=<its "
+				      "prefix>; make; make install) or install "
+				      "the slurm-azrdma-plugins package built "
+				      "for it",
+				      built, whose, against, against);
+		}
+	}
+	free(dirs);
+	if (!found)
+		conf_diag_add(&ck->diags, false, ck->sc_path, 0,
+			      "no azrdma plugin in PluginDir (%s); install "
+			      "them there or set PluginDir",
+			      conf_dirs ? conf_dirs : AZRDMA_SLURM_PLUGINDIR);
+}
+
 static char *_default_slurm_conf(void)
 {
 	const char *env = getenv("SLURM_CONF");
@@ -349,6 +572,8 @@ static int _cmd_check(const struct options *o)
 		ck.sc_path = sc_path;
 		_check_globals(&ck, conf);
 		_check_nodes(&ck, conf);
+		_check_image_features(&ck, conf);
+		_check_slurm_release(&ck);
 	}
 	errors += _print_diags(&ck.diags);
 	if (!errors)
@@ -369,11 +594,21 @@ static int _cmd_slurm_conf(const struct options *o)
 	struct azrdma_conf *conf = _load(o, 0, false);
 	size_t total;
 	char **all = NULL;
-	char *all_list;
+	char *all_list, *images = NULL;
 
 	if (!conf)
 		return 1;
 	total = _total_nodes(conf);
+#if SL_CLOUD_FEATURES_CLEARED_AT_POWER_DOWN
+	/* A powered-down node's available features are slurm.conf's. */
+	{
+		char *list = features_images(conf);
+
+		if (list && *list && asprintf(&images, ",%s", list) < 0)
+			images = NULL;
+		free(list);
+	}
+#endif
 	printf("# slurm.conf lines for azrdma, from %s\n", conf->path);
 	printf("ResumeProgram=%s/azrdma-resume\n", SBINDIR);
 	printf("SuspendProgram=%s/azrdma-suspend\n", SBINDIR);
@@ -381,8 +616,12 @@ static int _cmd_slurm_conf(const struct options *o)
 	printf("ResumeTimeout=%d\nSuspendTime=600\nSuspendTimeout=300\n",
 	       EXPECTED_BOOT_SECONDS + 300);
 	printf("PrivateData=cloud\nTreeWidth=65533\n");
+#if SL_CONF_HAS_CLOUD_REG_ADDRS
 	printf("SlurmctldParameters=idle_on_node_suspend,cloud_reg_addrs\n");
 	printf("CommunicationParameters=NoAddrCache\n");
+#else
+	printf("SlurmctldParameters=idle_on_node_suspend\n");
+#endif
 	printf("JobSubmitPlugins=azrdma\nNodeFeaturesPlugins=azrdma\n\n");
 
 	all = calloc(total ? total : 1, sizeof(*all));
@@ -397,9 +636,9 @@ static int _cmd_slurm_conf(const struct options *o)
 		       d->name, s->name, rdma_kind_name(s->rdma),
 		       d->availability_set);
 		printf("NodeName=%s CPUs=%u RealMemory=%u State=CLOUD "
-		       "Feature=azure,%s,%s,rdma,%s\n",
+		       "Feature=azure,%s,%s,rdma,%s%s\n",
 		       d->nodes, s->vcpus, memory, d->name, s->feature,
-		       rdma_kind_name(s->rdma));
+		       rdma_kind_name(s->rdma), images ? images : "");
 		for (size_t j = 0; all && j < d->node_count; j++)
 			all[total++] = d->node_names[j];
 	}
@@ -407,6 +646,7 @@ static int _cmd_slurm_conf(const struct options *o)
 	if (!all_list) {
 		fprintf(stderr, "azrdma-config: out of memory\n");
 		free(all);
+		free(images);
 		conf_free(conf);
 		return 1;
 	}
@@ -421,6 +661,7 @@ static int _cmd_slurm_conf(const struct options *o)
 		       i == 0 ? " Default=YES" : "");
 	free(all_list);
 	free(all);
+	free(images);
 	conf_free(conf);
 	return 0;
 }

@@ -4,6 +4,7 @@ local Azure over verified TLS."""
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -224,3 +225,59 @@ def test_azure_refuses_an_untrusted_certificate(cloud, run_ctl, tmp_path):
     res = run_ctl(TOOL, "-f", str(conf), "azure", check=False, timeout=300)
     assert res.returncode == 1
     assert re.search(r"certificate|SSL|TLS", res.stderr, re.I), res.stderr
+
+
+def _plugindir_conf(world, tmp_path, plugindir):
+    """A copy of the world's slurm.conf whose PluginDir is plugindir
+    first: check reads the plugins there and asks the world's slurmctld."""
+    text = open(world.slurm_conf_path).read()
+    text = re.sub(r"^PluginDir=", f"PluginDir={plugindir}:", text, flags=re.M)
+    path = tmp_path / "slurm.conf"
+    path.write_text(text)
+    return path
+
+
+def _release_lines(out):
+    return [line for line in out.splitlines() if "built for Slurm" in line]
+
+
+def test_check_accepts_plugins_built_for_the_running_slurmctld(
+        world, run_ctl, tmp_path):
+    plugins = os.environ.get("AZRDMA_PLUGINDIR")
+    if not plugins:
+        pytest.skip("AZRDMA_PLUGINDIR not set")
+    conf = _conf(tmp_path, "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    slurm_conf = _plugindir_conf(world, tmp_path, os.path.abspath(plugins))
+    res = run_ctl(TOOL, "-f", str(conf), "-s", str(slurm_conf), "check",
+                  check=False)
+    assert "note:" not in res.stdout, res.stdout  # slurmctld answered
+    assert _release_lines(res.stdout) == [], res.stdout
+
+
+def test_check_names_a_plugin_built_for_another_slurm_and_the_rebuild(
+        world, run_ctl, tmp_path):
+    """A plugin of another release in PluginDir: Slurm would only log
+    "incompatible plugin version"; check says which releases and what to
+    rebuild.  AZRDMA_OTHER_PLUGINDIR (testsuite/run sets it) holds azrdma's
+    plugins built against another Slurm."""
+    other = os.environ.get("AZRDMA_OTHER_PLUGINDIR")
+    if not other or not os.path.exists(
+            os.path.join(other, "job_submit_azrdma.so")):
+        pytest.skip("AZRDMA_OTHER_PLUGINDIR holds no plugin of another Slurm")
+    mixed = tmp_path / "plugins"
+    mixed.mkdir()
+    shutil.copy(os.path.join(other, "job_submit_azrdma.so"), mixed)
+    conf = _conf(tmp_path, "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    slurm_conf = _plugindir_conf(world, tmp_path, str(mixed))
+    res = run_ctl(TOOL, "-f", str(conf), "-s", str(slurm_conf), "check",
+                  check=False)
+    assert res.returncode == 1
+    running = world.slurm.version_string
+    lines = _release_lines(res.stdout)
+    assert len(lines) == 1, res.stdout
+    m = re.search(rf"{mixed}/job_submit_azrdma.so: built for Slurm "
+                  r"(\d+\.\d+\.\d+), but slurmctld is Slurm (\S+): "
+                  r"slurmctld refuses it .*rebuild azrdma against Slurm "
+                  r"(\S+)", lines[0])
+    assert m, lines[0]
+    assert m.group(1) != running and m.group(2) == running == m.group(3)

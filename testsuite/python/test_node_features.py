@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from lib import rdma_jobs
+from lib.azrdma_world import node_features
 from lib.wait import wait_for
 
 PLUGIN = "node_features_azrdma.so"
@@ -35,9 +36,11 @@ def _node_features(world):
     with open(conf, "w") as f:
         f.write(_conf_text(world))
     os.chmod(conf, 0o644)
+    lines = {"NodeFeaturesPlugins": "azrdma"}
     try:
-        with world.slurm_conf_changed({"NodeFeaturesPlugins": "azrdma"},
-                                      restart=True):
+        with world.slurm_conf_changed(
+                lines, restart=True,
+                node_features=node_features(world, conf, lines)):
             yield world
     finally:
         if saved:
@@ -63,6 +66,11 @@ def _published(world, node):
 
 
 def test_powered_down_nodes_get_domain_size_rdma_and_image_features(nf_world):
+    """22.05: the plugin publishes them, the disk's image active (the
+    default on a node that never ran another).  23.02 and later: slurm.conf
+    (azrdma-config slurm-conf) gives them, and Slurm keeps no image active
+    on a powered-down node."""
+    keeps_active = not nf_world.slurm.at_least(23, 2)
     for d in nf_world.domains:
         node = nf_world.hostnames(d.hostlist)[0]
         wait_for(lambda: _published(nf_world, node), 60,
@@ -73,8 +81,10 @@ def test_powered_down_nodes_get_domain_size_rdma_and_image_features(nf_world):
         for f in ("azure", d.name, size, "rdma", "ib", "img_alma",
                   "img_sles"):
             assert f in avail, (node, avail)
-        # The default image is active on a node that never ran another.
-        assert "img_alma" in act and "img_sles" not in act, (node, act)
+        if keeps_active:
+            assert "img_alma" in act and "img_sles" not in act, (node, act)
+        else:
+            assert not [f for f in act if f.startswith("img_")], (node, act)
         assert len(avail) == len(set(avail)), avail
         assert len(act) == len(set(act)), act
         assert "POWERED_DOWN" in nf_world.node(node)["State"]

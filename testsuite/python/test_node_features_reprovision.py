@@ -5,6 +5,7 @@ down afterwards, the nodes keep that image as their active feature: their
 deallocated disks hold it, as azrdma-resume's record in StateDir says."""
 
 import os
+import re
 
 import pytest
 
@@ -72,6 +73,9 @@ def test_powered_down_node_shows_the_image_its_disk_holds(cloud, reprovision):
     azrdma-resume recorded it in StateDir/images/<node>, and that (not the
     Default) is the node's active image, even once slurmctld has forgotten
     what slurmd last reported."""
+    if cloud.slurm.at_least(23, 2):
+        pytest.skip("from Slurm 23.02 a powered-down node has no active "
+                    "image (see the test below)")
     vms = cloud.vms()
     for node in NODES:
         assert vms[node]["image"] == SLES_URN, "needs the img_sles job above"
@@ -101,3 +105,46 @@ def test_powered_down_node_shows_the_image_its_disk_holds(cloud, reprovision):
         assert len(active) == len(set(active)), active
         assert len(avail) == len(set(avail)), avail
         assert {"img_alma", "img_sles"} <= set(avail), avail
+
+
+def _vm_calls(entries, node):
+    """(method, last path segment) of the ARM calls on the node's VM."""
+    calls = []
+    for e in entries:
+        path = e["path"].split("?")[0]
+        m = re.search(rf"/virtualMachines/{node}(/[a-z]+)?$", path)
+        if m:
+            calls.append((e["method"], m.group(1) or ""))
+    return calls
+
+
+def test_a_job_asking_the_image_the_disk_holds_starts_it_again(cloud,
+                                                               reprovision):
+    """From Slurm 23.02 a powered-down node has no active image, and a job's
+    constraint reaches azrdma-resume in SLURM_RESUME_FILE: a job asking
+    img_sles of nodes whose deallocated disks hold sles (azrdma-resume's
+    record) gets them started, not deleted and created again."""
+    if not cloud.slurm.at_least(23, 2):
+        pytest.skip("22.05 keeps the disk's image active (test above)")
+    vms = cloud.vms()
+    for node in NODES:
+        assert vms[node]["image"] == SLES_URN, "needs the img_sles job above"
+    cloud.wait_powered_down(NODES)
+    for node in NODES:
+        assert cloud.vm_power(node) == "deallocated"
+        assert not [t for t in _tokens(cloud, node, "ActiveFeatures")
+                    if t.startswith("img_")]
+        with open(os.path.join(reprovision.state_dir, "images", node)) as f:
+            assert f.read() == "sles\n"
+    seen = len(cloud.emulator_admin("GET", "log"))
+    job = cloud.submit("-N", "2", "-p", "fab5", "-w", ",".join(NODES),
+                       "-C", "img_sles",
+                       wrap=f"srun cat {cloud.path('vms')}/$(hostname)/image")
+    cloud.wait_job(job, timeout=200)
+    assert cloud.job_output(job).split() == ["sles", "sles"]
+    entries = cloud.emulator_admin("GET", "log")[seen:]
+    for node in NODES:
+        calls = _vm_calls(entries, node)
+        assert ("POST", "/start") in calls, calls
+        assert not [c for c in calls if c[0] in ("PUT", "DELETE")], calls
+        assert "img_sles" in _tokens(cloud, node, "ActiveFeatures")

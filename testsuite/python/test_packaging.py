@@ -16,11 +16,18 @@ import subprocess
 import pytest
 
 from lib.azrdma_world import builddir
+from lib.slurm import SlurmInstall
 from lib.world import REPO
 
 MULTIARCH = "x86_64-linux-gnu"
 DEB_PLUGINDIR = f"usr/lib/{MULTIARCH}/slurm-wlm"
-RPM_PLUGINDIR = "usr/lib64/slurm"
+# The Slurm of this run: Debian's, or one installed under a prefix (then
+# the RPMs are built against it with slurm_prefix, and the .debs, which
+# build against Debian's libslurm-dev, are not built).
+SLURM = SlurmInstall()
+ON_DEBIAN_SLURM = SLURM.prefix == "/usr"
+RPM_PLUGINDIR = ("usr/lib64/slurm" if ON_DEBIAN_SLURM
+                 else os.path.join(SLURM.prefix, "lib", "slurm").lstrip("/"))
 PLUGIN_MAN_PAGES = ("azrdma_plugins.8", "azrdma_node_features.8")
 
 pytestmark = pytest.mark.skipif(
@@ -103,6 +110,9 @@ def debs(work, tarball, version):
     """{package: unpacked root} of the .debs dpkg-buildpackage made."""
     if not shutil.which("dpkg-buildpackage"):
         pytest.skip("dpkg-buildpackage is not installed (dpkg-dev)")
+    if not ON_DEBIAN_SLURM:
+        pytest.skip(f"the .debs build against Debian's libslurm-dev, not "
+                    f"this run's Slurm {SLURM.version_string}")
     top = os.path.join(work, "deb")
     os.makedirs(top)
     _run(["tar", "xzf", tarball, "-C", top])
@@ -168,6 +178,10 @@ def test_plugins_deb_depends_on_the_slurm_it_was_built_against(debs):
                     "Depends"])
     assert f"slurm-wlm-basic-plugins (>= {upstream})" in depends, depends
     assert f"slurm-wlm-basic-plugins (<< {upstream}.~)" in depends, depends
+    # Both packages' versions say which Slurm they are for.
+    for package in ("azrdma", "slurm-azrdma-plugins"):
+        v = _run(["dpkg-deb", "-f", debs[package]["deb"], "Version"]).strip()
+        assert re.fullmatch(rf"[^+]+-\d+\+slurm{re.escape(upstream)}", v), v
 
 
 def test_packaged_azrdma_config_runs(debs, tmp_path):
@@ -189,28 +203,40 @@ def rpms(work, tarball):
     top = os.path.join(work, "rpm")
     os.makedirs(os.path.join(top, "SOURCES"))
     shutil.copy(tarball, os.path.join(top, "SOURCES"))
+    prefix = [] if ON_DEBIAN_SLURM else ["--define", f"slurm_prefix {SLURM.prefix}"]
     _run(["rpmbuild", "-bb", "--nodeps", "--nocheck", "--define", f"_topdir {top}",
-          os.path.join(REPO, "contribs", "rpm", "azrdma.spec")], timeout=900)
-    lists, requires = {}, {}
+          *prefix, os.path.join(REPO, "contribs", "rpm", "azrdma.spec")],
+         timeout=900)
+    lists, requires, release = {}, {}, {}
     for rpm in glob.glob(os.path.join(top, "RPMS", "*", "*.rpm")):
         name = _run(["rpm", "-qp", "--qf", "%{NAME}", rpm]).strip()
         if name.endswith(("-debuginfo", "-debugsource")):
             continue
         lists[name] = set(_run(["rpm", "-qlp", rpm]).split())
         requires[name] = _run(["rpm", "-qp", "--requires", rpm]).splitlines()
+        release[name] = _run(["rpm", "-qp", "--qf", "%{RELEASE}", rpm]).strip()
     assert sorted(lists) == ["azrdma", "slurm-azrdma-plugins"], lists
     lists["requires"] = requires
+    lists["release"] = release
     return lists
 
 
 def test_plugins_rpm_requires_the_slurm_it_was_built_against(rpms):
-    with open("/usr/include/slurm/slurm_version.h") as f:
+    with open(os.path.join(SLURM.prefix, "include/slurm/slurm_version.h")) as f:
         number = int(re.search(r"^#define SLURM_VERSION_NUMBER (0x[0-9a-fA-F]+)$",
                                f.read(), re.M).group(1), 16)
     built = f"{number >> 16}.{number >> 8 & 255:02d}.{number & 255}"
     isa = _run(["rpm", "--eval", "%{?_isa}"]).strip()
     requires = rpms["requires"]["slurm-azrdma-plugins"]
-    assert f"slurm{isa} = {built}" in requires, requires
+    if ON_DEBIAN_SLURM:
+        assert f"slurm{isa} = {built}" in requires, requires
+    else:
+        # A Slurm installed from source is no package to require.
+        assert not [r for r in requires if r.startswith("slurm")], requires
+    # Both packages' releases say which Slurm they are for.
+    for package in ("azrdma", "slurm-azrdma-plugins"):
+        release = rpms["release"][package]
+        assert re.match(rf"\d+\.slurm{re.escape(built)}(\.|$)", release), release
 
 
 def test_rpms_hold_what_make_install_installs(rpms, installed):

@@ -12,7 +12,9 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
+import subprocess
 
 from .wait import wait_for
 from .world import ARM_PORT, IMDS_PORT, REPO, SLURM_USER
@@ -167,13 +169,33 @@ def _power_save_overrides(slurm_overrides):
     return overrides
 
 
+def node_features(world, conf_path, overrides):
+    """{domain: [features]} of the NodeName lines `azrdma-config
+    slurm-conf` prints for azrdma.conf at conf_path, where
+    node_features/azrdma is on (in overrides) and the release takes a cloud
+    node's features from slurm.conf (23.02 and later); else None: the
+    plugin publishes them (22.05)."""
+    if (overrides or {}).get("NodeFeaturesPlugins") != "azrdma" \
+            or not world.slurm.at_least(23, 2):
+        return None
+    tool = os.path.join(builddir(), "src", "tools", "azrdma-config")
+    out = subprocess.run([tool, "-f", conf_path, "slurm-conf"], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    by_hostlist = dict(re.findall(r"^NodeName=(\S+) .*\bFeature=(\S+)", out,
+                                  re.M))
+    return {d.name: by_hostlist[d.hostlist].split(",")
+            for d in world.domains if d.hostlist in by_hostlist}
+
+
 def azrdma_power_save_on(world, extra_conf="", slurm_overrides=None):
     """What azrdma_power_save() sets up, for good: nothing is restored (a
     world left up on purpose, as contribs/demo leaves its cluster)."""
     setup = AzrdmaSetup(world)
     setup.write(extra_conf)
     setup.clear_cooldowns()
-    world.set_slurm_conf(_power_save_overrides(slurm_overrides), restart=True)
+    overrides = _power_save_overrides(slurm_overrides)
+    world.set_slurm_conf(overrides, restart=True, node_features=node_features(
+        world, setup.conf_path, overrides))
     return setup
 
 
@@ -191,8 +213,10 @@ def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
     # StateDir outlives a module: no module inherits another's cooldown.
     setup.clear_cooldowns()
     overrides = _power_save_overrides(slurm_overrides)
+    features = node_features(world, setup.conf_path, overrides)
     try:
-        with world.slurm_conf_changed(overrides, restart=True):
+        with world.slurm_conf_changed(overrides, restart=True,
+                                      node_features=features):
             try:
                 yield setup
             finally:

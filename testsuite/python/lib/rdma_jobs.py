@@ -19,7 +19,7 @@ import shutil
 
 import pytest
 
-from .azrdma_world import AzrdmaSetup
+from .azrdma_world import AzrdmaSetup, node_features
 
 PLUGINS = ("job_submit_azrdma.so", "spank_azrdma.so")
 PROFILE = "testworld"
@@ -81,7 +81,9 @@ def azrdma_job_plugins(world, overrides=None, extra_conf=""):
     lines = {"JobSubmitPlugins": "azrdma", "PlugStackConfig": plugstack}
     lines.update(overrides or {})
     try:
-        with world.slurm_conf_changed(lines, restart=True):
+        with world.slurm_conf_changed(
+                lines, restart=True,
+                node_features=node_features(world, conf, lines)):
             yield world
     finally:
         if saved:

@@ -73,6 +73,7 @@ class World:
         self.ns_inodes = set()
         self.swept = []
         self.conf_overrides = {}
+        self.node_features = {}
         self.domains = [Domain(name, nodes, f"{self.prefix}-{name}", size)
                         for name, nodes, size in domains or DOMAINS]
         self.attached = False
@@ -391,7 +392,7 @@ class World:
                         "State": "UP"})
                       for i, d in enumerate(self.domains)]
         partitions.append(("all", every, {"MaxTime": "30", "State": "UP"}))
-        text = slurm_conf(params, self.domains, partitions)
+        text = slurm_conf(params, self.domains, partitions, self.node_features)
         tmp = self.slurm_conf_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
@@ -430,15 +431,19 @@ class World:
             return json.load(f)
 
     @contextlib.contextmanager
-    def slurm_conf_changed(self, overrides, restart=False):
+    def slurm_conf_changed(self, overrides, restart=False, node_features=None):
         """Run a block with slurm.conf lines added or replaced, then restore.
 
         overrides: {key: value}, value None removes the key. restart=True
         restarts slurmctld (for parameters `scontrol reconfigure` cannot
-        change), otherwise the cluster is reconfigured.
+        change), otherwise the cluster is reconfigured. node_features:
+        {domain: [features]} of the NodeName lines for the block.
         """
         saved = dict(self.conf_overrides)
+        saved_features = dict(self.node_features)
         self.conf_overrides.update(overrides)
+        if node_features is not None:
+            self.node_features = dict(node_features)
         apply = self.restart_slurmctld if restart else self.reconfigure
         self.write_slurm_conf()
         apply()
@@ -446,13 +451,16 @@ class World:
             yield self
         finally:
             self.conf_overrides = saved
+            self.node_features = saved_features
             self.write_slurm_conf()
             apply()
 
-    def set_slurm_conf(self, overrides, restart=False):
+    def set_slurm_conf(self, overrides, restart=False, node_features=None):
         """slurm_conf_changed() for good: the lines stay after this process
         (a world left up on purpose)."""
         self.conf_overrides.update(overrides)
+        if node_features is not None:
+            self.node_features = dict(node_features)
         self.write_slurm_conf()
         (self.restart_slurmctld if restart else self.reconfigure)()
 
