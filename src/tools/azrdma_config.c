@@ -396,6 +396,46 @@ static bool _plugin_built_for(const char *path, uint32_t *number, char *err,
 	return v != NULL;
 }
 
+#define PLUGIN_FILE_COUNT (sizeof(_plugin_files) / sizeof(*_plugin_files))
+
+/*
+ * One azrdma plugin file, if dir has it (1, else 0): the release it was
+ * built for against the release it must load into (against; whose says
+ * where that comes from).
+ */
+static size_t _check_plugin_file(struct check *ck, const char *dir,
+				 const char *file, const char *against,
+				 const char *whose)
+{
+	char path[4096], built[32], err[AZ_ERRLEN];
+	/* SPANK: major.minor ("26.05"); the others: all of it. */
+	size_t cmp = strncmp(file, "spank", 5) ? sizeof(built) : 5;
+	uint32_t number;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (stat(path, &st) < 0)
+		return 0;
+	if (!_plugin_built_for(path, &number, err, sizeof(err))) {
+		conf_diag_add(&ck->diags, true, path, 0,
+			      "cannot read the Slurm release it was built "
+			      "for: %s; reinstall azrdma",
+			      err);
+		return 1;
+	}
+	sl_version_string(number, built, sizeof(built));
+	if (strncmp(built, against, cmp))
+		conf_diag_add(&ck->diags, true, path, 0,
+			      "built for Slurm %s, but %s Slurm %s: "
+			      "slurmctld refuses it (\"incompatible plugin "
+			      "version\"); rebuild azrdma against Slurm %s "
+			      "(./configure --with-slurm=<its prefix>; make; "
+			      "make install) or install the "
+			      "slurm-azrdma-plugins package built for it",
+			      built, whose, against, against);
+	return 1;
+}
+
 /* How long slurmctld may take to say its version. */
 #define CONTROLLER_WAIT_MS 20000
 
@@ -472,13 +512,14 @@ static void _check_slurm_release(struct check *ck)
 {
 	const char *conf_dirs = slurm_conf_get(ck->sc, "PluginDir", NULL);
 	char running[64], err[AZ_ERRLEN], *dirs, *dir, *save = NULL;
-	const char *against = AZRDMA_SLURM_VERSION, *whose = "azrdma-config";
+	const char *against = AZRDMA_SLURM_VERSION;
+	const char *whose = "azrdma-config was built for";
 	size_t found = 0;
 
 	if (_controller_version(ck->sc_path, running, sizeof(running), err,
 				sizeof(err))) {
 		against = running;
-		whose = "slurmctld";
+		whose = "slurmctld runs";
 		if (strcmp(running, AZRDMA_SLURM_VERSION))
 			conf_diag_add(&ck->diags, true, ck->sc_path, 0,
 				      "slurmctld runs Slurm %s, but azrdma "
@@ -494,44 +535,10 @@ static void _check_slurm_release(struct check *ck)
 	}
 	dirs = strdup(conf_dirs ? conf_dirs : AZRDMA_SLURM_PLUGINDIR);
 	for (dir = dirs ? strtok_r(dirs, ":", &save) : NULL; dir;
-	     dir = strtok_r(NULL, ":", &save)) {
-		for (size_t i = 0; i < sizeof(_plugin_files) / sizeof(*_plugin_files);
-		     i++) {
-			char path[4096], built[32];
-			bool spank = !strncmp(_plugin_files[i], "spank", 5);
-			uint32_t number;
-			struct stat st;
-			size_t cmp;
-
-			snprintf(path, sizeof(path), "%s/%s", dir,
-				 _plugin_files[i]);
-			if (stat(path, &st) < 0)
-				continue;
-			found++;
-			if (!_plugin_built_for(path, &number, err,
-					       sizeof(err))) {
-				conf_diag_add(&ck->diags, true, path, 0,
-					      "cannot read the Slurm release it "
-					      "was built for: %s; reinstall azrdma",
-					      err);
-				continue;
-			}
-			sl_version_string(number, built, sizeof(built));
-			/* SPANK: major.minor ("26.05"); others: all of it. */
-			cmp = spank ? 5 : sizeof(built);
-			if (!strncmp(built, against, cmp))
-				continue;
-			conf_diag_add(&ck->diags, true, path, 0,
-				      "built for Slurm %s, but %s is Slurm %s: "
-				      "slurmctld refuses it (\"incompatible "
-				      "plugin version\"); rebuild azrdma against "
-				      "Slurm %s (./configure --with-slurm=<its "
-				      "prefix>; make; make install) or install "
-				      "the slurm-azrdma-plugins package built "
-				      "for it",
-				      built, whose, against, against);
-		}
-	}
+	     dir = strtok_r(NULL, ":", &save))
+		for (size_t i = 0; i < PLUGIN_FILE_COUNT; i++)
+			found += _check_plugin_file(ck, dir, _plugin_files[i],
+						    against, whose);
 	free(dirs);
 	if (!found)
 		conf_diag_add(&ck->diags, false, ck->sc_path, 0,

@@ -276,7 +276,7 @@ def test_check_names_a_plugin_built_for_another_slurm_and_the_rebuild(
     lines = _release_lines(res.stdout)
     assert len(lines) == 1, res.stdout
     m = re.search(rf"{mixed}/job_submit_azrdma.so: built for Slurm "
-                  r"(\d+\.\d+\.\d+), but slurmctld is Slurm (\S+): "
+                  r"(\d+\.\d+\.\d+), but slurmctld runs Slurm (\S+): "
                   r"slurmctld refuses it .*rebuild azrdma against Slurm "
                   r"(\S+)", lines[0])
     assert m, lines[0]

@@ -121,7 +121,8 @@ START_TEST(node_features_entry_points_follow_the_image_rules)
 		(bool (*)(char *))dlsym(h, "node_features_p_changeable_feature");
 #if SL_NF_JOB_HAS_FEATURE_LIST
 	int (*job_valid_fn)(char *, sl_list_t) =
-		(int (*)(char *, sl_list_t))dlsym(h, "node_features_p_job_valid");
+		(int (*)(char *, sl_list_t))dlsym(h,
+						   "node_features_p_job_valid");
 	char *(*job_xlate_fn)(char *, sl_list_t, bitstr_t *) =
 		(char *(*)(char *, sl_list_t, bitstr_t *))dlsym(
 			h, "node_features_p_job_xlate");
@@ -235,11 +236,12 @@ int main(void)
 	TCase *tc = tcase_create("plugins");
 
 	tcase_add_test(tc, job_submit_module_has_metadata_and_symbols);
-	tcase_add_test(tc,
-		       node_features_module_exports_every_symbol_its_release_requires);
+	tcase_add_test(
+		tc, node_features_module_exports_every_symbol_its_release_requires);
 	tcase_add_test(tc, node_features_entry_points_follow_the_image_rules);
 #if SL_NF_HAS_GET_NODE
-	tcase_add_test(tc, node_features_refuses_two_active_images_where_slurm_asks);
+	tcase_add_test(tc,
+		       node_features_refuses_two_active_images_where_slurm_asks);
 #endif
 	tcase_add_test(tc, plugin_init_refuses_a_broken_azrdma_conf);
 	tcase_add_test(tc, spank_module_is_a_spank_plugin);

@@ -159,8 +159,10 @@ static Suite *_suite(void)
 	tcase_add_test(tc, a_failure_releases_the_multi_node_jobs_it_is_in);
 	tcase_add_test(tc, bad_entries_are_skipped_and_named);
 	tcase_add_test(tc, text_without_a_jobs_list_is_refused);
-	tcase_add_test(tc, the_22_05_file_gives_each_jobs_nodes_without_features);
-	tcase_add_test(tc, the_26_05_file_gives_each_jobs_nodes_resume_and_features);
+	tcase_add_test(tc,
+	               the_22_05_file_gives_each_jobs_nodes_without_features);
+	tcase_add_test(tc,
+	               the_26_05_file_gives_each_jobs_nodes_resume_and_features);
 	suite_add_tcase(s, tc);
 	return s;
 }
