@@ -99,7 +99,7 @@ enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 	slurm_conf_t *conf = NULL;
 
 	if (slurm_load_ctl_conf((time_t)0, &conf) != SLURM_SUCCESS)
-		return _slurm_err(err, errlen, "asking slurmctld its version");
+		return _slurm_err(err, errlen, "asking its version");
 	snprintf(buf, len, "%s", conf->version ? conf->version : "");
 	sl_free_ctl_conf(conf);
 	return AZ_OK;

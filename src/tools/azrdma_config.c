@@ -436,6 +436,15 @@ static size_t _check_plugin_file(struct check *ck, const char *dir,
 	return 1;
 }
 
+/* src into dst of len bytes, cut to fit. */
+static void _copy_cut(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* How long slurmctld may take to say its version. */
 #define CONTROLLER_WAIT_MS 20000
 
@@ -447,11 +456,15 @@ static size_t _check_plugin_file(struct check *ck, const char *dir,
 static bool _controller_version(const char *slurm_conf, char *buf,
 				size_t len, char *err, size_t errlen)
 {
+	char answer[AZ_ERRLEN + 4096];
 	int fds[2], status;
 	struct pollfd p;
 	ssize_t n = 0;
 	pid_t pid;
 
+	/* Or the child's exit, if libslurm ends it, prints them again. */
+	fflush(stdout);
+	fflush(stderr);
 	if (pipe(fds) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return false;
@@ -464,7 +477,7 @@ static bool _controller_version(const char *slurm_conf, char *buf,
 		return false;
 	}
 	if (pid == 0) {
-		char answer[AZ_ERRLEN + 64], why[AZ_ERRLEN];
+		char why[AZ_ERRLEN];
 
 		close(fds[0]);
 		/* libslurm's own complaints go nowhere: err says enough. */
@@ -477,7 +490,9 @@ static bool _controller_version(const char *slurm_conf, char *buf,
 		    == AZ_OK)
 			memcpy(answer, "OK ", 3);
 		else
-			snprintf(answer, sizeof(answer), "NO %s", why);
+			snprintf(answer, sizeof(answer),
+				 "NO the slurmctld of %s did not answer (%s)",
+				 slurm_conf, why);
 		if (write(fds[1], answer, strlen(answer)) < 0)
 			_exit(1);
 		_exit(0);
@@ -486,18 +501,18 @@ static bool _controller_version(const char *slurm_conf, char *buf,
 	p.fd = fds[0];
 	p.events = POLLIN;
 	if (poll(&p, 1, CONTROLLER_WAIT_MS) == 1)
-		n = read(fds[0], buf, len - 1);
+		n = read(fds[0], answer, sizeof(answer) - 1);
 	close(fds[0]);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	if (n > 3 && !strncmp(buf, "OK ", 3)) {
-		memmove(buf, buf + 3, strlen(buf + 3) + 1);
+	answer[n > 0 ? n : 0] = '\0';
+	if (n > 3 && !strncmp(answer, "OK ", 3)) {
+		_copy_cut(buf, len, answer + 3);
 		return true;
 	}
-	snprintf(err, errlen, "%s",
-		 n > 3 ? buf + 3
-		       : "slurmctld did not answer (or slurm.conf is unusable)");
+	_copy_cut(err, errlen,
+		  n > 3 ? answer + 3
+			: "slurmctld did not answer (or slurm.conf is unusable)");
 	return false;
 }
 

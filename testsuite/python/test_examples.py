@@ -109,7 +109,11 @@ def test_example_passes_azrdma_config_check(tmp_path, example):
         assert res.returncode == 0, res.stdout
         lines = res.stdout
     slurm_conf = tmp_path / "slurm.conf"
-    slurm_conf.write_text(BASE_SLURM_CONF + _with_built_programs(lines))
+    # check also reads the release the plugins were built for.
+    plugins = os.environ.get("AZRDMA_PLUGINDIR")
+    plugindir = f"PluginDir={os.path.abspath(plugins)}\n" if plugins else ""
+    slurm_conf.write_text(BASE_SLURM_CONF + plugindir
+                          + _with_built_programs(lines))
     res = _config("-f", conf, "-s", str(slurm_conf), "check")
     assert res.returncode == 0, res.stdout
     assert not re.search(r"^error:", res.stdout, re.M), res.stdout

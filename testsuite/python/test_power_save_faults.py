@@ -18,7 +18,10 @@ pytestmark = pytest.mark.skipif(
     not have_programs(), reason="azrdma power-save programs not built "
     "(set AZRDMA_BUILDDIR)")
 
-RESUME_TIMEOUT = 30
+# Short, so that the killed resume is found soon; long enough for a VM
+# create on a loaded 2-core machine (two worlds and builds at once in
+# testsuite/run took 25 s for one).
+RESUME_TIMEOUT = 45
 GHOST_DOMAIN = "Domain=fab9 Nodes=ghost[1-2] VmSize=Standard_HB120rs_v3"
 
 # node -> (what goes wrong, faults); every fault matches the node's own
