@@ -19,8 +19,8 @@ pytestmark = pytest.mark.skipif(
     "(set AZRDMA_BUILDDIR)")
 
 # Short, so that the killed resume is found soon; long enough for a VM
-# create on a loaded 2-core machine (two worlds and builds at once in
-# testsuite/run took 25 s for one).
+# create and boot on a 2-core machine that runs two worlds and builds at
+# once (testsuite/run).
 RESUME_TIMEOUT = 45
 GHOST_DOMAIN = "Domain=fab9 Nodes=ghost[1-2] VmSize=Standard_HB120rs_v3"
 
