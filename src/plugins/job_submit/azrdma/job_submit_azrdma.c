@@ -314,11 +314,6 @@ extern void azrdma_job_submit_set_job_reader(job_reader_fn reader,
 	_free_job_desc = free_fn;
 }
 
-static bool _is_separator(char c)
-{
-	return strchr("&|,[]()*:!", c) || c == ' ' || c == '\t';
-}
-
 /* What one feature name is to azrdma; NAME_LEN-long names are nothing. */
 static void _classify(struct job_ask *ask, struct name_ref *r)
 {
@@ -356,29 +351,16 @@ static void _classify(struct job_ask *ask, struct name_ref *r)
 /* The feature names of a constraint such as "rdma&[hb0|hb1]*2". */
 static void _split_features(const char *expr, struct job_ask *ask)
 {
-	const char *p = expr;
+	const char *cursor = expr;
+	struct feature_name f;
 
-	while (p && *p) {
-		const char *start;
-		size_t len;
-
-		while (*p && _is_separator(*p))
-			p++;
-		start = p;
-		while (*p && !_is_separator(*p))
-			p++;
-		len = (size_t)(p - start);
-		if (!len)
-			continue;
-		if (start > expr && start[-1] == '*'
-		    && strspn(start, "0123456789") == len)
-			continue; /* a count, not a name */
+	while (feature_next_name(expr, &cursor, &f)) {
 		if (ask->count == MAX_NAMES) {
 			ask->too_many = true;
 			return;
 		}
-		ask->names[ask->count] = (struct name_ref){.s = start,
-		                                           .len = len};
+		ask->names[ask->count] = (struct name_ref){.s = f.s,
+		                                           .len = f.len};
 		_classify(ask, &ask->names[ask->count]);
 		ask->count++;
 	}
