@@ -478,6 +478,22 @@ static bool _rdma_partition(const char *partitions)
 }
 
 /*
+ * The partition slurmctld gives a job that names none: its default
+ * partition, slurm.conf's Default=YES (NULL when there is none).  A site's
+ * users mostly give no -p, so RdmaPartitions= naming the default partition
+ * must see them.  job_submit runs inside slurmctld with the partition read
+ * lock held, which guards default_part_name (an exported global of every
+ * release 22.05 .. 26.05); it is looked up at run time so that the plugin
+ * loads in any process.
+ */
+static const char *_default_partition(void)
+{
+	char **name = (char **)dlsym(RTLD_DEFAULT, "default_part_name");
+
+	return name ? *name : NULL;
+}
+
+/*
  * Append line to the user message (several plugins may share it): the
  * concatenation of parts, one Slurm allocation.
  */
@@ -898,7 +914,9 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 		memset(&_het, 0, sizeof(_het));
 	view = _view_of(job_desc);
 	_ask_read(&view, &ask);
-	if (!ask.rdma_feature && !_rdma_partition(job_desc->partition))
+	if (!ask.rdma_feature
+	    && !_rdma_partition(job_desc->partition ? job_desc->partition
+	                                            : _default_partition()))
 		return SLURM_SUCCESS;
 
 	profile = _asked_profile(job_desc, &off, &unknown);
