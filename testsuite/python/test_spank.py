@@ -73,6 +73,19 @@ def test_memlock_warning_names_the_limit(plugins):
             "not unlimited") in r.stderr, r.stderr
 
 
+def test_memlock_warning_comes_once_per_node_and_step_not_per_task(plugins):
+    """Issue 17 item 11: with many tasks per node the warning is printed by
+    the first task of each node, once per step, not by every task."""
+    r = plugins.run_ctl("bash", "-c", "ulimit -l 1024 && exec srun -p all -N 2 "
+                        "-n 8 --overcommit -C rdma -w f4n1,f4n2 true", timeout=180)
+    warning = "azrdma: warning: the memlock limit of this task is 1024 KiB"
+    assert r.stderr.count(warning) == 2, r.stderr
+    r = plugins.run_ctl("bash", "-c", "ulimit -l 1024 && exec salloc -p all -N 2 "
+                        "-C rdma -w f4n1,f4n2 bash -c 'srun -n 6 -O true; "
+                        "srun -n 6 -O true'", timeout=180)
+    assert r.stderr.count(warning) == 4, r.stderr
+
+
 def test_a_users_value_survives_in_an_srun_job(plugins):
     r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n2",
               env={"OMPI_MCA_pml": "cm"})
