@@ -154,23 +154,28 @@ static void _deallocate(struct sync *s, const char *vm, const char *why)
 	arm_result_free(res);
 }
 
-static void _nic_delete(struct sync *s, const char *node)
+/* Delete the NIC an unfinished resume left; true once it is gone. */
+static bool _nic_delete(struct sync *s, const char *node)
 {
 	struct arm_result *res = NULL;
 	char *nic = power_nic_name(node);
 	enum az_rc rc;
+	bool gone = true;
 
 	_report(s, node, "delete NIC %s of an unfinished resume", nic);
 	if (!s->dry_run) {
 		rc = arm_nic_delete(s->arm, nic, &res);
 		if (rc != AZ_OK && rc != AZ_ENOTFOUND) {
-			log_error("%s: NIC delete: %s", node,
-			          res ? res->err : "");
+			log_error("%s: NIC delete: %s; its journal entry stays "
+			          "for the next run",
+			          node, res ? res->err : "");
 			s->failures++;
+			gone = false;
 		}
 		arm_result_free(res);
 	}
 	free(nic);
+	return gone;
 }
 
 /* A node without a VM has no disk: its image record goes. */
@@ -293,9 +298,13 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 			continue;
 		journal = power_journal_read(s->conf, sn->name);
 		if (_powered_down(sn->state)) {
+			bool nic_gone = true;
+
 			if (journal && !vs)
-				_nic_delete(s, sn->name);
-			if (journal && !s->dry_run)
+				nic_gone = _nic_delete(s, sn->name);
+			/* The entry is all that remembers the NIC (and its
+			 * address): it goes with the NIC, not before. */
+			if (journal && nic_gone && !s->dry_run)
 				power_journal_clear(s->conf, sn->name);
 			if (!vs)
 				_image_forget(s, sn->name);

@@ -2,12 +2,16 @@
 with --dry-run), zombies set DOWN with a reason, stale addresses reset, and
 empty availability sets of the cluster deleted."""
 
+import os
 import re
+import signal
+import subprocess
 
 import pytest
 
 from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs,
                               program)
+from lib.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
     not have_programs() or not program("azrdma-sync"),
@@ -16,6 +20,7 @@ pytestmark = pytest.mark.skipif(
 ORPHAN = "spare2"   # its node was taken out of slurm.conf, its VM runs on
 STALE = "f3n5"
 ZOMBIE = "f3n3"
+HALFWAY = "f3n6"  # a resume killed after its NIC, before its VM
 # A domain only azrdma.conf knows: its set must end up empty.
 GHOST_DOMAIN = "Domain=fab8 Nodes=spare[1-2] VmSize=Standard_HB120rs_v3"
 
@@ -123,3 +128,50 @@ def test_sync_downs_a_node_whose_vm_went_away_behind_slurms_back(cloud, azrdma):
                 cloud.scontrol("update", f"nodename={ZOMBIE}", "state=resume")
 
 
+
+
+def _nics(world):
+    return {n["name"] for n in world.emulator_admin("GET", "nics")}
+
+
+def test_sync_keeps_the_journal_until_the_nic_of_a_killed_resume_is_gone(
+        cloud, azrdma):
+    """Issue 17 item 5: a failed NIC delete left the journal cleared and
+    the NIC (and its address) leaked; the entry stays until the NIC is
+    gone, and the next sync deletes it."""
+    nic = f"{HALFWAY}-nic"
+    cloud.wait_powered_down([HALFWAY])
+    # The VM's creation fails slowly: the resume is killed while it waits,
+    # with its NIC made and no VM.
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": rf"/virtualMachines/{HALFWAY}$", "count": 1,
+        "status": 500, "seconds": 60})
+    resume = cloud.ctl.popen(["setpriv", "--reuid=slurm", "--regid=slurm",
+                              "--init-groups", program("azrdma-resume"), HALFWAY],
+                             env=cloud._env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "step=vm" in (azrdma.journal(HALFWAY) or ""), 60,
+                 f"{HALFWAY}: resume at its VM")
+    finally:
+        os.kill(resume.pid, signal.SIGKILL)
+        resume.wait(30)
+    cloud.emulator_admin("DELETE", "faults")
+    assert nic in _nics(cloud)
+    assert "nic=made" in azrdma.journal(HALFWAY)
+    cloud.emulator_admin("POST", "faults", {
+        "method": "DELETE", "path": rf"/networkInterfaces/{nic}$", "count": 20,
+        "status": 409, "code": "Conflict", "message": "Injected: NIC in use."})
+    try:
+        res = _as_slurm(cloud, "azrdma-sync", check=False)
+        assert f"{HALFWAY}: delete NIC {nic}" in res.stdout, res.stdout
+        assert res.returncode == 1, res.stdout + res.stderr
+    finally:
+        cloud.emulator_admin("DELETE", "faults")
+    assert nic in _nics(cloud)
+    assert "nic=made" in (azrdma.journal(HALFWAY) or ""), \
+        "the journal was cleared though the NIC is still there"
+    out = _sync(cloud)
+    assert f"{HALFWAY}: delete NIC {nic}" in out, out
+    assert nic not in _nics(cloud)
+    assert azrdma.journal(HALFWAY) is None
