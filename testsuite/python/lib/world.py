@@ -123,8 +123,21 @@ class World:
 
     # -- bring up / tear down ----------------------------------------------
 
+    def _check_slurm_user_reads(self):
+        """Refuse at once what SlurmUser cannot load from (a checkout in a
+        0700 home): slurmctld would die of a plugrack fatal later."""
+        paths = [os.path.abspath(p) for p in
+                 (self.plugindir, os.environ.get("AZRDMA_BUILDDIR")) if p]
+        if not paths:
+            return
+        res = subprocess.run([os.path.join(REPO, "testsuite", "slurm-user-reads"),
+                              *paths], stderr=subprocess.PIPE, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr.strip())
+
     def start(self):
         """Bring the world up; on any failure tear down what was started."""
+        self._check_slurm_user_reads()
         stale = netns.prefix_netns(self.prefix) + netns.prefix_links(self.prefix)
         if stale:
             raise RuntimeError(
