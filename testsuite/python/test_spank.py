@@ -86,6 +86,44 @@ def test_memlock_warning_comes_once_per_node_and_step_not_per_task(plugins):
     assert r.stderr.count(warning) == 4, r.stderr
 
 
+NO_CONF_NODE = "f4n3"
+
+
+def test_a_node_without_azrdma_conf_runs_every_job_step(plugins):
+    """Issue 17 item 10: a node without azrdma.conf (configless Slurm ships
+    slurm.conf and plugstack.conf, not ours) lost every job step to the
+    required spank plugin's failed init.  Now every step runs, a batch job
+    keeps the profile job_submit/azrdma put in its environment, and slurmd
+    says once what the node does without."""
+    node = NO_CONF_NODE
+    plugins.wait_powered_down([node])
+    plugins.set_hooks_conf("no_azrdma_conf", [node])
+    try:
+        r = plugins.run_ctl("srun", "-p", "all", "-N", "1", "-w", node, "true",
+                            check=False, timeout=180)
+        assert r.returncode == 0, r.stderr
+        r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", node, check=False)
+        assert r.returncode == 0, r.stderr
+        env = per_node_env(r.stdout)[node]
+        assert "AZRDMA_MPI_PROFILE" not in env, env
+        r = plugins.run_ctl("sbatch", "--parsable", "-p", "all", "-N", "1",
+                            "-C", "rdma", "-w", node,
+                            f"--output={plugins.path('jobs', '%j.out')}",
+                            "--wrap", "srun " + " ".join(
+                                f"'{a}'" for a in TASK_ENV))
+        job_id = int(r.stdout.strip().split(";")[0])
+        plugins.wait_job(job_id, timeout=180)
+        env = per_node_env(plugins.job_output(job_id))[node]
+        _assert_profile(env, node)
+        log = open(plugins.path("logs", f"slurmd-{node}.log")).read()
+        said = "does not exist: job steps on this node run without spank/azrdma"
+        assert log.count(said) == 1, log[-3000:]
+    finally:
+        plugins.set_hooks_conf("no_azrdma_conf", None)
+        plugins.scontrol("update", f"nodename={node}", "state=power_down_force")
+        plugins.wait_powered_down([node], timeout=120)
+
+
 def test_a_users_value_survives_in_an_srun_job(plugins):
     r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n2",
               env={"OMPI_MCA_pml": "cm"})

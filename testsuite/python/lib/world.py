@@ -443,6 +443,20 @@ class World:
         with open(self.hooks_conf_path) as f:
             return json.load(f)
 
+    def set_hooks_conf(self, key, value):
+        """Change one setting of the hooks (read at each VM boot); None
+        removes it."""
+        conf = self.hooks_conf()
+        if value is None:
+            conf.pop(key, None)
+        else:
+            conf[key] = value
+        tmp = self.hooks_conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(conf, f, indent=1)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.hooks_conf_path)
+
     @contextlib.contextmanager
     def slurm_conf_changed(self, overrides, restart=False, node_features=None):
         """Run a block with slurm.conf lines added or replaced, then restore.

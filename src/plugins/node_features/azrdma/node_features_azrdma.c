@@ -92,10 +92,30 @@ static pthread_mutex_t _lock = PTHREAD_MUTEX_INITIALIZER;
 static void _forget_domain_bitmap(void);
 static void _stop_publisher(void);
 
+/*
+ * slurmd on a node without azrdma.conf (configless Slurm does not ship it)
+ * works on: the node reports no image, and slurmctld, whose azrdma.conf
+ * decides everything, knows the node's features anyway.  slurmctld
+ * itself cannot work without the file.
+ */
 extern int init(void)
 {
+	bool absent = false;
+	char *path = NULL;
+
 	sl_plugin_log_init(plugin_type);
-	_conf = sl_plugin_conf_load();
+	_conf = sl_plugin_conf_load_optional(&absent, &path);
+	if (absent && strcmp(program_invocation_short_name, "slurmctld"))
+		log_info("%s does not exist: this node reports no image; "
+			 "slurmctld's azrdma.conf decides its features",
+			 path ? path : "azrdma.conf");
+	else if (absent)
+		log_error("%s does not exist: slurmctld needs it (see "
+			  "azrdma.conf(5) and 'azrdma-config check')",
+			  path ? path : "azrdma.conf");
+	free(path);
+	if (absent && strcmp(program_invocation_short_name, "slurmctld"))
+		return SLURM_SUCCESS;
 	return _conf ? SLURM_SUCCESS : SLURM_ERROR;
 }
 
@@ -311,7 +331,7 @@ extern bool node_features_p_changeable_feature(char *input)
 {
 	const struct conf_image *img;
 
-	return input && feature_is_image(_conf, input, &img) && img;
+	return _conf && input && feature_is_image(_conf, input, &img) && img;
 }
 
 #if SL_NF_HAS_GET_NODE
@@ -335,8 +355,9 @@ extern int node_features_p_job_valid(char *job_features)
 {
 	char err[AZ_ERRLEN];
 
-	if (features_job_check(_conf, job_features, NULL, err, sizeof(err))
-	    != AZ_OK) {
+	if (_conf
+	    && features_job_check(_conf, job_features, NULL, err, sizeof(err))
+	               != AZ_OK) {
 		log_info("refusing constraint '%s': %s", job_features, err);
 		return ESLURM_INVALID_FEATURE;
 	}
@@ -354,7 +375,8 @@ extern char *node_features_p_job_xlate(char *job_features)
 {
 	const struct conf_image *img = NULL;
 
-	if (features_job_check(_conf, job_features, &img, NULL, 0) != AZ_OK
+	if (!_conf
+	    || features_job_check(_conf, job_features, &img, NULL, 0) != AZ_OK
 	    || !img)
 		return NULL;
 	return _to_xstr(feature_of_image(img));
@@ -376,6 +398,9 @@ static bitstr_t *_build_domain_bitmap(void)
 	char *all;
 	size_t n = 0, k = 0;
 	char **names;
+
+	if (!_conf)
+		return NULL;
 
 	for (size_t i = 0; i < _conf->domain_count; i++)
 		n += _conf->domains[i].node_count;
@@ -542,7 +567,7 @@ extern bool node_features_p_node_update_valid(void *node_ptr,
 {
 	char err[AZ_ERRLEN];
 
-	if (!msg->features_act)
+	if (!msg->features_act || !_conf)
 		return true;
 	if (features_job_check(_conf, msg->features_act, NULL, err,
 			       sizeof(err)) != AZ_OK) {
@@ -559,7 +584,8 @@ extern char *node_features_p_node_xlate(char *new_features,
 					char *orig_features,
 					char *avail_features, int node_inx)
 {
-	char *kept = features_without_images(_conf, orig_features);
+	char *kept = _conf ? features_without_images(_conf, orig_features)
+			   : features_union(orig_features, NULL);
 	char *merged = kept ? features_union(new_features, kept) : NULL;
 
 	free(kept);
@@ -587,9 +613,10 @@ extern uint32_t node_features_p_reboot_weight(void)
 #if SL_NF_HAS_RECONFIG
 extern int node_features_p_reconfig(void)
 {
-	struct azrdma_conf *fresh = sl_plugin_conf_load();
+	bool absent = false;
+	struct azrdma_conf *fresh = sl_plugin_conf_load_optional(&absent, NULL);
 
-	if (!fresh)
+	if (!fresh && !(absent && !_conf))
 		return SLURM_ERROR;
 	pthread_mutex_lock(&_lock);
 	conf_free(_conf);
@@ -623,6 +650,8 @@ extern void node_features_p_get_config(config_plugin_params_t *p)
 	struct az_buf b = {0};
 
 	p->name = slurm_xstrdup(plugin_type);
+	if (!_conf)
+		return;
 	for (size_t i = 0; i < _conf->domain_count; i++) {
 		const struct conf_domain *d = &_conf->domains[i];
 
