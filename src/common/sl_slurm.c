@@ -105,6 +105,17 @@ enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 	return AZ_OK;
 }
 
+enum az_rc sl_suspend_timeout(unsigned *secs, char *err, size_t errlen)
+{
+	slurm_conf_t *conf = NULL;
+
+	if (slurm_load_ctl_conf((time_t)0, &conf) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, "asking SuspendTimeout");
+	*secs = conf->suspend_timeout;
+	sl_free_ctl_conf(conf);
+	return AZ_OK;
+}
+
 void sl_version_string(uint32_t number, char *buf, size_t len)
 {
 	snprintf(buf, len, "%u.%02u.%u", SLURM_VERSION_MAJOR(number),

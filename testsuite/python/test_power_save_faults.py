@@ -4,10 +4,13 @@ resume killed with SIGKILL half-way is cleaned up by azrdma-resume-fail at
 ResumeTimeout; a suspend racing a resume on one node waits for it; a resume
 outlives a slurmctld restart."""
 
+import fcntl
 import os
 import re
 import signal
+import pwd
 import subprocess
+import time
 
 import pytest
 
@@ -164,6 +167,50 @@ def test_suspend_racing_a_resume_waits_for_it(cloud, azrdma):
     assert running < deallocated, log[-3000:]
     assert cloud.vm_power(RACED) == "deallocated"
     assert azrdma.journal(RACED) is None
+
+
+IN_USE = "f3n7"
+
+
+def _suspend_by_hand(world, node):
+    return world.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
+                         "--init-groups", program("azrdma-suspend"), node,
+                         check=False, timeout=180)
+
+
+def test_suspend_leaves_the_vm_of_a_node_a_newer_job_holds(cloud, azrdma):
+    """Issue 17 item 3: a suspend that got a node's lock late (after a
+    resume held it past SuspendTimeout) deallocated the VM a newer job was
+    starting on; it reads the node's state again once it holds the lock."""
+    cloud.wait_powered_down([IN_USE])
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", IN_USE, wrap="sleep 120")
+    try:
+        cloud.wait_job_running(job_id, timeout=120)
+        res = _suspend_by_hand(cloud, IN_USE)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"{IN_USE}: in use by a newer job" in azrdma.log_text()
+        assert cloud.vm_power(IN_USE) == "running"
+        assert cloud.job(job_id)["JobState"] == "RUNNING"
+    finally:
+        cloud.run_ctl("scancel", str(job_id))
+        cloud.wait_powered_down([IN_USE], timeout=120)
+
+
+def test_suspend_waits_for_a_lock_no_longer_than_suspend_timeout(cloud, azrdma):
+    """Issue 17 item 3: the lock wait (600 s) outlived SuspendTimeout, after
+    which slurmctld gives the node to newer jobs."""
+    lock = os.path.join(azrdma.state_dir, "locks", "ghost2")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    with open(lock, "a") as held:
+        slurm = pwd.getpwnam("slurm")
+        os.chown(lock, slurm.pw_uid, slurm.pw_gid)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = _suspend_by_hand(cloud, "ghost2")
+    assert res.returncode == 1, res.stdout + res.stderr
+    # SuspendTimeout is 5 s here, so the floor of 30 s; the wait was 600 s
+    # whatever SuspendTimeout was.
+    assert "ghost2: another azrdma program holds its lock (waited 30 s)" \
+        in azrdma.log_text()
 
 
 def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
