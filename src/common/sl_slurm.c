@@ -160,8 +160,12 @@ enum az_rc sl_node_load(const char *name, struct sl_node *out, char *err,
 
 	memset(out, 0, sizeof(*out));
 	if (slurm_load_node_single(&msg, (char *)name, SHOW_ALL)
-	    != SLURM_SUCCESS)
+	    != SLURM_SUCCESS) {
+		if (errno == ESLURM_INVALID_NODE_NAME)
+			return az_err(AZ_ENOTFOUND, err, errlen,
+				      "node %s is not in slurm.conf", name);
 		return _slurm_err(err, errlen, name);
+	}
 	if (!msg || msg->record_count < 1 || !msg->node_array[0].name) {
 		if (msg)
 			slurm_free_node_info_msg(msg);

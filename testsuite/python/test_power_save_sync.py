@@ -2,7 +2,9 @@
 with --dry-run), zombies set DOWN with a reason, stale addresses reset, and
 empty availability sets of the cluster deleted."""
 
+import fcntl
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -22,6 +24,7 @@ ORPHAN = "spare2"   # its node was taken out of slurm.conf, its VM runs on
 STALE = "f3n5"
 ZOMBIE = "f3n3"
 HALFWAY = "f3n6"  # a resume killed after its NIC, before its VM
+SUSPENDED = "f3n8"  # suspended by Slurm while sync looked
 # A domain only azrdma.conf knows: its set must end up empty.
 GHOST_DOMAIN = "Domain=fab8 Nodes=spare[1-2] VmSize=Standard_HB120rs_v3"
 
@@ -67,6 +70,17 @@ def test_sync_deletes_an_empty_availability_set_of_the_cluster(cloud, azrdma):
     assert "spare1" not in cloud.vms()
     out = _sync(cloud, "--dry-run")
     assert f"would {avset}: delete empty availability set" in out, out
+    # Issue 17 item 4: a resume makes the set before its VMs, holding its
+    # nodes' locks; while one is held the empty set may be about to fill.
+    lock = os.path.join(azrdma.state_dir, "locks", "spare2")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    with open(lock, "a") as held:
+        slurm = pwd.getpwnam("slurm")
+        os.chown(lock, slurm.pw_uid, slurm.pw_gid)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        out = _sync(cloud)
+    assert f"{avset}: delete" not in out, out
+    assert f"{avset}: spare2 is busy" in azrdma.log_text()
     out = _sync(cloud)
     assert f"{avset}: delete empty availability set" in out, out
     deletes = [e for e in cloud.emulator_admin("GET", "log")
@@ -188,3 +202,30 @@ def test_sync_keeps_the_journal_until_the_nic_of_a_killed_resume_is_gone(
     assert f"{HALFWAY}: delete NIC {nic}" in out, out
     assert nic not in _nics(cloud)
     assert azrdma.journal(HALFWAY) is None
+
+
+def test_sync_reads_a_node_again_before_setting_it_down(cloud, azrdma):
+    """Issue 17 item 4: sync read Slurm's nodes, then the VMs; a node Slurm
+    suspended in between (VM deallocated, node powered down) looked like a
+    node up without its VM and was set DOWN.  With the node's lock held,
+    sync reads its state and its VM again."""
+    cloud.wait_powered_down([SUSPENDED])
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", SUSPENDED, wrap="true")
+    cloud.wait_job(job_id, timeout=180)
+    # The VM list answers late: Slurm suspends the idle node meanwhile.
+    cloud.emulator_admin("POST", "faults", {
+        "method": "GET", "count": 1, "action": "delay", "seconds": 40,
+        "path": r"^/subscriptions/[^/]+/providers/Microsoft.Compute/virtualMachines$"})
+    try:
+        sync = cloud.ctl.popen(["setpriv", "--reuid=slurm", "--regid=slurm",
+                                "--init-groups", program("azrdma-sync")],
+                               env=cloud._env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        out, _ = sync.communicate(timeout=180)
+    finally:
+        cloud.emulator_admin("DELETE", "faults")
+    assert cloud.vm_power(SUSPENDED) == "deallocated", \
+        "Slurm did not suspend the node while sync waited: the test proves nothing"
+    assert f"{SUSPENDED}: set DOWN" not in out, out
+    assert "DOWN" not in cloud.node_flags(SUSPENDED), cloud.node(SUSPENDED)
+    assert f"{SUSPENDED}: changed while sync looked (powered down)" in azrdma.log_text()
