@@ -105,13 +105,15 @@ enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 	return AZ_OK;
 }
 
-enum az_rc sl_suspend_timeout(unsigned *secs, char *err, size_t errlen)
+enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
+                           size_t errlen)
 {
 	slurm_conf_t *conf = NULL;
 
 	if (slurm_load_ctl_conf((time_t)0, &conf) != SLURM_SUCCESS)
-		return _slurm_err(err, errlen, "asking SuspendTimeout");
-	*secs = conf->suspend_timeout;
+		return _slurm_err(err, errlen, "asking for its configuration");
+	out->suspend_timeout = conf->suspend_timeout;
+	out->slurm_user_id = conf->slurm_user_id;
 	sl_free_ctl_conf(conf);
 	return AZ_OK;
 }

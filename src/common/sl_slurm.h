@@ -68,8 +68,14 @@ enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 /* "26.05.3" for a SLURM_VERSION_NUMBER-style number (0x1a0503). */
 void sl_version_string(uint32_t number, char *buf, size_t len);
 
-/* slurmctld's SuspendTimeout, in seconds. */
-enum az_rc sl_suspend_timeout(unsigned *secs, char *err, size_t errlen);
+/* What azrdma's programs need of slurmctld's configuration. */
+struct sl_ctl_settings {
+	unsigned suspend_timeout; /* SuspendTimeout, seconds */
+	uint32_t slurm_user_id;   /* SlurmUser: slurmctld's own reasons */
+};
+
+enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
+                           size_t errlen);
 
 /* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
 char *sl_state_string(uint32_t state);

@@ -228,14 +228,16 @@ static unsigned _lock_wait_s(void)
 #ifdef RESUME_FAIL
 	return SUSPEND_LOCK_WAIT_S;
 #else
+	struct sl_ctl_settings ctl;
 	char err[AZ_ERRLEN];
 	unsigned timeout;
 
-	if (sl_suspend_timeout(&timeout, err, sizeof(err)) != AZ_OK) {
+	if (sl_ctl_settings(&ctl, err, sizeof(err)) != AZ_OK) {
 		log_warn("%s; waiting %u s at most for a node's lock", err,
 		         SUSPEND_LOCK_WAIT_S);
 		return SUSPEND_LOCK_WAIT_S;
 	}
+	timeout = ctl.suspend_timeout;
 	if (timeout < SUSPEND_LOCK_WAIT_MIN_S)
 		return SUSPEND_LOCK_WAIT_MIN_S;
 	return timeout < SUSPEND_LOCK_WAIT_S ? timeout : SUSPEND_LOCK_WAIT_S;

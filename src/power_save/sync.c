@@ -45,6 +45,7 @@ struct sync {
 	struct sl_nodes nodes;
 	bool dry_run;
 	unsigned grace_s;
+	uint32_t slurm_user_id; /* whose reasons are Slurm's or ours */
 	unsigned actions, failures;
 };
 
@@ -251,19 +252,28 @@ static char *_vm_power_now(struct sync *s, const char *vm, bool *gone)
 	return out;
 }
 
-/* The node's Slurm state now, with its lock held; false if unreadable. */
+/*
+ * The node as slurmctld has it now, with its lock held; false if it cannot
+ * be read.  *unknown: slurmctld does not know the name (out stays empty).
+ * Free out with sl_node_free().
+ */
+static bool _node_now(const char *node, struct sl_node *out, bool *unknown)
+{
+	char err[AZ_ERRLEN];
+	enum az_rc rc = sl_node_load(node, out, err, sizeof(err));
+
+	*unknown = rc == AZ_ENOTFOUND;
+	if (rc != AZ_OK && !*unknown)
+		log_error("%s: %s", node, err);
+	return rc == AZ_OK || *unknown;
+}
+
 static bool _node_state_now(const char *node, uint32_t *state, bool *unknown)
 {
 	struct sl_node sn;
-	char err[AZ_ERRLEN];
-	enum az_rc rc = sl_node_load(node, &sn, err, sizeof(err));
 
-	*unknown = rc == AZ_ENOTFOUND;
-	if (rc != AZ_OK) {
-		if (!*unknown)
-			log_error("%s: %s", node, err);
-		return *unknown;
-	}
+	if (!_node_now(node, &sn, unknown))
+		return false;
 	*state = sn.state;
 	sl_node_free(&sn);
 	return true;
@@ -358,6 +368,53 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 	}
 }
 
+/*
+ * A node azrdma or slurmctld set DOWN because its resume failed (azrdma's
+ * "azrdma: <code>: ..." reasons, Slurm's "ResumeTimeout reached"), set by
+ * SlurmUser, never drained: what an admin set DOWN or DRAIN, or any reason
+ * of someone else, is theirs to resume.
+ */
+static bool _failed_resume(const struct sync *s, const struct sl_node *n)
+{
+	if ((n->state & NODE_STATE_BASE) != NODE_STATE_DOWN
+	    || (n->state & NODE_STATE_DRAIN) || !n->reason
+	    || n->reason_uid != s->slurm_user_id)
+		return false;
+	return !strncmp(n->reason, "azrdma: ", 8)
+	       || !strncmp(n->reason, "ResumeTimeout reached", 21);
+}
+
+/*
+ * A powered-down node whose resume failed, its VM cleaned up (gone or
+ * deallocated, no NIC left of an unfinished resume): back to idle~ once
+ * its domain's capacity cooldown is over, so that transient faults do not
+ * shrink the cluster until an admin looks (the next job powers it up as
+ * any other).  While the cooldown holds, the next run does it.
+ */
+static void _return_to_service(struct sync *s, const struct sl_node *n)
+{
+	const struct conf_domain *d = domain_for_node(s->conf, n->name);
+	char cooldown[POWER_REASON_LEN], err[AZ_ERRLEN];
+
+	if (!d || !_failed_resume(s, n))
+		return;
+	if (power_cooldown_get(s->conf, d->name, cooldown, sizeof(cooldown))) {
+		log_info("%s: failed resume (%s); back to idle~ once domain "
+		         "%s's cooldown ends",
+		         n->name, n->reason, d->name);
+		return;
+	}
+	_report(s, n->name, "return to idle~ (its resume failed: %s; the VM "
+	        "is cleaned up)", n->reason);
+	if (s->dry_run)
+		return;
+	if (sl_node_set_state(n->name, NODE_RESUME, NULL, err, sizeof(err))
+	    != AZ_OK) {
+		log_error("%s: %s", n->name, err);
+		s->failures++;
+	}
+}
+
 /* Nodes of azrdma.conf: zombies, stale addresses, unfinished journals. */
 static void _sync_nodes(struct sync *s, char **vm_state)
 {
@@ -368,6 +425,7 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 		char why[128];
 		int lock = -1;
 		uint32_t state = 0;
+		struct sl_node now = {0};
 		bool unknown;
 
 		if (!domain_for_node(s->conf, sn->name) || _busy(sn->state))
@@ -377,15 +435,18 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 			continue;
 		/* What another program did before the lock was free counts:
 		 * read the node again, and its VM before acting on it. */
-		if (!_node_state_now(sn->name, &state, &unknown) || unknown
-		    || _busy(state)) {
+		if (!_node_now(sn->name, &now, &unknown) || unknown
+		    || _busy(now.state)) {
+			sl_node_free(&now);
 			power_unlock_node(lock);
 			continue;
 		}
+		state = now.state;
 		if (_powered_down(state) != _powered_down(sn->state)) {
 			log_info("%s: changed while sync looked (%s); next time",
 			         sn->name, _powered_down(state) ? "powered down"
 			                                        : "powered up");
+			sl_node_free(&now);
 			power_unlock_node(lock);
 			continue;
 		}
@@ -401,6 +462,8 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 				power_journal_clear(s->conf, sn->name);
 			if (!vs)
 				_image_forget(s, sn->name);
+			if (nic_gone && (!vs || !strcmp(vs, "deallocated")))
+				_return_to_service(s, &now);
 			if (sn->addr && strcmp(sn->addr, sn->name)) {
 				_report(s, sn->name,
 				        "reset NodeAddr %s of a powered-down "
@@ -413,20 +476,21 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 		} else if ((state & NODE_STATE_BASE) != NODE_STATE_DOWN
 		           && (!vs || strcmp(vs, "running"))) {
 			bool gone;
-			char *now = _vm_power_now(s, sn->name, &gone);
+			char *power = _vm_power_now(s, sn->name, &gone);
 
-			if (now && !strcmp(now, "running")) {
+			if (power && !strcmp(power, "running")) {
 				log_info("%s: VM running again; not a zombie",
 				         sn->name);
-			} else if (now || gone) {
+			} else if (power || gone) {
 				snprintf(why, sizeof(why),
 				         "VM %s while the node is up",
-				         now ? now : "missing");
+				         power ? power : "missing");
 				_node_down(s, sn->name, why);
 			}
-			free(now);
+			free(power);
 		}
 		free(journal);
+		sl_node_free(&now);
 		power_unlock_node(lock);
 	}
 }
@@ -570,6 +634,7 @@ int main(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	struct sync s = {.grace_s = SYNC_DEFAULT_GRACE_S};
+	struct sl_ctl_settings ctl;
 	char err[AZ_ERRLEN], *path = NULL, **vm_state = NULL;
 	json_object *vms = NULL;
 	int verbose = 0, c, status = 1;
@@ -607,6 +672,11 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	if (sl_ctl_settings(&ctl, err, sizeof(err)) != AZ_OK) {
+		log_error("%s", err);
+		goto out;
+	}
+	s.slurm_user_id = ctl.slurm_user_id;
 	vm_state = calloc(s.nodes.count + 1, sizeof(*vm_state));
 	if (!vm_state
 	    || asprintf(&path,
