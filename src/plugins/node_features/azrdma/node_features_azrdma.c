@@ -85,7 +85,7 @@ const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 
 static struct azrdma_conf *_conf;
 #if SL_NF_HAS_RECONFIG
-/* The publisher's and reconfig's: which _conf is current. */
+/* Reconfig swaps _conf under it; no RPC is ever made holding it. */
 static pthread_mutex_t _lock = PTHREAD_MUTEX_INITIALIZER;
 #endif
 
@@ -149,35 +149,38 @@ static volatile bool _republish;
  * The image a node's VM disk holds: azrdma-resume records it in
  * <StateDir>/images/<node> when it creates the VM; else the default.
  */
-static const struct conf_image *_recorded_image(const char *node)
+static const struct conf_image *_recorded_image(const struct azrdma_conf *c,
+					       const char *node)
 {
 	char path[1024], *text = NULL;
 	const struct conf_image *img = NULL;
 
-	snprintf(path, sizeof(path), "%s/images/%s", _conf->state_dir, node);
+	snprintf(path, sizeof(path), "%s/images/%s", c->state_dir, node);
 	if (fs_read_file(path, 256, &text, NULL, NULL, 0) == AZ_OK) {
 		text[strcspn(text, " \t\r\n")] = '\0';
-		img = conf_image_find(_conf, text);
+		img = conf_image_find(c, text);
 	}
 	free(text);
-	return img ? img : conf_image_default(_conf);
+	return img ? img : conf_image_default(c);
 }
 
 /*
  * The image a node's active features name, if they name exactly one known
  * image (a node's list is a constraint of ANDs, so the job rules apply).
  */
-static const struct conf_image *_active_image(const char *list)
+static const struct conf_image *_active_image(const struct azrdma_conf *c,
+					     const char *list)
 {
 	const struct conf_image *img = NULL;
 
-	if (features_job_check(_conf, list, &img, NULL, 0) != AZ_OK)
+	if (features_job_check(c, list, &img, NULL, 0) != AZ_OK)
 		return NULL;
 	return img;
 }
 
 /* Publish one node's features if slurmctld lacks any; false: retry later. */
-static bool _publish_node(const struct conf_domain *d, const char *node)
+static bool _publish_node(const struct azrdma_conf *c,
+			  const struct conf_domain *d, const char *node)
 {
 	node_info_msg_t *msg = NULL;
 	update_node_msg_t upd;
@@ -197,18 +200,18 @@ static bool _publish_node(const struct conf_domain *d, const char *node)
 	}
 	ni = &msg->node_array[0];
 	stat = features_static(d);
-	images = features_images(_conf);
+	images = features_images(c);
 	base = features_union(ni->features, stat);
 	avail = base ? features_union(base, images) : NULL;
 	free(base);
 	base = NULL;
-	if (_active_image(ni->features_act)) {
+	if (_active_image(c, ni->features_act)) {
 		act = features_union(ni->features_act, stat);
 	} else {
 		/* None, or a stale one: the disk's image replaces them. */
-		char *kept = features_without_images(_conf, ni->features_act);
+		char *kept = features_without_images(c, ni->features_act);
 
-		img_feature = feature_of_image(_recorded_image(node));
+		img_feature = feature_of_image(_recorded_image(c, node));
 		base = kept ? features_union(kept, stat) : NULL;
 		act = base ? features_union(base, img_feature) : NULL;
 		free(kept);
@@ -245,15 +248,15 @@ out:
 	return ok;
 }
 
-static bool _publish_all(void)
+static bool _publish_all(const struct azrdma_conf *c)
 {
 	bool ok = true;
 
-	for (size_t i = 0; i < _conf->domain_count && !_stopping; i++) {
-		const struct conf_domain *d = &_conf->domains[i];
+	for (size_t i = 0; i < c->domain_count && !_stopping; i++) {
+		const struct conf_domain *d = &c->domains[i];
 
 		for (size_t j = 0; j < d->node_count && !_stopping; j++)
-			if (!_publish_node(d, d->node_names[j]))
+			if (!_publish_node(c, d, d->node_names[j]))
 				ok = false;
 	}
 	return ok;
@@ -262,19 +265,32 @@ static bool _publish_all(void)
 /*
  * Runs inside slurmctld.  It is started while slurmctld reads its
  * configuration, before it answers RPCs, so it retries until they work.
+ *
+ * Each pass works on an azrdma.conf of its own, loaded for it, and holds
+ * no lock of the plugin: its RPCs wait for slurmctld's locks, and
+ * slurmctld calls reconfig (which swaps _conf under _lock) with its write
+ * locks held, so a lock held across an RPC would stop slurmctld.  A
+ * reconfigure during a pass asks for another pass, which loads the new
+ * file.
  */
 static void *_publish_thread(void *arg)
 {
 	for (unsigned waited = 0; !_stopping && waited < PUBLISH_WAIT_SECONDS;
 	     waited++) {
+		struct azrdma_conf *c;
+		size_t domains;
+		bool done;
+
 		sleep(1);
-		pthread_mutex_lock(&_lock);
 		_republish = false;
-		bool done = _publish_all();
-		pthread_mutex_unlock(&_lock);
+		c = sl_plugin_conf_load();
+		if (!c)
+			continue;
+		done = _publish_all(c);
+		domains = c->domain_count;
+		conf_free(c);
 		if (done && !_republish) {
-			log_info("features published for %zu domains",
-				 _conf->domain_count);
+			log_info("features published for %zu domains", domains);
 			return NULL;
 		}
 	}
@@ -386,8 +402,8 @@ extern char *node_features_p_job_xlate(char *job_features)
  * The nodes of every domain as a bitmap of slurmctld's node table.  The
  * scheduler and backfill ask for it on every pass, so it is built once
  * and kept until the configuration or the node table changes.  Its own
- * mutex: _lock is held across RPCs to slurmctld by the publisher, and
- * these calls come from slurmctld with its locks held.
+ * mutex, held only around the bitmap: these calls come from slurmctld with
+ * its locks held.
  */
 static pthread_mutex_t _bitmap_lock = PTHREAD_MUTEX_INITIALIZER;
 static bitstr_t *_domain_bitmap;
