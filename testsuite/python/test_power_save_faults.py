@@ -15,6 +15,7 @@ import time
 import pytest
 
 from lib.azrdma_world import azrdma_power_save, have_programs, program
+from lib import world as world_mod
 from lib.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -226,6 +227,43 @@ def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
     assert cloud.job_output(job_id).split() == [RESTARTED]
     assert cloud.vm_power(RESTARTED) == "running" or \
         cloud.vm_power(RESTARTED) == "deallocated"
+
+
+ADDR_NODES = ["f3n6", "f3n8"]
+
+
+def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
+    """Issue 17 item 6 (the part fixed): slurmctld was away when the resume
+    sent the nodes' addresses ("Unable to contact slurm controller") and
+    the resume never sent them again.  It now sends them until slurmctld
+    takes them, its node locks held meanwhile.  (The recovered job itself
+    still fails here on 22.05: its steps resolve the node names, see the
+    issue's note.)"""
+    cloud.wait_powered_down(ADDR_NODES)
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": r"/networkInterfaces/f3n[68]-nic$", "count": 2,
+        "action": "delay", "seconds": 6})
+    job_id = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(ADDR_NODES),
+                          wrap="srun hostname")
+    try:
+        wait_for(lambda: _resume_pids(azrdma, "f3n[6,8]"), 60, "the resume running")
+        ctld = cloud.procs.pop("slurmctld")
+        world_mod._terminate(ctld, 30)
+        try:
+            wait_for(lambda: "not set" in azrdma.log_text()
+                     and "again in" in azrdma.log_text(), 60,
+                     "the resume to find slurmctld away and try again")
+        finally:
+            cloud._start_slurmctld()
+        wait_for(lambda: re.search(r"f3n[68]: NodeAddr=\S+ set at try \d+",
+                                   azrdma.log_text()), 120,
+                 "the address to reach slurmctld")
+        azrdma.wait_programs_done()
+        assert "gave up" not in azrdma.log_text()
+    finally:
+        cloud.run_ctl("scancel", str(job_id))
+        azrdma.wait_programs_done()
+        cloud.wait_powered_down(ADDR_NODES, timeout=120)
 
 
 def test_feature_reboot_recreates_the_vm_with_the_requested_image(cloud, azrdma):
