@@ -85,12 +85,23 @@ static enum az_rc _copy(struct sl_node *out, const node_info_t *in)
 
 /* libslurm leaves its error in errno (slurm_get_errno(), gone in 24.11,
  * only ever returned it). */
+/* slurmctld could not be reached (restarting, network): worth a retry. */
+static bool _unreachable(int e)
+{
+	return e == SLURM_COMMUNICATIONS_CONNECTION_ERROR
+	       || (e >= SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR
+	           && e <= SLURMCTLD_COMMUNICATIONS_SHUTDOWN_ERROR)
+	       || e == SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT
+	       || e == ESLURM_IN_STANDBY_MODE || e == ESLURM_IN_STANDBY_USE_BACKUP;
+}
+
+/* AZ_EHTTP (transport) when slurmctld was not reached, else AZ_ESLURM. */
 static enum az_rc _slurm_err(char *err, size_t errlen, const char *what)
 {
 	int e = errno;
 
-	return az_err(AZ_ESLURM, err, errlen, "%s: %s", what,
-		      slurm_strerror(e));
+	return az_err(_unreachable(e) ? AZ_EHTTP : AZ_ESLURM, err, errlen,
+		      "%s: %s", what, slurm_strerror(e));
 }
 
 enum az_rc sl_controller_version(char *buf, size_t len, char *err,

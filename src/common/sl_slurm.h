@@ -59,8 +59,10 @@ void sl_node_free(struct sl_node *node);
 void sl_nodes_free(struct sl_nodes *nodes);
 
 /*
- * The Slurm release slurmctld runs ("26.05.3") into buf; AZ_ESLURM with why
- * when it does not answer.
+ * The Slurm release slurmctld runs ("26.05.3") into buf; an error with why
+ * when it does not answer.  Every call here that talks to slurmctld fails
+ * with AZ_EHTTP when slurmctld could not be reached (worth a retry), else
+ * AZ_ESLURM.
  */
 enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 				 size_t errlen);

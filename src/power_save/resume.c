@@ -554,8 +554,16 @@ static void _push_addr_now(struct rs *rs, const char *name, const char *ip)
 	char err[AZ_ERRLEN];
 	unsigned delay = 1, tries = 1;
 
-	for (; sl_node_set_addr(name, ip, name, err, sizeof(err)) != AZ_OK;
-	     tries++) {
+	for (;; tries++) {
+		enum az_rc rc = sl_node_set_addr(name, ip, name, err,
+		                                 sizeof(err));
+
+		if (rc == AZ_OK)
+			break;
+		if (rc != AZ_EHTTP) {
+			log_error("%s: NodeAddr=%s not set: %s", name, ip, err);
+			return;
+		}
 		if (time(NULL) + (time_t)delay > rs->addr_deadline) {
 			log_error("%s: NodeAddr=%s not set: %s; gave up", name,
 			          ip, err);

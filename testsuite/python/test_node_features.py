@@ -134,10 +134,7 @@ def test_a_node_without_azrdma_conf_registers_and_runs_jobs(nf_world):
     azrdma.conf (configless Slurm does not ship it) failed its init, and
     with it slurmd; now the node registers with slurmctld's features, runs
     jobs, and slurmd says once what it does without."""
-    node = "f5n2"
-    nf_world.wait_powered_down([node])
-    nf_world.set_hooks_conf("no_azrdma_conf", [node])
-    try:
+    with nf_world.node_without_azrdma_conf("f5n2") as node:
         job_id = nf_world.submit("-N", "1", "-p", "all", "-w", node,
                                  wrap="hostname")
         nf_world.wait_job(job_id, timeout=180)
@@ -147,7 +144,3 @@ def test_a_node_without_azrdma_conf_registers_and_runs_jobs(nf_world):
         log = open(nf_world.path("logs", f"slurmd-{node}.log")).read()
         said = "does not exist: this node reports no image"
         assert log.count(said) == 1, log[-3000:]
-    finally:
-        nf_world.set_hooks_conf("no_azrdma_conf", None)
-        nf_world.scontrol("update", f"nodename={node}", "state=power_down_force")
-        nf_world.wait_powered_down([node], timeout=120)

@@ -4,11 +4,9 @@ resume killed with SIGKILL half-way is cleaned up by azrdma-resume-fail at
 ResumeTimeout; a suspend racing a resume on one node waits for it; a resume
 outlives a slurmctld restart."""
 
-import fcntl
 import os
 import re
 import signal
-import pwd
 import subprocess
 import time
 
@@ -200,12 +198,7 @@ def test_suspend_leaves_the_vm_of_a_node_a_newer_job_holds(cloud, azrdma):
 def test_suspend_waits_for_a_lock_no_longer_than_suspend_timeout(cloud, azrdma):
     """Issue 17 item 3: the lock wait (600 s) outlived SuspendTimeout, after
     which slurmctld gives the node to newer jobs."""
-    lock = os.path.join(azrdma.state_dir, "locks", "ghost2")
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
-    with open(lock, "a") as held:
-        slurm = pwd.getpwnam("slurm")
-        os.chown(lock, slurm.pw_uid, slurm.pw_gid)
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with azrdma.node_lock_held("ghost2"):
         res = _suspend_by_hand(cloud, "ghost2")
     assert res.returncode == 1, res.stdout + res.stderr
     # SuspendTimeout is 5 s here, so the floor of 30 s; the wait was 600 s

@@ -2,9 +2,7 @@
 with --dry-run), zombies set DOWN with a reason, stale addresses reset, and
 empty availability sets of the cluster deleted."""
 
-import fcntl
 import os
-import pwd
 import re
 import signal
 import subprocess
@@ -72,12 +70,7 @@ def test_sync_deletes_an_empty_availability_set_of_the_cluster(cloud, azrdma):
     assert f"would {avset}: delete empty availability set" in out, out
     # Issue 17 item 4: a resume makes the set before its VMs, holding its
     # nodes' locks; while one is held the empty set may be about to fill.
-    lock = os.path.join(azrdma.state_dir, "locks", "spare2")
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
-    with open(lock, "a") as held:
-        slurm = pwd.getpwnam("slurm")
-        os.chown(lock, slurm.pw_uid, slurm.pw_gid)
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with azrdma.node_lock_held("spare2"):
         out = _sync(cloud)
     assert f"{avset}: delete" not in out, out
     assert f"{avset}: spare2 is busy" in azrdma.log_text()

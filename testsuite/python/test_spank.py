@@ -95,10 +95,7 @@ def test_a_node_without_azrdma_conf_runs_every_job_step(plugins):
     required spank plugin's failed init.  Now every step runs, a batch job
     keeps the profile job_submit/azrdma put in its environment, and slurmd
     says once what the node does without."""
-    node = NO_CONF_NODE
-    plugins.wait_powered_down([node])
-    plugins.set_hooks_conf("no_azrdma_conf", [node])
-    try:
+    with plugins.node_without_azrdma_conf(NO_CONF_NODE) as node:
         r = plugins.run_ctl("srun", "-p", "all", "-N", "1", "-w", node, "true",
                             check=False, timeout=180)
         assert r.returncode == 0, r.stderr
@@ -118,10 +115,6 @@ def test_a_node_without_azrdma_conf_runs_every_job_step(plugins):
         log = open(plugins.path("logs", f"slurmd-{node}.log")).read()
         said = "does not exist: job steps on this node run without spank/azrdma"
         assert log.count(said) == 1, log[-3000:]
-    finally:
-        plugins.set_hooks_conf("no_azrdma_conf", None)
-        plugins.scontrol("update", f"nodename={node}", "state=power_down_force")
-        plugins.wait_powered_down([node], timeout=120)
 
 
 def test_a_users_value_survives_in_an_srun_job(plugins):

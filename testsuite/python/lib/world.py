@@ -443,6 +443,20 @@ class World:
         with open(self.hooks_conf_path) as f:
             return json.load(f)
 
+    @contextlib.contextmanager
+    def node_without_azrdma_conf(self, node):
+        """For the block, the node boots without azrdma.conf (as under
+        configless Slurm); powered down afterwards, so that its next boot
+        has the file again."""
+        self.wait_powered_down([node])
+        self.set_hooks_conf("no_azrdma_conf", [node])
+        try:
+            yield node
+        finally:
+            self.set_hooks_conf("no_azrdma_conf", None)
+            self.scontrol("update", f"nodename={node}", "state=power_down_force")
+            self.wait_powered_down([node], timeout=120)
+
     def set_hooks_conf(self, key, value):
         """Change one setting of the hooks (read at each VM boot); None
         removes it."""
