@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
+
 #include "arm.h"
 #include "conf.h"
 #include "fsutil.h"
@@ -114,7 +116,21 @@ enum az_rc power_lock_node(const struct azrdma_conf *conf, const char *node,
 	close(*fd);
 	*fd = -1;
 	return az_err(AZ_EBUSY, err, errlen,
-	              "node %s: another azrdma program holds its lock", node);
+	              "node %s: another azrdma program holds its lock (waited "
+	              "%u s)",
+	              node, wait_s);
+}
+
+bool power_node_in_use(uint32_t state)
+{
+	uint32_t base = state & NODE_STATE_BASE;
+
+	if (state & (NODE_STATE_POWERING_DOWN | NODE_STATE_POWER_DOWN))
+		return false;
+	if (state & (NODE_STATE_POWERING_UP | NODE_STATE_POWER_UP))
+		return true;
+	return base == NODE_STATE_ALLOCATED || base == NODE_STATE_MIXED
+	       || (state & NODE_STATE_COMPLETING);
 }
 
 void power_unlock_node(int fd)

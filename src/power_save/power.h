@@ -54,6 +54,14 @@ enum az_rc power_lock_node(const struct azrdma_conf *conf, const char *node,
 void power_unlock_node(int fd);
 
 /*
+ * Is a node in this Slurm state (base | flags) in use by a job or being
+ * powered up for one, and not being powered down?  A SuspendProgram that
+ * got the node's lock late (after a resume held it) must then leave the
+ * VM alone: a newer job has it.
+ */
+bool power_node_in_use(uint32_t state);
+
+/*
  * The operation journal: StateDir/journal/<node> names the operation under
  * way on node ("resume job=12 created=nic,vm"), so a run killed half-way
  * is completed or undone by the next one (or by sync).

@@ -57,6 +57,10 @@
 
 /* How long to wait for a node's lock (a suspend of it may be under way). */
 #define RESUME_LOCK_WAIT_S 600
+/* How long addresses are sent again while slurmctld is away, and the
+ * longest pause between tries. */
+#define RESUME_ADDR_RETRY_S 300
+#define RESUME_ADDR_RETRY_MAX_S 8
 
 struct rs;
 
@@ -135,6 +139,9 @@ struct rs {
 	char **addr_names;
 	char **addr_ips;
 	size_t addr_batched;
+	/* Until when an address slurmctld cannot take (it is restarting) is
+	 * sent again: a job whose nodes' addresses never arrive hangs. */
+	time_t addr_deadline;
 	bool journal_unsynced;   /* entries written since the last sync */
 };
 
@@ -535,12 +542,41 @@ static json_object *_vm_body(struct rs_node *n)
 
 /* ---- the steps of one node --------------------------------------------- */
 
-static void _push_addr_now(const char *name, const char *ip)
+/*
+ * One node's address, now.  While slurmctld cannot be reached (restarting)
+ * it is sent again, 1, 2, 4, then every 8 s until rs->addr_deadline: the
+ * node's lock is still held here, so a suspend cannot reset the address
+ * before it arrives, and the other nodes' calls wait (slurmctld takes
+ * none of theirs either).
+ */
+static void _push_addr_now(struct rs *rs, const char *name, const char *ip)
 {
 	char err[AZ_ERRLEN];
+	unsigned delay = 1, tries = 1;
 
-	if (sl_node_set_addr(name, ip, name, err, sizeof(err)) != AZ_OK)
-		log_error("%s: NodeAddr=%s not set: %s", name, ip, err);
+	for (;; tries++) {
+		enum az_rc rc = sl_node_set_addr(name, ip, name, err,
+		                                 sizeof(err));
+
+		if (rc == AZ_OK)
+			break;
+		if (rc != AZ_EHTTP) {
+			log_error("%s: NodeAddr=%s not set: %s", name, ip, err);
+			return;
+		}
+		if (time(NULL) + (time_t)delay > rs->addr_deadline) {
+			log_error("%s: NodeAddr=%s not set: %s; gave up", name,
+			          ip, err);
+			return;
+		}
+		log_warn("%s: NodeAddr=%s not set: %s; again in %u s", name, ip,
+		         err, delay);
+		sleep(delay);
+		if (delay < RESUME_ADDR_RETRY_MAX_S)
+			delay *= 2;
+	}
+	if (tries > 1)
+		log_info("%s: NodeAddr=%s set at try %u", name, ip, tries);
 	else
 		log_verbose("%s: NodeAddr=%s", name, ip);
 }
@@ -556,7 +592,7 @@ static void _push_addr(struct rs_node *n, const char *ip)
 	char *copy = strdup(ip);
 
 	if (!copy) {
-		_push_addr_now(n->name, ip);
+		_push_addr_now(rs, n->name, ip);
 		return;
 	}
 	if (rs->addr_batched == rs->count) /* a node answered twice */
@@ -593,7 +629,7 @@ static void _addr_flush(struct rs *rs)
 			log_verbose("%s: NodeAddr=%s", rs->addr_names[i],
 			            rs->addr_ips[i]);
 		else
-			_push_addr_now(rs->addr_names[i], rs->addr_ips[i]);
+			_push_addr_now(rs, rs->addr_names[i], rs->addr_ips[i]);
 		free(rs->addr_ips[i]);
 		rs->addr_ips[i] = NULL;
 	}
@@ -1301,6 +1337,7 @@ int main(int argc, char **argv)
 
 	power_stdio_init();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rs.addr_deadline = time(NULL) + RESUME_ADDR_RETRY_S;
 	/* The memfd is gone once slurmctld reaps us: read it first. */
 	resume_file = getenv("SLURM_RESUME_FILE");
 	if (resume_file

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs)
+from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs,
+                              program)
 from lib.wait import wait_for
 from lib.world import SUSPEND_TIME
 
@@ -190,6 +191,12 @@ def _wait_flags(cloud, node, want, absent=()):
     wait_for(_ok, 60, f"{node}: {'+'.join(want)}", interval=0.5)
 
 
+def _sync(cloud):
+    return cloud.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
+                         "--init-groups", program("azrdma-sync"), check=False,
+                         timeout=180)
+
+
 def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrdma):
     cloud.wait_powered_down(QUOTA_NODES)
     cloud.emulator_admin("POST", "quota", {"family": HB120_FAMILY, "limit": 0})
@@ -210,6 +217,29 @@ def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrd
             deletes = _nic_requests(cloud, "DELETE", node)
             assert any(e["status"] < 300 for e in deletes), \
                 f"{node}: its NIC was not removed"
+        # Issue 17 item 8: once the VM is cleaned up (and the domain's
+        # cooldown is over) azrdma-sync returns the nodes to idle~; a node
+        # an admin set DOWN, even with an azrdma-like reason, stays.
+        cloud.run_ctl("scancel", str(job_id))
+        cloud.emulator_admin("POST", "reset")
+        azrdma.clear_cooldowns()
+        azrdma.wait_programs_done()  # a suspend holding a node's lock
+        admin_down = "f3n1"
+        cloud.wait_powered_down([admin_down])
+        cloud.scontrol("update", f"nodename={admin_down}", "state=down",
+                       "reason=azrdma: looked at by hand")
+        try:
+            res = _sync(cloud)
+            assert res.returncode == 0, res.stdout + res.stderr
+            for node in QUOTA_NODES:
+                assert f"{node}: return to idle~ (its resume failed: azrdma: " \
+                       "OperationNotAllowed" in res.stdout, res.stdout
+                flags = cloud.node_flags(node)
+                assert "POWERED_DOWN" in flags and "DOWN" not in flags, (node, flags)
+            assert f"{admin_down}: return" not in res.stdout, res.stdout
+            assert "DOWN" in cloud.node_flags(admin_down)
+        finally:
+            cloud.scontrol("update", f"nodename={admin_down}", "state=resume")
     finally:
         _recover(cloud, azrdma, job_id, QUOTA_NODES)
 

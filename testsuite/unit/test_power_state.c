@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
+
 #include "conf.h"
 #include "fsutil.h"
 #include "power.h"
@@ -267,6 +269,24 @@ START_TEST(image_record_is_what_node_features_reads_and_not_world_writable)
 }
 END_TEST
 
+/* Issue 17 item 3: what a suspend that got its lock late leaves alone. */
+START_TEST(a_node_a_newer_job_holds_is_in_use_unless_powering_down)
+{
+	ck_assert(power_node_in_use(NODE_STATE_ALLOCATED));
+	ck_assert(power_node_in_use(NODE_STATE_MIXED));
+	ck_assert(power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWERING_UP));
+	ck_assert(power_node_in_use(NODE_STATE_ALLOCATED | NODE_STATE_POWERING_UP
+	                            | NODE_STATE_POWERED_DOWN));
+	ck_assert(power_node_in_use(NODE_STATE_IDLE | NODE_STATE_COMPLETING));
+	/* What Slurm suspends: powering down, powered down, idle, down. */
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWERING_DOWN));
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWER_DOWN));
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWERED_DOWN));
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE));
+	ck_assert(!power_node_in_use(NODE_STATE_DOWN | NODE_STATE_POWERING_DOWN));
+}
+END_TEST
+
 static Suite *_suite(void)
 {
 	Suite *s = suite_create("power_state");
@@ -287,6 +307,8 @@ static Suite *_suite(void)
 	tcase_add_test(
 	        tc,
 	        image_record_is_what_node_features_reads_and_not_world_writable);
+	tcase_add_test(tc,
+	               a_node_a_newer_job_holds_is_in_use_unless_powering_down);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -123,8 +123,21 @@ class World:
 
     # -- bring up / tear down ----------------------------------------------
 
+    def _check_slurm_user_reads(self):
+        """Refuse at once what SlurmUser cannot load from (a checkout in a
+        0700 home): slurmctld would die of a plugrack fatal later."""
+        paths = [os.path.abspath(p) for p in
+                 (self.plugindir, os.environ.get("AZRDMA_BUILDDIR")) if p]
+        if not paths:
+            return
+        res = subprocess.run([os.path.join(REPO, "testsuite", "slurm-user-reads"),
+                              *paths], stderr=subprocess.PIPE, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr.strip())
+
     def start(self):
         """Bring the world up; on any failure tear down what was started."""
+        self._check_slurm_user_reads()
         stale = netns.prefix_netns(self.prefix) + netns.prefix_links(self.prefix)
         if stale:
             raise RuntimeError(
@@ -429,6 +442,34 @@ class World:
     def hooks_conf(self):
         with open(self.hooks_conf_path) as f:
             return json.load(f)
+
+    @contextlib.contextmanager
+    def node_without_azrdma_conf(self, node):
+        """For the block, the node boots without azrdma.conf (as under
+        configless Slurm); powered down afterwards, so that its next boot
+        has the file again."""
+        self.wait_powered_down([node])
+        self.set_hooks_conf("no_azrdma_conf", [node])
+        try:
+            yield node
+        finally:
+            self.set_hooks_conf("no_azrdma_conf", None)
+            self.scontrol("update", f"nodename={node}", "state=power_down_force")
+            self.wait_powered_down([node], timeout=120)
+
+    def set_hooks_conf(self, key, value):
+        """Change one setting of the hooks (read at each VM boot); None
+        removes it."""
+        conf = self.hooks_conf()
+        if value is None:
+            conf.pop(key, None)
+        else:
+            conf[key] = value
+        tmp = self.hooks_conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(conf, f, indent=1)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.hooks_conf_path)
 
     @contextlib.contextmanager
     def slurm_conf_changed(self, overrides, restart=False, node_features=None):
