@@ -155,7 +155,8 @@ def test_two_node_open_mpi_job_runs_on_the_injected_environment(plugins, mpi_rin
     # Only what any user would set as root; the MPI settings come from azrdma.
     env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
     job_id, err = _sbatch(plugins, "-N", "2", "--ntasks-per-node=1", "-C", "rdma", "-p", "all",
-                          "-w", "f4n3,f4n4", wrap=f"srun --mpi=pmix {mpi_ring}",
+                          "-w", "f4n3,f4n4",
+                          wrap=f"srun --mpi=pmix --kill-on-bad-exit=1 {mpi_ring}",
                           env=env)
     assert f"MPI env {PROFILE}" in err, err
     plugins.wait_job(job_id, timeout=180)

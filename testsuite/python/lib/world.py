@@ -20,7 +20,7 @@ import uuid
 from . import netns
 from .slurm import (Domain, SlurmInstall, node_flags, parse_oneliner,
                     slurm_conf)
-from .wait import GiveUp, wait_for
+from .wait import GiveUp, WaitTimeout, wait_for
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -587,15 +587,28 @@ class World:
         def _done():
             job = self.job(job_id)
             return job if job["JobState"] in ended else None
-        job = wait_for(_done, timeout, f"job {job_id} to end", interval=0.5)
+        job = self._wait_or_cancel(job_id, _done, timeout, "to end")
         assert job["JobState"] in states, (
             f"job {job_id} ended {job['JobState']} ({job.get('Reason')}), "
             f"expected {states}; output:\n{self.job_output(job_id)}")
         return job
 
     def wait_job_running(self, job_id, timeout=90):
-        return wait_for(lambda: self.job(job_id)["JobState"] == "RUNNING",
-                        timeout, f"job {job_id} to run", interval=0.5)
+        return self._wait_or_cancel(
+            job_id, lambda: self.job(job_id)["JobState"] == "RUNNING",
+            timeout, "to run")
+
+    def _wait_or_cancel(self, job_id, condition, timeout, what):
+        """wait_for() on a job; if it times out, cancel the job so that it
+        does not hold or take the nodes of the tests after this one, and
+        say in the failure what the job printed."""
+        try:
+            return wait_for(condition, timeout, f"job {job_id} {what}",
+                            interval=0.5)
+        except WaitTimeout as exc:
+            self.run_ctl("scancel", str(job_id), check=False)
+            raise WaitTimeout(f"{exc}; cancelled it; its output:\n"
+                              f"{self.job_output(job_id)}") from None
 
     def job_output(self, job_id):
         try:
