@@ -300,18 +300,20 @@ char *power_failed_take(const struct azrdma_conf *conf, const char *node)
 }
 
 bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
-                        char *reason, size_t len)
+                        char *reason, size_t len, time_t *until)
 {
 	char *path = _state_path(conf, "cooldown", domain, NULL, 0);
 	char *data = NULL, *sp;
-	long long until;
+	long long end;
 	bool on = false;
 
 	if (!path || fs_read_file(path, 4096, &data, NULL, NULL, 0) != AZ_OK)
 		goto out;
-	until = strtoll(data, &sp, 10);
-	if (sp == data || *sp != ' ' || until <= (long long)time(NULL))
+	end = strtoll(data, &sp, 10);
+	if (sp == data || *sp != ' ' || end <= (long long)time(NULL))
 		goto out;
+	if (until)
+		*until = (time_t)end;
 	/* The file ends in a newline that is no part of the reason. */
 	snprintf(reason, len, "%.*s", (int)strcspn(sp + 1, "\n"), sp + 1);
 	power_reason_clean(reason, len);

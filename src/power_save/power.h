@@ -126,11 +126,12 @@ char *power_failed_take(const struct azrdma_conf *conf, const char *node);
 /*
  * Capacity cooldown of a domain: after a capacity error, resumes in the
  * domain fail at once with the same reason for CapacityCooldown seconds.
- * power_cooldown_get() copies the reason into reason and returns true
- * while one is in force.
+ * power_cooldown_get() copies the reason into reason, and the time it
+ * ends into *until unless until is NULL, and returns true while one is in
+ * force.
  */
 bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
-                        char *reason, size_t len);
+                        char *reason, size_t len, time_t *until);
 void power_cooldown_set(const struct azrdma_conf *conf, const char *domain,
                         const char *reason);
 /* Whether an ARM error code means Azure has no capacity for the request. */

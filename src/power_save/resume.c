@@ -1441,7 +1441,7 @@ int main(int argc, char **argv)
 		if (!_node_image(n, job))
 			continue;
 		if (power_cooldown_get(rs.conf, n->dom->name, reason,
-		                       sizeof(reason))) {
+		                       sizeof(reason), NULL)) {
 			_node_fail(n, reason);
 			continue;
 		}

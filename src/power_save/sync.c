@@ -38,6 +38,8 @@
 #include "sl_slurm.h"
 
 #define SYNC_DEFAULT_GRACE_S 300
+/* How a failed node's reason says when it is tried again. */
+#define RETRY_NOTE "; back to idle~ after "
 
 struct sync {
 	struct azrdma_conf *conf;
@@ -385,23 +387,62 @@ static bool _failed_resume(const struct sync *s, const struct sl_node *n)
 }
 
 /*
+ * While the cooldown keeps a failed node DOWN, its reason says when it is
+ * tried again, so that `sinfo -R` answers an admin's first question.  An
+ * earlier note is replaced, not added to.  Only as SlurmUser: the reason's
+ * user is what tells a failed resume from an admin's DOWN.
+ */
+static void _note_retry(struct sync *s, const struct sl_node *n, time_t until)
+{
+	char reason[POWER_REASON_LEN], when[32], err[AZ_ERRLEN];
+	const char *old = strstr(n->reason, RETRY_NOTE);
+	int keep = old ? (int)(old - n->reason) : (int)strlen(n->reason);
+	struct tm tm;
+
+	if (getuid() != s->slurm_user_id)
+		return;
+	localtime_r(&until, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* The note is what must fit: the failure's own words give way. */
+	if (keep > (int)(sizeof(reason) - sizeof(RETRY_NOTE) - sizeof(when)))
+		keep = (int)(sizeof(reason) - sizeof(RETRY_NOTE) - sizeof(when));
+	snprintf(reason, sizeof(reason), "%.*s%s%s", keep, n->reason,
+	         RETRY_NOTE, when);
+	if (!strcmp(reason, n->reason))
+		return;
+	_report(s, n->name, "note in its reason: back to idle~ after %s "
+	        "(the domain's capacity cooldown)", when);
+	if (s->dry_run)
+		return;
+	if (sl_node_set_state(n->name, NO_VAL, reason, err, sizeof(err))
+	    != AZ_OK) {
+		log_error("%s: %s", n->name, err);
+		s->failures++;
+	}
+}
+
+/*
  * A powered-down node whose resume failed, its VM cleaned up (gone or
  * deallocated, no NIC left of an unfinished resume): back to idle~ once
  * its domain's capacity cooldown is over, so that transient faults do not
  * shrink the cluster until an admin looks (the next job powers it up as
- * any other).  While the cooldown holds, the next run does it.
+ * any other).  While the cooldown holds, the reason says until when, and
+ * a later run does it.
  */
 static void _return_to_service(struct sync *s, const struct sl_node *n)
 {
 	const struct conf_domain *d = domain_for_node(s->conf, n->name);
 	char cooldown[POWER_REASON_LEN], err[AZ_ERRLEN];
+	time_t until;
 
 	if (!d || !_failed_resume(s, n))
 		return;
-	if (power_cooldown_get(s->conf, d->name, cooldown, sizeof(cooldown))) {
+	if (power_cooldown_get(s->conf, d->name, cooldown, sizeof(cooldown),
+	                       &until)) {
 		log_info("%s: failed resume (%s); back to idle~ once domain "
 		         "%s's cooldown ends",
 		         n->name, n->reason, d->name);
+		_note_retry(s, n, until);
 		return;
 	}
 	_report(s, n->name, "return to idle~ (its resume failed: %s; the VM "

@@ -8,6 +8,7 @@ running or half-made.
 """
 
 import re
+import time
 
 import pytest
 
@@ -310,7 +311,7 @@ def test_allocation_failure_releases_the_jobs_other_node(cloud, azrdma, allocati
 
 
 def test_capacity_cooldown_fails_the_domain_fast_with_the_same_reason(
-        cloud, allocation_failure):
+        cloud, azrdma, allocation_failure):
     node, = allocation_failure["placed"]
     _wait_flags(cloud, node, {"IDLE", "POWERED_DOWN"}, {"POWERING_DOWN"})
     puts = len(_vm_requests(cloud, "PUT", node))
@@ -321,3 +322,26 @@ def test_capacity_cooldown_fails_the_domain_fast_with_the_same_reason(
     _wait_flags(cloud, node, {"DOWN", "POWERED_DOWN"}, {"POWERING_DOWN"})
     assert len(_vm_requests(cloud, "PUT", node)) == puts
     assert len(_vm_requests(cloud, "POST", node, "/start")) == starts
+    # Issue 17 item 8: while the cooldown holds, azrdma-sync leaves the
+    # node DOWN and says in its reason when it comes back (once: a second
+    # run changes nothing); after it, the node returns to idle~.
+    until = azrdma.cooldown_until("fab3")
+    assert until, "no cooldown recorded for fab3"
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(until))
+    res = _sync(cloud)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{node}: note in its reason: back to idle~ after {when}" in res.stdout, \
+        res.stdout
+    reason = cloud.node(node)["Reason"]
+    assert reason.startswith("azrdma: AllocationFailed:"), reason
+    assert f"; back to idle~ after {when}" in reason, reason
+    assert "DOWN" in cloud.node_flags(node)
+    res = _sync(cloud)
+    assert f"{node}: note" not in res.stdout, res.stdout
+    assert cloud.node(node)["Reason"].count("back to idle~") == 1
+    azrdma.clear_cooldowns()
+    res = _sync(cloud)
+    assert f"{node}: return to idle~ (its resume failed: azrdma: AllocationFailed" \
+        in res.stdout, res.stdout
+    flags = cloud.node_flags(node)
+    assert "POWERED_DOWN" in flags and "DOWN" not in flags, (node, flags)

@@ -191,11 +191,11 @@ START_TEST(cooldown_holds_its_reason_until_it_expires)
 	char reason[POWER_REASON_LEN], *text, path[1024];
 	long long until;
 
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	power_cooldown_set(&c, "fab1", "azrdma: AllocationFailed: no room");
-	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	ck_assert_str_eq(reason, "azrdma: AllocationFailed: no room");
-	ck_assert(!power_cooldown_get(&c, "fab2", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab2", reason, sizeof(reason), NULL));
 	/* The file says until when, in seconds since the epoch. */
 	text = _state_file(&c, "cooldown", "fab1");
 	until = strtoll(text, NULL, 10);
@@ -207,11 +207,11 @@ START_TEST(cooldown_holds_its_reason_until_it_expires)
 	snprintf(path, sizeof(path), "%s/cooldown/fab1", c.state_dir);
 	ck_assert_int_eq(fs_write_atomic(path, "1000 old\n", 9, 0600, NULL, 0),
 	                 AZ_OK);
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	ck_assert_int_eq(
 	        fs_write_atomic(path, "soon reason\n", 12, 0600, NULL, 0),
 	        AZ_OK);
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 }
 END_TEST
 
@@ -221,7 +221,7 @@ START_TEST(cooldown_of_zero_seconds_is_never_set)
 	char reason[POWER_REASON_LEN];
 
 	power_cooldown_set(&c, "fab1", "azrdma: AllocationFailed: x");
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 }
 END_TEST
 
@@ -231,7 +231,7 @@ START_TEST(cooldown_reason_is_cleaned_and_fits_the_buffer)
 	char reason[16];
 
 	power_cooldown_set(&c, "fab1", "azrdma: \"Alloc\"\tationFailed");
-	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	ck_assert_uint_eq(strlen(reason), sizeof(reason) - 1);
 	ck_assert_str_eq(reason, "azrdma:  All...");
 }

@@ -115,6 +115,14 @@ class AzrdmaSetup:
         for path in glob.glob(os.path.join(self.state_dir, "cooldown", "*")):
             os.unlink(path)
 
+    def cooldown_until(self, domain):
+        """When the domain's capacity cooldown ends (epoch seconds), or None."""
+        try:
+            with open(os.path.join(self.state_dir, "cooldown", domain)) as f:
+                return int(f.read().split(" ", 1)[0])
+        except FileNotFoundError:
+            return None
+
     def running_programs(self):
         """[(pid, argv)] of azrdma's power-save programs running now."""
         paths = {os.path.realpath(program(p)) for p in PROGRAMS}
