@@ -118,6 +118,16 @@ static inline void sl_free_ctl_conf(slurm_conf_t *conf)
  * it is always defined.
  */
 
+/*
+ * A job whose nodes were still booting when slurmctld restarted starts
+ * without their addresses before 23.11.4: the job's address list
+ * (SLURM_NODE_ALIASES) is not kept across the restart, so its steps look
+ * the node names up, which only DNS that knows them answers.  SchedMD
+ * rebuilds the list at recovery from 23.11.4.
+ */
+#define SL_RESTART_LOSES_JOB_ADDRESSES                                         \
+	(SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(23, 11, 4))
+
 /* ---- slurm.conf ------------------------------------------------------ */
 
 /*

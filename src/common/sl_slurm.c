@@ -125,7 +125,44 @@ enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
 		return _slurm_err(err, errlen, "asking for its configuration");
 	out->suspend_timeout = conf->suspend_timeout;
 	out->slurm_user_id = conf->slurm_user_id;
+	out->boot_time = conf->boot_time;
 	sl_free_ctl_conf(conf);
+	return AZ_OK;
+}
+
+enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
+                                      size_t errlen)
+{
+	job_info_msg_t *msg = NULL;
+	uint32_t state;
+	uint16_t batch;
+	char what[64];
+
+	*done = false;
+	if (errlen)
+		err[0] = '\0';
+	snprintf(what, sizeof(what), "loading job %u", job_id);
+	if (slurm_load_job(&msg, job_id, SHOW_ALL) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, what);
+	if (!msg->record_count) {
+		slurm_free_job_info_msg(msg);
+		return AZ_OK;
+	}
+	state = msg->job_array[0].job_state;
+	batch = msg->job_array[0].batch_flag;
+	slurm_free_job_info_msg(msg);
+	if ((state & JOB_STATE_BASE) != JOB_RUNNING
+	    || !(state & JOB_CONFIGURING))
+		return AZ_OK;
+	if (!batch) {
+		snprintf(err, errlen, "job %u is not a batch job: Slurm cannot "
+		         "requeue it", job_id);
+		return AZ_OK;
+	}
+	snprintf(what, sizeof(what), "requeueing job %u", job_id);
+	if (slurm_requeue(job_id, 0) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, what);
+	*done = true;
 	return AZ_OK;
 }
 

@@ -74,10 +74,20 @@ void sl_version_string(uint32_t number, char *buf, size_t len);
 struct sl_ctl_settings {
 	unsigned suspend_timeout; /* SuspendTimeout, seconds */
 	uint32_t slurm_user_id;   /* SlurmUser: slurmctld's own reasons */
+	time_t boot_time;         /* slurmctld's start: a restart changes it */
 };
 
 enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
                            size_t errlen);
+
+/*
+ * Requeue a batch job whose nodes are still booting (CONFIGURING): *done
+ * says whether it was.  A job that runs already, has ended or is not a
+ * batch job is left alone (AZ_OK, *done false; err says why for a job
+ * that cannot be requeued).
+ */
+enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
+                                      size_t errlen);
 
 /* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
 char *sl_state_string(uint32_t state);

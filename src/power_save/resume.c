@@ -38,6 +38,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "power.h"
+#include "sl_compat.h"
 #include "sl_slurm.h"
 
 /*
@@ -142,6 +143,9 @@ struct rs {
 	/* Until when an address slurmctld cannot take (it is restarting) is
 	 * sent again: a job whose nodes' addresses never arrive hangs. */
 	time_t addr_deadline;
+	/* slurmctld's start when this run began, 0 if it could not be
+	 * asked (it was restarting): see _requeue_after_restart(). */
+	time_t ctld_boot;
 	bool journal_unsynced;   /* entries written since the last sync */
 };
 
@@ -1280,6 +1284,44 @@ static void _release_job_of(struct rs_node *failed)
 	}
 }
 
+/*
+ * slurmctld restarted while this run booted the nodes of its jobs: before
+ * 23.11.4 such a job starts without its nodes' addresses and its steps
+ * fail on the node names (sl_compat.h).  A batch job still waiting for its
+ * nodes is requeued, so that it is placed again with the addresses, rather
+ * than left to hang; any other is named in the log.
+ */
+static void _requeue_after_restart(struct rs *rs)
+{
+	struct sl_ctl_settings ctl;
+	char err[AZ_ERRLEN];
+
+	if (!SL_RESTART_LOSES_JOB_ADDRESSES || !rs->jobs.count)
+		return;
+	if (sl_ctl_settings(&ctl, err, sizeof(err)) != AZ_OK) {
+		log_warn("cannot tell whether slurmctld restarted: %s", err);
+		return;
+	}
+	if (rs->ctld_boot && ctl.boot_time == rs->ctld_boot)
+		return;
+	for (size_t i = 0; i < rs->jobs.count; i++) {
+		uint32_t id = rs->jobs.items[i].id;
+		bool done;
+
+		if (sl_job_requeue_configuring(id, &done, err, sizeof(err))
+		    != AZ_OK)
+			log_error("job %u: %s", id, err);
+		else if (done)
+			log_warn("job %u: slurmctld restarted while its nodes "
+			         "booted, which loses their addresses for the "
+			         "job on this Slurm: requeued", id);
+		else if (err[0])
+			log_error("job %u: slurmctld restarted while its nodes "
+			          "booted; its steps may not find them by name: "
+			          "%s", id, err);
+	}
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static char *_read_key(const char *path)
@@ -1372,6 +1414,12 @@ int main(int argc, char **argv)
 		log_warn("SLURM_RESUME_FILE: %s", err);
 	else if (resume_text && err[0])
 		log_warn("SLURM_RESUME_FILE: %s", err);
+	if (SL_RESTART_LOSES_JOB_ADDRESSES && rs.jobs.count) {
+		struct sl_ctl_settings ctl;
+
+		if (sl_ctl_settings(&ctl, err, sizeof(err)) == AZ_OK)
+			rs.ctld_boot = ctl.boot_time;
+	}
 	/* A feature reboot: Slurm passes what job_xlate() returned. */
 	if (argc > 2
 	    && features_job_check(rs.conf, argv[2], &rs.want_image, err,
@@ -1484,6 +1532,7 @@ int main(int argc, char **argv)
 	if (arm_client_pending(rs.arm))
 		arm_client_run(rs.arm, -1, err, sizeof(err));
 	_addr_flush(&rs);
+	_requeue_after_restart(&rs);
 	for (size_t i = 0; i < rs.count; i++)
 		if (rs.nodes[i].failed)
 			rs.failed++;

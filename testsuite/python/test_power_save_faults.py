@@ -226,12 +226,12 @@ ADDR_NODES = ["f3n6", "f3n8"]
 
 
 def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
-    """Issue 17 item 6 (the part fixed): slurmctld was away when the resume
-    sent the nodes' addresses ("Unable to contact slurm controller") and
-    the resume never sent them again.  It now sends them until slurmctld
-    takes them, its node locks held meanwhile.  (The recovered job itself
-    still fails here on 22.05: its steps resolve the node names, see the
-    issue's note.)"""
+    """Issue 17 item 6: slurmctld was away when the resume sent the nodes'
+    addresses ("Unable to contact slurm controller") and the resume never
+    sent them again.  It now sends them until slurmctld takes them, its
+    node locks held meanwhile.  And the job recovered across the restart
+    runs: before Slurm 23.11.4 it would start without its nodes' addresses
+    (its srun hung on the names), so the resume requeues it."""
     cloud.wait_powered_down(ADDR_NODES)
     cloud.emulator_admin("POST", "faults", {
         "method": "PUT", "path": r"/networkInterfaces/f3n[68]-nic$", "count": 2,
@@ -253,6 +253,12 @@ def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
                  "the address to reach slurmctld")
         azrdma.wait_programs_done()
         assert "gave up" not in azrdma.log_text()
+        # A requeued job waits for its credential's lifetime (120 s).
+        job = cloud.wait_job(job_id, timeout=420)
+        out = cloud.job_output(job_id)
+        assert sorted(w for w in out.split() if w in ADDR_NODES) == ADDR_NODES, out
+        if f"job {job_id}: slurmctld restarted" in azrdma.log_text():
+            assert int(job["Restarts"]) >= 1, job
     finally:
         cloud.run_ctl("scancel", str(job_id))
         azrdma.wait_programs_done()
