@@ -141,6 +141,19 @@ static bool _busy(uint32_t state)
 	          | NODE_STATE_POWER_UP | NODE_STATE_POWER_DOWN);
 }
 
+/*
+ * A powered-down node that RESUME took out of DOWN (an admin's scontrol
+ * update state=resume) is NOT_RESPONDING until slurmd registers, which a
+ * powered-down node never does: after slurmctld's next restart it is never
+ * scheduled again.  A power down clears the mark.
+ */
+static bool _not_responding_powered_down(uint32_t state)
+{
+	return (state & NODE_STATE_BASE) == NODE_STATE_IDLE
+	       && (state & NODE_STATE_NO_RESPOND)
+	       && !(state & (NODE_STATE_DRAIN | NODE_STATE_FAIL));
+}
+
 static void _deallocate(struct sync *s, const char *vm, const char *why)
 {
 	struct arm_result *res = NULL;
@@ -195,20 +208,29 @@ static void _image_forget(struct sync *s, const char *node)
 	free(image);
 }
 
-static void _node_down(struct sync *s, const char *node, const char *why)
+/* Tell slurmctld (state NO_VAL: the reason only); reported beforehand. */
+static void _node_update(struct sync *s, const char *node, uint32_t state,
+                         const char *reason)
 {
-	char reason[POWER_REASON_LEN], text[256], err[AZ_ERRLEN];
+	char err[AZ_ERRLEN];
 
-	snprintf(text, sizeof(text), "sync: %s", why);
-	power_reason_text(reason, sizeof(reason), text);
-	_report(s, node, "set DOWN (%s)", why);
 	if (s->dry_run)
 		return;
-	if (sl_node_set_state(node, NODE_STATE_DOWN, reason, err, sizeof(err))
+	if (sl_node_set_state(node, state, reason, err, sizeof(err))
 	    != AZ_OK) {
 		log_error("%s: %s", node, err);
 		s->failures++;
 	}
+}
+
+static void _node_down(struct sync *s, const char *node, const char *why)
+{
+	char reason[POWER_REASON_LEN], text[256];
+
+	snprintf(text, sizeof(text), "sync: %s", why);
+	power_reason_text(reason, sizeof(reason), text);
+	_report(s, node, "set DOWN (%s)", why);
+	_node_update(s, node, NODE_STATE_DOWN, reason);
 }
 
 static json_object *_list(struct sync *s, const char *path, const char *query)
@@ -394,7 +416,7 @@ static bool _failed_resume(const struct sync *s, const struct sl_node *n)
  */
 static void _note_retry(struct sync *s, const struct sl_node *n, time_t until)
 {
-	char reason[POWER_REASON_LEN], when[32], err[AZ_ERRLEN];
+	char reason[POWER_REASON_LEN], when[32];
 	const char *old = strstr(n->reason, RETRY_NOTE);
 	int keep = old ? (int)(old - n->reason) : (int)strlen(n->reason);
 	struct tm tm;
@@ -412,13 +434,7 @@ static void _note_retry(struct sync *s, const struct sl_node *n, time_t until)
 		return;
 	_report(s, n->name, "note in its reason: back to idle~ after %s "
 	        "(the domain's capacity cooldown)", when);
-	if (s->dry_run)
-		return;
-	if (sl_node_set_state(n->name, NO_VAL, reason, err, sizeof(err))
-	    != AZ_OK) {
-		log_error("%s: %s", n->name, err);
-		s->failures++;
-	}
+	_node_update(s, n->name, NO_VAL, reason);
 }
 
 /*
@@ -432,7 +448,7 @@ static void _note_retry(struct sync *s, const struct sl_node *n, time_t until)
 static void _return_to_service(struct sync *s, const struct sl_node *n)
 {
 	const struct conf_domain *d = domain_for_node(s->conf, n->name);
-	char cooldown[POWER_REASON_LEN], err[AZ_ERRLEN];
+	char cooldown[POWER_REASON_LEN];
 	time_t until;
 
 	if (!d || !_failed_resume(s, n))
@@ -447,13 +463,13 @@ static void _return_to_service(struct sync *s, const struct sl_node *n)
 	}
 	_report(s, n->name, "return to idle~ (its resume failed: %s; the VM "
 	        "is cleaned up)", n->reason);
-	if (s->dry_run)
-		return;
-	if (sl_node_set_state(n->name, NODE_RESUME, NULL, err, sizeof(err))
-	    != AZ_OK) {
-		log_error("%s: %s", n->name, err);
-		s->failures++;
-	}
+	/*
+	 * IDLE, not RESUME: RESUME also marks the node NOT_RESPONDING until
+	 * slurmd registers, which a powered-down node never does; slurmctld
+	 * overlooks that until it restarts, and from then on never schedules
+	 * the node again.
+	 */
+	_node_update(s, n->name, NODE_STATE_IDLE, NULL);
 }
 
 /* Nodes of azrdma.conf: zombies, stale addresses, unfinished journals. */
@@ -505,6 +521,16 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 				_image_forget(s, sn->name);
 			if (nic_gone && (!vs || !strcmp(vs, "deallocated")))
 				_return_to_service(s, &now);
+			if (_not_responding_powered_down(state)) {
+				_report(s, sn->name,
+				        "power down again (powered down, but "
+				        "NOT_RESPONDING since a resume: Slurm "
+				        "would not schedule it after a restart)");
+				_node_update(s, sn->name,
+				             NODE_STATE_POWER_DOWN
+				                     | NODE_STATE_POWERED_DOWN,
+				             NULL);
+			}
 			if (sn->addr && strcmp(sn->addr, sn->name)) {
 				_report(s, sn->name,
 				        "reset NodeAddr %s of a powered-down "

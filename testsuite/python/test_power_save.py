@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 NODES = ["f3n1", "f3n2", "f3n3", "f3n4"]
 QUOTA_NODES = ["f3n5", "f3n6"]
+QUOTA_NODE_LIST = "f3n[5-6]"
 CAPACITY_NODES = ["f3n7", "f3n8"]
 
 
@@ -174,7 +175,7 @@ def _recover(cloud, azrdma, job_id, nodes):
     _settled(cloud, azrdma, nodes)
     for node in nodes:
         if "DOWN" in cloud.node_flags(node):
-            cloud.scontrol("update", f"nodename={node}", "state=resume")
+            cloud.resume_down_node(node)
     cloud.wait_powered_down(nodes, timeout=60)
     _settled(cloud, azrdma, nodes)
     # Nothing left pending that would keep the node from the next job
@@ -240,7 +241,32 @@ def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrd
             assert f"{admin_down}: return" not in res.stdout, res.stdout
             assert "DOWN" in cloud.node_flags(admin_down)
         finally:
+            # The admin resumes it by hand: Slurm marks it NOT_RESPONDING
+            # until slurmd registers, which a powered-down node never does.
             cloud.scontrol("update", f"nodename={admin_down}", "state=resume")
+        res = _sync(cloud)
+        assert f"{admin_down}: power down again (powered down, but " \
+            "NOT_RESPONDING" in res.stdout, res.stdout
+        cloud.wait_nodes([admin_down], lambda f: "POWERED_DOWN" in f and not f & {
+            "NOT_RESPONDING", "POWER_DOWN", "POWERING_DOWN", "DOWN"}, 90,
+            "powered down again, responding")
+        # Returned nodes are scheduled again, across a slurmctld restart
+        # too: before, sync's RESUME left them NOT_RESPONDING, as the
+        # admin's did, and after a restart slurmctld never gave them to a
+        # job again.  The quota is still used up, so the new job's resume
+        # fails on it (the later modules want these nodes without a VM):
+        # that it runs at all shows that the job got the nodes.
+        cloud.restart_slurmctld()
+        cloud.emulator_admin("POST", "quota", {"family": HB120_FAMILY, "limit": 0})
+        again = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(QUOTA_NODES),
+                             wrap="true")
+        try:
+            for node in QUOTA_NODES:
+                _wait_down_with(cloud, node, "OperationNotAllowed")
+            assert f"resume {QUOTA_NODE_LIST}" in azrdma.log_text().split(
+                "return to idle~")[-1]
+        finally:
+            cloud.run_ctl("scancel", str(again))
     finally:
         _recover(cloud, azrdma, job_id, QUOTA_NODES)
 

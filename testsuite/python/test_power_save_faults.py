@@ -140,7 +140,7 @@ def test_resume_killed_half_way_is_cleaned_up_at_resume_timeout(cloud, azrdma):
     assert deletes, "the NIC of the killed resume was left behind"
     assert KILLED not in cloud.vms()
     assert azrdma.journal(KILLED) is None
-    cloud.scontrol("update", f"nodename={KILLED}", "state=resume")
+    cloud.resume_down_node(KILLED)
     cloud.wait_powered_down([KILLED], timeout=60)
 
 

@@ -145,7 +145,7 @@ def test_sync_downs_a_node_whose_vm_went_away_behind_slurms_back(cloud, azrdma):
                              "powered down")
             azrdma.wait_programs_done()
             if "DOWN" in cloud.node_flags(ZOMBIE):
-                cloud.scontrol("update", f"nodename={ZOMBIE}", "state=resume")
+                cloud.resume_down_node(ZOMBIE)
 
 
 

@@ -555,6 +555,20 @@ class World:
             names, lambda f: {"IDLE", "POWERED_DOWN"} <= f and "POWERING_DOWN" not in f,
             timeout, "powered down (idle~)")
 
+    def resume_down_node(self, node):
+        """What an admin does for a DOWN node: scontrol update state=resume.
+        A powered-down node is then NOT_RESPONDING until slurmd registers,
+        which it never does, and after slurmctld's next restart it is never
+        scheduled again; so it is powered down again, as azrdma-sync does
+        (a power down clears the mark)."""
+        self.scontrol("update", f"nodename={node}", "state=resume")
+        if {"POWERED_DOWN", "NOT_RESPONDING"} <= self.node_flags(node):
+            self.scontrol("update", f"nodename={node}", "state=power_down_force")
+            self.wait_nodes(
+                [node], lambda f: "POWERED_DOWN" in f and not f & {
+                    "NOT_RESPONDING", "POWER_DOWN", "POWERING_DOWN", "DOWN"},
+                SUSPEND_TIMEOUT + 60, "powered down again, responding")
+
     def wait_up(self, names, timeout=RESUME_TIMEOUT):
         """Wait until the nodes are powered up and responding."""
         return self.wait_nodes(
