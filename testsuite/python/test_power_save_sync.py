@@ -21,7 +21,9 @@ pytestmark = pytest.mark.skipif(
 ORPHAN = "spare2"   # its node was taken out of slurm.conf, its VM runs on
 STALE = "f3n5"
 ZOMBIE = "f3n3"
-HALFWAY = "f3n6"  # a resume killed after its NIC, before its VM
+# A resume killed after its NIC, before its VM: a node no module gives a VM
+# (test_power_save's quota node, test_power_save_faults' killed resume).
+HALFWAY = "f3n5"
 SUSPENDED = "f3n8"  # suspended by Slurm while sync looked
 # A domain only azrdma.conf knows: its set must end up empty.
 GHOST_DOMAIN = "Domain=fab8 Nodes=spare[1-2] VmSize=Standard_HB120rs_v3"
@@ -161,6 +163,8 @@ def test_sync_keeps_the_journal_until_the_nic_of_a_killed_resume_is_gone(
     gone, and the next sync deletes it."""
     nic = f"{HALFWAY}-nic"
     cloud.wait_powered_down([HALFWAY])
+    assert HALFWAY not in cloud.vms() and nic not in _nics(cloud), \
+        f"{HALFWAY} has a VM or NIC from an earlier test: pick another node"
     # The VM's creation fails slowly: the resume is killed while it waits,
     # with its NIC made and no VM.
     cloud.emulator_admin("POST", "faults", {
