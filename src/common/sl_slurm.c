@@ -142,7 +142,7 @@ enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
 	if (errlen)
 		err[0] = '\0';
 	snprintf(what, sizeof(what), "loading job %u", job_id);
-	if (slurm_load_job(&msg, job_id, SHOW_ALL) != SLURM_SUCCESS)
+	if (sl_load_job(&msg, job_id, SHOW_ALL) != SLURM_SUCCESS)
 		return _slurm_err(err, errlen, what);
 	if (!msg->record_count) {
 		slurm_free_job_info_msg(msg);
@@ -160,7 +160,7 @@ enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
 		return AZ_OK;
 	}
 	snprintf(what, sizeof(what), "requeueing job %u", job_id);
-	if (slurm_requeue(job_id, 0) != SLURM_SUCCESS)
+	if (sl_requeue(job_id, 0) != SLURM_SUCCESS)
 		return _slurm_err(err, errlen, what);
 	*done = true;
 	return AZ_OK;
