@@ -115,13 +115,63 @@ char *features_without_images(const struct azrdma_conf *c, const char *list)
 	return out.data ? buf_steal(&out) : NULL;
 }
 
+static bool _is_separator(char c)
+{
+	return c && (strchr("&|,[]()*:!", c) || c == ' ' || c == '\t');
+}
+
+bool feature_next_name(const char *expr, const char **cursor,
+		       struct feature_name *name)
+{
+	const char *p = *cursor;
+
+	while (p && *p) {
+		const char *start;
+
+		while (_is_separator(*p))
+			p++;
+		start = p;
+		while (*p && !_is_separator(*p))
+			p++;
+		if (p == start)
+			break;
+		if (start > expr && start[-1] == '*'
+		    && strspn(start, "0123456789") == (size_t)(p - start))
+			continue; /* a count, not a name */
+		*cursor = p;
+		name->s = start;
+		name->len = (size_t)(p - start);
+		return true;
+	}
+	*cursor = p;
+	return false;
+}
+
+/*
+ * The image an "img_..." name asks for, or NULL when no Image line has that
+ * name.  A name too long to be any image's names none.
+ */
+static const struct conf_image *_image_named(const struct azrdma_conf *c,
+					     const struct feature_name *f)
+{
+	size_t n = strlen(FEATURE_IMAGE_PREFIX);
+	char name[128];
+
+	if (f->len - n >= sizeof(name))
+		return NULL;
+	memcpy(name, f->s + n, f->len - n);
+	name[f->len - n] = '\0';
+	return conf_image_find(c, name);
+}
+
 enum az_rc features_job_check(const struct azrdma_conf *c, const char *expr,
 			      const struct conf_image **image, char *err,
 			      size_t errlen)
 {
+	size_t prefix = strlen(FEATURE_IMAGE_PREFIX);
 	const struct conf_image *found = NULL;
-	const char *p = expr;
-	char first[128] = "";
+	struct feature_name first = {0}, f;
+	const char *cursor = expr;
 	bool complex = false;
 	int images = 0;
 
@@ -131,47 +181,34 @@ enum az_rc features_job_check(const struct azrdma_conf *c, const char *expr,
 		return AZ_OK;
 	/* Anything but plain AND ('&' or ',') makes images ambiguous. */
 	complex = strpbrk(expr, "|[]()*") != NULL;
-	while (*p) {
-		const struct conf_image *img = NULL;
-		char tok[128];
-		size_t n = 0;
+	while (feature_next_name(expr, &cursor, &f)) {
+		const struct conf_image *img;
 
-		while (*p && strchr("&|,[]()*", *p))
-			p++;
-		while (p[n] && !strchr("&|,[]()*", p[n]))
-			n++;
-		if (!n)
-			break;
-		if (n >= sizeof(tok))
-			n = sizeof(tok) - 1;
-		memcpy(tok, p, n);
-		tok[n] = '\0';
-		p += n;
-		while (*p && isdigit((unsigned char)*p))
-			p++;
-		if (!feature_is_image(c, tok, &img))
+		if (f.len < prefix
+		    || strncasecmp(f.s, FEATURE_IMAGE_PREFIX, prefix))
 			continue;
+		img = _image_named(c, &f);
 		if (!img)
 			return az_err(AZ_EINVAL, err, errlen,
-				      "%s names no image; the images are "
+				      "%.*s names no image; the images are "
 				      "those of azrdma.conf's Image lines "
 				      "(see 'scontrol show config')",
-				      tok);
+				      (int)(f.len > 80 ? 80 : f.len), f.s);
 		if (images++ == 0) {
 			found = img;
-			snprintf(first, sizeof(first), "%s", tok);
+			first = f;
 		} else if (img != found) {
 			return az_err(AZ_EINVAL, err, errlen,
-				      "%s and %s: a node runs one image, so "
+				      "%.*s and %.*s: a node runs one image, so "
 				      "ask for one",
-				      first, tok);
+				      (int)first.len, first.s, (int)f.len, f.s);
 		}
 	}
 	if (images && complex)
 		return az_err(AZ_EINVAL, err, errlen,
-			      "%s cannot be combined with |, [], () or counts; "
-			      "join it with & only, e.g. -C '%s&rdma'",
-			      first, first);
+			      "%.*s cannot be combined with |, [], () or counts; "
+			      "join it with & only, e.g. -C '%.*s&rdma'",
+			      (int)first.len, first.s, (int)first.len, first.s);
 	if (image)
 		*image = found;
 	return AZ_OK;

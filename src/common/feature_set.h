@@ -35,6 +35,24 @@ char *feature_of_image(const struct conf_image *img);
 bool feature_is_image(const struct azrdma_conf *c, const char *f,
 		      const struct conf_image **img);
 
+/* One feature name of a constraint expression; not NUL-terminated. */
+struct feature_name {
+	const char *s;
+	size_t len;
+};
+
+/*
+ * The next feature name of the constraint expression expr ("rdma&[hb0|hb1]*2")
+ * from *cursor on (start with *cursor = expr); false at its end.  Slurm's
+ * operators & | , [ ] ( ) * : ! and blanks separate names, and the count
+ * after a '*' is no name.  A name comes whole however long it is: what a
+ * long one means is the caller's to decide, never a cut that turns its
+ * tail into another name.  The job_submit plugin, the node_features plugin
+ * and azrdma-resume read constraints with this one reader.
+ */
+bool feature_next_name(const char *expr, const char **cursor,
+		       struct feature_name *name);
+
 /* The tokens of a, then those of b that a lacks; duplicates dropped. */
 char *features_union(const char *a, const char *b);
 

@@ -118,6 +118,44 @@ static inline void sl_free_ctl_conf(slurm_conf_t *conf)
  * it is always defined.
  */
 
+/* slurm_load_job() and slurm_requeue() take a slurm_step_id_t from 26.05. */
+#define SL_JOB_CALLS_TAKE_STEP_ID SL_SLURM_AT_LEAST(26, 5)
+
+static inline int sl_load_job(job_info_msg_t **resp, uint32_t job_id,
+                              uint16_t show_flags)
+{
+#if SL_JOB_CALLS_TAKE_STEP_ID
+	slurm_step_id_t id = SLURM_STEP_ID_INITIALIZER;
+
+	id.job_id = job_id;
+	return slurm_load_job(resp, id, show_flags);
+#else
+	return slurm_load_job(resp, job_id, show_flags);
+#endif
+}
+
+static inline int sl_requeue(uint32_t job_id, uint32_t flags)
+{
+#if SL_JOB_CALLS_TAKE_STEP_ID
+	slurm_step_id_t id = SLURM_STEP_ID_INITIALIZER;
+
+	id.job_id = job_id;
+	return slurm_requeue(id, flags);
+#else
+	return slurm_requeue(job_id, flags);
+#endif
+}
+
+/*
+ * A job whose nodes were still booting when slurmctld restarted starts
+ * without their addresses before 23.11.4: the job's address list
+ * (SLURM_NODE_ALIASES) is not kept across the restart, so its steps look
+ * the node names up, which only DNS that knows them answers.  SchedMD
+ * rebuilds the list at recovery from 23.11.4.
+ */
+#define SL_RESTART_LOSES_JOB_ADDRESSES                                         \
+	(SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(23, 11, 4))
+
 /* ---- slurm.conf ------------------------------------------------------ */
 
 /*

@@ -2,10 +2,12 @@
  * sl_plugin.c - plugin-side Slurm glue: logging and config loading.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "sl_plugin.h"
@@ -91,4 +93,21 @@ struct azrdma_conf *sl_plugin_conf_load(void)
 	conf_diags_free(&diags);
 	free(path);
 	return conf;
+}
+
+struct azrdma_conf *sl_plugin_conf_load_optional(bool *absent, char **path)
+{
+	char *where = conf_default_path();
+	struct stat st;
+
+	*absent = false;
+	if (path)
+		*path = where ? strdup(where) : NULL;
+	if (where && stat(where, &st) != 0 && errno == ENOENT) {
+		*absent = true;
+		free(where);
+		return NULL;
+	}
+	free(where);
+	return sl_plugin_conf_load();
 }

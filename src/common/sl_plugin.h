@@ -48,4 +48,13 @@ void sl_plugin_log_sync(void);
  */
 struct azrdma_conf *sl_plugin_conf_load(void);
 
+/*
+ * The same, for a plugin that can work on a node without azrdma.conf (a
+ * compute node of configless Slurm, or one it was never copied to): when
+ * there is no file, NULL with *absent true and nothing logged (the caller
+ * says once what it does without); an unusable file is an error as above.
+ * *path (if not NULL) gets the path looked at, malloc()ed.
+ */
+struct azrdma_conf *sl_plugin_conf_load_optional(bool *absent, char **path);
+
 #endif

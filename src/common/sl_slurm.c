@@ -85,12 +85,23 @@ static enum az_rc _copy(struct sl_node *out, const node_info_t *in)
 
 /* libslurm leaves its error in errno (slurm_get_errno(), gone in 24.11,
  * only ever returned it). */
+/* slurmctld could not be reached (restarting, network): worth a retry. */
+static bool _unreachable(int e)
+{
+	return e == SLURM_COMMUNICATIONS_CONNECTION_ERROR
+	       || (e >= SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR
+	           && e <= SLURMCTLD_COMMUNICATIONS_SHUTDOWN_ERROR)
+	       || e == SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT
+	       || e == ESLURM_IN_STANDBY_MODE || e == ESLURM_IN_STANDBY_USE_BACKUP;
+}
+
+/* AZ_EHTTP (transport) when slurmctld was not reached, else AZ_ESLURM. */
 static enum az_rc _slurm_err(char *err, size_t errlen, const char *what)
 {
 	int e = errno;
 
-	return az_err(AZ_ESLURM, err, errlen, "%s: %s", what,
-		      slurm_strerror(e));
+	return az_err(_unreachable(e) ? AZ_EHTTP : AZ_ESLURM, err, errlen,
+		      "%s: %s", what, slurm_strerror(e));
 }
 
 enum az_rc sl_controller_version(char *buf, size_t len, char *err,
@@ -102,6 +113,56 @@ enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 		return _slurm_err(err, errlen, "asking its version");
 	snprintf(buf, len, "%s", conf->version ? conf->version : "");
 	sl_free_ctl_conf(conf);
+	return AZ_OK;
+}
+
+enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
+                           size_t errlen)
+{
+	slurm_conf_t *conf = NULL;
+
+	if (slurm_load_ctl_conf((time_t)0, &conf) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, "asking for its configuration");
+	out->suspend_timeout = conf->suspend_timeout;
+	out->slurm_user_id = conf->slurm_user_id;
+	out->boot_time = conf->boot_time;
+	sl_free_ctl_conf(conf);
+	return AZ_OK;
+}
+
+enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
+                                      size_t errlen)
+{
+	job_info_msg_t *msg = NULL;
+	uint32_t state;
+	uint16_t batch;
+	char what[64];
+
+	*done = false;
+	if (errlen)
+		err[0] = '\0';
+	snprintf(what, sizeof(what), "loading job %u", job_id);
+	if (sl_load_job(&msg, job_id, SHOW_ALL) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, what);
+	if (!msg->record_count) {
+		slurm_free_job_info_msg(msg);
+		return AZ_OK;
+	}
+	state = msg->job_array[0].job_state;
+	batch = msg->job_array[0].batch_flag;
+	slurm_free_job_info_msg(msg);
+	if ((state & JOB_STATE_BASE) != JOB_RUNNING
+	    || !(state & JOB_CONFIGURING))
+		return AZ_OK;
+	if (!batch) {
+		snprintf(err, errlen, "job %u is not a batch job: Slurm cannot "
+		         "requeue it", job_id);
+		return AZ_OK;
+	}
+	snprintf(what, sizeof(what), "requeueing job %u", job_id);
+	if (sl_requeue(job_id, 0) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, what);
+	*done = true;
 	return AZ_OK;
 }
 
@@ -149,8 +210,12 @@ enum az_rc sl_node_load(const char *name, struct sl_node *out, char *err,
 
 	memset(out, 0, sizeof(*out));
 	if (slurm_load_node_single(&msg, (char *)name, SHOW_ALL)
-	    != SLURM_SUCCESS)
+	    != SLURM_SUCCESS) {
+		if (errno == ESLURM_INVALID_NODE_NAME)
+			return az_err(AZ_ENOTFOUND, err, errlen,
+				      "node %s is not in slurm.conf", name);
 		return _slurm_err(err, errlen, name);
+	}
 	if (!msg || msg->record_count < 1 || !msg->node_array[0].name) {
 		if (msg)
 			slurm_free_node_info_msg(msg);

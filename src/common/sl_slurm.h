@@ -59,14 +59,35 @@ void sl_node_free(struct sl_node *node);
 void sl_nodes_free(struct sl_nodes *nodes);
 
 /*
- * The Slurm release slurmctld runs ("26.05.3") into buf; AZ_ESLURM with why
- * when it does not answer.
+ * The Slurm release slurmctld runs ("26.05.3") into buf; an error with why
+ * when it does not answer.  Every call here that talks to slurmctld fails
+ * with AZ_EHTTP when slurmctld could not be reached (worth a retry), else
+ * AZ_ESLURM.
  */
 enum az_rc sl_controller_version(char *buf, size_t len, char *err,
 				 size_t errlen);
 
 /* "26.05.3" for a SLURM_VERSION_NUMBER-style number (0x1a0503). */
 void sl_version_string(uint32_t number, char *buf, size_t len);
+
+/* What azrdma's programs need of slurmctld's configuration. */
+struct sl_ctl_settings {
+	unsigned suspend_timeout; /* SuspendTimeout, seconds */
+	uint32_t slurm_user_id;   /* SlurmUser: slurmctld's own reasons */
+	time_t boot_time;         /* slurmctld's start: a restart changes it */
+};
+
+enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
+                           size_t errlen);
+
+/*
+ * Requeue a batch job whose nodes are still booting (CONFIGURING): *done
+ * says whether it was.  A job that runs already, has ended or is not a
+ * batch job is left alone (AZ_OK, *done false; err says why for a job
+ * that cannot be requeued).
+ */
+enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
+                                      size_t errlen);
 
 /* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
 char *sl_state_string(uint32_t state);

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
+
 #include "arm.h"
 #include "conf.h"
 #include "fsutil.h"
@@ -114,7 +116,21 @@ enum az_rc power_lock_node(const struct azrdma_conf *conf, const char *node,
 	close(*fd);
 	*fd = -1;
 	return az_err(AZ_EBUSY, err, errlen,
-	              "node %s: another azrdma program holds its lock", node);
+	              "node %s: another azrdma program holds its lock (waited "
+	              "%u s)",
+	              node, wait_s);
+}
+
+bool power_node_in_use(uint32_t state)
+{
+	uint32_t base = state & NODE_STATE_BASE;
+
+	if (state & (NODE_STATE_POWERING_DOWN | NODE_STATE_POWER_DOWN))
+		return false;
+	if (state & (NODE_STATE_POWERING_UP | NODE_STATE_POWER_UP))
+		return true;
+	return base == NODE_STATE_ALLOCATED || base == NODE_STATE_MIXED
+	       || (state & NODE_STATE_COMPLETING);
 }
 
 void power_unlock_node(int fd)
@@ -284,18 +300,20 @@ char *power_failed_take(const struct azrdma_conf *conf, const char *node)
 }
 
 bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
-                        char *reason, size_t len)
+                        char *reason, size_t len, time_t *until)
 {
 	char *path = _state_path(conf, "cooldown", domain, NULL, 0);
 	char *data = NULL, *sp;
-	long long until;
+	long long end;
 	bool on = false;
 
 	if (!path || fs_read_file(path, 4096, &data, NULL, NULL, 0) != AZ_OK)
 		goto out;
-	until = strtoll(data, &sp, 10);
-	if (sp == data || *sp != ' ' || until <= (long long)time(NULL))
+	end = strtoll(data, &sp, 10);
+	if (sp == data || *sp != ' ' || end <= (long long)time(NULL))
 		goto out;
+	if (until)
+		*until = (time_t)end;
 	/* The file ends in a newline that is no part of the reason. */
 	snprintf(reason, len, "%.*s", (int)strcspn(sp + 1, "\n"), sp + 1);
 	power_reason_clean(reason, len);

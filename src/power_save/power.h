@@ -54,6 +54,14 @@ enum az_rc power_lock_node(const struct azrdma_conf *conf, const char *node,
 void power_unlock_node(int fd);
 
 /*
+ * Is a node in this Slurm state (base | flags) in use by a job or being
+ * powered up for one, and not being powered down?  A SuspendProgram that
+ * got the node's lock late (after a resume held it) must then leave the
+ * VM alone: a newer job has it.
+ */
+bool power_node_in_use(uint32_t state);
+
+/*
  * The operation journal: StateDir/journal/<node> names the operation under
  * way on node ("resume job=12 created=nic,vm"), so a run killed half-way
  * is completed or undone by the next one (or by sync).
@@ -118,11 +126,12 @@ char *power_failed_take(const struct azrdma_conf *conf, const char *node);
 /*
  * Capacity cooldown of a domain: after a capacity error, resumes in the
  * domain fail at once with the same reason for CapacityCooldown seconds.
- * power_cooldown_get() copies the reason into reason and returns true
- * while one is in force.
+ * power_cooldown_get() copies the reason into reason, and the time it
+ * ends into *until unless until is NULL, and returns true while one is in
+ * force.
  */
 bool power_cooldown_get(const struct azrdma_conf *conf, const char *domain,
-                        char *reason, size_t len);
+                        char *reason, size_t len, time_t *until);
 void power_cooldown_set(const struct azrdma_conf *conf, const char *domain,
                         const char *reason);
 /* Whether an ARM error code means Azure has no capacity for the request. */

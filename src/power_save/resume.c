@@ -38,6 +38,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "power.h"
+#include "sl_compat.h"
 #include "sl_slurm.h"
 
 /*
@@ -57,6 +58,10 @@
 
 /* How long to wait for a node's lock (a suspend of it may be under way). */
 #define RESUME_LOCK_WAIT_S 600
+/* How long addresses are sent again while slurmctld is away, and the
+ * longest pause between tries. */
+#define RESUME_ADDR_RETRY_S 300
+#define RESUME_ADDR_RETRY_MAX_S 8
 
 struct rs;
 
@@ -135,6 +140,12 @@ struct rs {
 	char **addr_names;
 	char **addr_ips;
 	size_t addr_batched;
+	/* Until when an address slurmctld cannot take (it is restarting) is
+	 * sent again: a job whose nodes' addresses never arrive hangs. */
+	time_t addr_deadline;
+	/* slurmctld's start when this run began, 0 if it could not be
+	 * asked (it was restarting): see _requeue_after_restart(). */
+	time_t ctld_boot;
 	bool journal_unsynced;   /* entries written since the last sync */
 };
 
@@ -535,12 +546,41 @@ static json_object *_vm_body(struct rs_node *n)
 
 /* ---- the steps of one node --------------------------------------------- */
 
-static void _push_addr_now(const char *name, const char *ip)
+/*
+ * One node's address, now.  While slurmctld cannot be reached (restarting)
+ * it is sent again, 1, 2, 4, then every 8 s until rs->addr_deadline: the
+ * node's lock is still held here, so a suspend cannot reset the address
+ * before it arrives, and the other nodes' calls wait (slurmctld takes
+ * none of theirs either).
+ */
+static void _push_addr_now(struct rs *rs, const char *name, const char *ip)
 {
 	char err[AZ_ERRLEN];
+	unsigned delay = 1, tries = 1;
 
-	if (sl_node_set_addr(name, ip, name, err, sizeof(err)) != AZ_OK)
-		log_error("%s: NodeAddr=%s not set: %s", name, ip, err);
+	for (;; tries++) {
+		enum az_rc rc = sl_node_set_addr(name, ip, name, err,
+		                                 sizeof(err));
+
+		if (rc == AZ_OK)
+			break;
+		if (rc != AZ_EHTTP) {
+			log_error("%s: NodeAddr=%s not set: %s", name, ip, err);
+			return;
+		}
+		if (time(NULL) + (time_t)delay > rs->addr_deadline) {
+			log_error("%s: NodeAddr=%s not set: %s; gave up", name,
+			          ip, err);
+			return;
+		}
+		log_warn("%s: NodeAddr=%s not set: %s; again in %u s", name, ip,
+		         err, delay);
+		sleep(delay);
+		if (delay < RESUME_ADDR_RETRY_MAX_S)
+			delay *= 2;
+	}
+	if (tries > 1)
+		log_info("%s: NodeAddr=%s set at try %u", name, ip, tries);
 	else
 		log_verbose("%s: NodeAddr=%s", name, ip);
 }
@@ -556,7 +596,7 @@ static void _push_addr(struct rs_node *n, const char *ip)
 	char *copy = strdup(ip);
 
 	if (!copy) {
-		_push_addr_now(n->name, ip);
+		_push_addr_now(rs, n->name, ip);
 		return;
 	}
 	if (rs->addr_batched == rs->count) /* a node answered twice */
@@ -593,7 +633,7 @@ static void _addr_flush(struct rs *rs)
 			log_verbose("%s: NodeAddr=%s", rs->addr_names[i],
 			            rs->addr_ips[i]);
 		else
-			_push_addr_now(rs->addr_names[i], rs->addr_ips[i]);
+			_push_addr_now(rs, rs->addr_names[i], rs->addr_ips[i]);
 		free(rs->addr_ips[i]);
 		rs->addr_ips[i] = NULL;
 	}
@@ -1244,6 +1284,44 @@ static void _release_job_of(struct rs_node *failed)
 	}
 }
 
+/*
+ * slurmctld restarted while this run booted the nodes of its jobs: before
+ * 23.11.4 such a job starts without its nodes' addresses and its steps
+ * fail on the node names (sl_compat.h).  A batch job still waiting for its
+ * nodes is requeued, so that it is placed again with the addresses, rather
+ * than left to hang; any other is named in the log.
+ */
+static void _requeue_after_restart(struct rs *rs)
+{
+	struct sl_ctl_settings ctl;
+	char err[AZ_ERRLEN];
+
+	if (!SL_RESTART_LOSES_JOB_ADDRESSES || !rs->jobs.count)
+		return;
+	if (sl_ctl_settings(&ctl, err, sizeof(err)) != AZ_OK) {
+		log_warn("cannot tell whether slurmctld restarted: %s", err);
+		return;
+	}
+	if (rs->ctld_boot && ctl.boot_time == rs->ctld_boot)
+		return;
+	for (size_t i = 0; i < rs->jobs.count; i++) {
+		uint32_t id = rs->jobs.items[i].id;
+		bool done;
+
+		if (sl_job_requeue_configuring(id, &done, err, sizeof(err))
+		    != AZ_OK)
+			log_error("job %u: %s", id, err);
+		else if (done)
+			log_warn("job %u: slurmctld restarted while its nodes "
+			         "booted, which loses their addresses for the "
+			         "job on this Slurm: requeued", id);
+		else if (err[0])
+			log_error("job %u: slurmctld restarted while its nodes "
+			          "booted; its steps may not find them by name: "
+			          "%s", id, err);
+	}
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static char *_read_key(const char *path)
@@ -1301,6 +1379,7 @@ int main(int argc, char **argv)
 
 	power_stdio_init();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rs.addr_deadline = time(NULL) + RESUME_ADDR_RETRY_S;
 	/* The memfd is gone once slurmctld reaps us: read it first. */
 	resume_file = getenv("SLURM_RESUME_FILE");
 	if (resume_file
@@ -1335,6 +1414,12 @@ int main(int argc, char **argv)
 		log_warn("SLURM_RESUME_FILE: %s", err);
 	else if (resume_text && err[0])
 		log_warn("SLURM_RESUME_FILE: %s", err);
+	if (SL_RESTART_LOSES_JOB_ADDRESSES && rs.jobs.count) {
+		struct sl_ctl_settings ctl;
+
+		if (sl_ctl_settings(&ctl, err, sizeof(err)) == AZ_OK)
+			rs.ctld_boot = ctl.boot_time;
+	}
 	/* A feature reboot: Slurm passes what job_xlate() returned. */
 	if (argc > 2
 	    && features_job_check(rs.conf, argv[2], &rs.want_image, err,
@@ -1404,7 +1489,7 @@ int main(int argc, char **argv)
 		if (!_node_image(n, job))
 			continue;
 		if (power_cooldown_get(rs.conf, n->dom->name, reason,
-		                       sizeof(reason))) {
+		                       sizeof(reason), NULL)) {
 			_node_fail(n, reason);
 			continue;
 		}
@@ -1447,6 +1532,7 @@ int main(int argc, char **argv)
 	if (arm_client_pending(rs.arm))
 		arm_client_run(rs.arm, -1, err, sizeof(err));
 	_addr_flush(&rs);
+	_requeue_after_restart(&rs);
 	for (size_t i = 0; i < rs.count; i++)
 		if (rs.nodes[i].failed)
 			rs.failed++;

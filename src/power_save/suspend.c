@@ -33,8 +33,16 @@
 #define PROGRAM "azrdma-suspend"
 #endif
 
-/* How long to wait for a node's lock (a resume of it may be under way). */
+/*
+ * How long to wait for a node's lock (a resume of it may be under way):
+ * SuspendTimeout, after which slurmctld counts the node powered down and
+ * may give it to a newer job (whose resume then waits for us), but not
+ * less than a resume's quick path takes; the state read after the wait
+ * keeps a newer job's VM safe either way.  The most, and what is waited
+ * when slurmctld cannot say.
+ */
 #define SUSPEND_LOCK_WAIT_S 600
+#define SUSPEND_LOCK_WAIT_MIN_S 30
 
 struct sp_node {
 	struct sp *sp;
@@ -42,6 +50,7 @@ struct sp_node {
 	char *nic_name;
 	int lock_fd;
 	bool half_made; /* the journal names a resume that never ended */
+	bool in_use;    /* a newer job has it: its VM stays */
 	bool ok;
 	bool failed;
 };
@@ -51,7 +60,7 @@ struct sp {
 	struct arm_client *arm;
 	struct sp_node *nodes;
 	size_t count;
-	size_t gone, done, failed;
+	size_t gone, done, failed, in_use;
 };
 
 static void _fail(struct sp_node *n, struct arm_result *res, const char *what)
@@ -213,6 +222,63 @@ static void _reset_addrs(struct sp *sp)
 	free(names);
 }
 
+/* The lock wait: SuspendTimeout, within the bounds above. */
+static unsigned _lock_wait_s(void)
+{
+#ifdef RESUME_FAIL
+	return SUSPEND_LOCK_WAIT_S;
+#else
+	struct sl_ctl_settings ctl;
+	char err[AZ_ERRLEN];
+	unsigned timeout;
+
+	if (sl_ctl_settings(&ctl, err, sizeof(err)) != AZ_OK) {
+		log_warn("%s; waiting %u s at most for a node's lock", err,
+		         SUSPEND_LOCK_WAIT_S);
+		return SUSPEND_LOCK_WAIT_S;
+	}
+	timeout = ctl.suspend_timeout;
+	if (timeout < SUSPEND_LOCK_WAIT_MIN_S)
+		return SUSPEND_LOCK_WAIT_MIN_S;
+	return timeout < SUSPEND_LOCK_WAIT_S ? timeout : SUSPEND_LOCK_WAIT_S;
+#endif
+}
+
+#ifndef RESUME_FAIL
+/*
+ * With the locks held, read the nodes' state again: a node a newer job
+ * holds (allocated, or powering up for it: slurmctld counted it powered
+ * down at SuspendTimeout while we waited for a resume to let go of it)
+ * keeps its VM.  If slurmctld cannot be asked, nothing is skipped: Slurm
+ * asked for these nodes to go.
+ */
+static void _skip_nodes_in_use(struct sp *sp)
+{
+	struct sl_nodes nodes = {0};
+	char err[AZ_ERRLEN];
+
+	if (sl_nodes_load(&nodes, err, sizeof(err)) != AZ_OK) {
+		log_warn("cannot read the nodes' state again: %s", err);
+		return;
+	}
+	for (size_t i = 0; i < sp->count; i++) {
+		struct sp_node *n = &sp->nodes[i];
+		const struct sl_node *sn = sl_nodes_find(&nodes, n->name);
+		char *state;
+
+		if (n->failed || !sn || !power_node_in_use(sn->state))
+			continue;
+		state = sl_state_string(sn->state);
+		log_info("%s: in use by a newer job (%s); its VM stays", n->name,
+		         state ? state : "?");
+		free(state);
+		n->in_use = true;
+		sp->in_use++;
+	}
+	sl_nodes_free(&nodes);
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	struct sp sp = {0};
@@ -220,6 +286,7 @@ int main(int argc, char **argv)
 	char **names = NULL;
 	size_t count = 0;
 	struct timespec t0, t1;
+	time_t lock_deadline;
 	int status = 1;
 
 	power_stdio_init();
@@ -269,20 +336,32 @@ int main(int argc, char **argv)
 			          err);
 		free(reason);
 	}
+	lock_deadline = time(NULL) + _lock_wait_s();
 	for (size_t i = 0; i < count; i++) {
 		struct sp_node *n = &sp.nodes[sp.count++];
-		struct power_journal j;
-		char *journal;
+		time_t now = time(NULL);
 
 		n->sp = &sp;
 		n->name = names[i];
 		n->nic_name = power_nic_name(names[i]);
-		if (power_lock_node(sp.conf, n->name, SUSPEND_LOCK_WAIT_S,
+		if (power_lock_node(sp.conf, n->name,
+		                    now < lock_deadline
+		                            ? (unsigned)(lock_deadline - now)
+		                            : 0,
 		                    &n->lock_fd, err, sizeof(err))
-		    != AZ_OK) {
+		    != AZ_OK)
 			_fail(n, NULL, err);
+	}
+#ifndef RESUME_FAIL
+	_skip_nodes_in_use(&sp);
+#endif
+	for (size_t i = 0; i < sp.count; i++) {
+		struct sp_node *n = &sp.nodes[i];
+		struct power_journal j;
+		char *journal;
+
+		if (n->failed || n->in_use)
 			continue;
-		}
 		journal = power_journal_read(sp.conf, n->name);
 		n->half_made = power_journal_parse(journal, &j);
 		if (n->half_made)
@@ -302,14 +381,16 @@ int main(int argc, char **argv)
 
 		if (n->ok)
 			power_journal_clear(sp.conf, n->name);
-		else
+		else if (!n->in_use)
 			sp.failed++;
 		power_unlock_node(n->lock_fd);
 		free(n->nic_name);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("%s: %zu done (%zu were gone already), %zu failed, %.1f s",
-	         argv[1], sp.count - sp.failed, sp.gone, sp.failed,
+	log_info("%s: %zu done (%zu were gone already), %zu in use by a newer "
+	         "job, %zu failed, %.1f s",
+	         argv[1], sp.count - sp.failed - sp.in_use, sp.gone, sp.in_use,
+	         sp.failed,
 	         (double)(t1.tv_sec - t0.tv_sec)
 	                 + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	status = sp.failed ? 1 : 0;

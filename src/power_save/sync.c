@@ -38,6 +38,8 @@
 #include "sl_slurm.h"
 
 #define SYNC_DEFAULT_GRACE_S 300
+/* How a failed node's reason says when it is tried again. */
+#define RETRY_NOTE "; back to idle~ after "
 
 struct sync {
 	struct azrdma_conf *conf;
@@ -45,6 +47,7 @@ struct sync {
 	struct sl_nodes nodes;
 	bool dry_run;
 	unsigned grace_s;
+	uint32_t slurm_user_id; /* whose reasons are Slurm's or ours */
 	unsigned actions, failures;
 };
 
@@ -138,6 +141,19 @@ static bool _busy(uint32_t state)
 	          | NODE_STATE_POWER_UP | NODE_STATE_POWER_DOWN);
 }
 
+/*
+ * A powered-down node that RESUME took out of DOWN (an admin's scontrol
+ * update state=resume) is NOT_RESPONDING until slurmd registers, which a
+ * powered-down node never does: after slurmctld's next restart it is never
+ * scheduled again.  A power down clears the mark.
+ */
+static bool _not_responding_powered_down(uint32_t state)
+{
+	return (state & NODE_STATE_BASE) == NODE_STATE_IDLE
+	       && (state & NODE_STATE_NO_RESPOND)
+	       && !(state & (NODE_STATE_DRAIN | NODE_STATE_FAIL));
+}
+
 static void _deallocate(struct sync *s, const char *vm, const char *why)
 {
 	struct arm_result *res = NULL;
@@ -154,23 +170,28 @@ static void _deallocate(struct sync *s, const char *vm, const char *why)
 	arm_result_free(res);
 }
 
-static void _nic_delete(struct sync *s, const char *node)
+/* Delete the NIC an unfinished resume left; true once it is gone. */
+static bool _nic_delete(struct sync *s, const char *node)
 {
 	struct arm_result *res = NULL;
 	char *nic = power_nic_name(node);
 	enum az_rc rc;
+	bool gone = true;
 
 	_report(s, node, "delete NIC %s of an unfinished resume", nic);
 	if (!s->dry_run) {
 		rc = arm_nic_delete(s->arm, nic, &res);
 		if (rc != AZ_OK && rc != AZ_ENOTFOUND) {
-			log_error("%s: NIC delete: %s", node,
-			          res ? res->err : "");
+			log_error("%s: NIC delete: %s; its journal entry stays "
+			          "for the next run",
+			          node, res ? res->err : "");
 			s->failures++;
+			gone = false;
 		}
 		arm_result_free(res);
 	}
 	free(nic);
+	return gone;
 }
 
 /* A node without a VM has no disk: its image record goes. */
@@ -187,20 +208,29 @@ static void _image_forget(struct sync *s, const char *node)
 	free(image);
 }
 
-static void _node_down(struct sync *s, const char *node, const char *why)
+/* Tell slurmctld (state NO_VAL: the reason only); reported beforehand. */
+static void _node_update(struct sync *s, const char *node, uint32_t state,
+                         const char *reason)
 {
-	char reason[POWER_REASON_LEN], text[256], err[AZ_ERRLEN];
+	char err[AZ_ERRLEN];
 
-	snprintf(text, sizeof(text), "sync: %s", why);
-	power_reason_text(reason, sizeof(reason), text);
-	_report(s, node, "set DOWN (%s)", why);
 	if (s->dry_run)
 		return;
-	if (sl_node_set_state(node, NODE_STATE_DOWN, reason, err, sizeof(err))
+	if (sl_node_set_state(node, state, reason, err, sizeof(err))
 	    != AZ_OK) {
 		log_error("%s: %s", node, err);
 		s->failures++;
 	}
+}
+
+static void _node_down(struct sync *s, const char *node, const char *why)
+{
+	char reason[POWER_REASON_LEN], text[256];
+
+	snprintf(text, sizeof(text), "sync: %s", why);
+	power_reason_text(reason, sizeof(reason), text);
+	_report(s, node, "set DOWN (%s)", why);
+	_node_update(s, node, NODE_STATE_DOWN, reason);
 }
 
 static json_object *_list(struct sync *s, const char *path, const char *query)
@@ -222,6 +252,90 @@ static json_object *_list(struct sync *s, const char *path, const char *query)
 	}
 	arm_result_free(res);
 	return body;
+}
+
+/*
+ * The VM's power state now (its instance view), malloc()ed; NULL with
+ * *gone when there is no VM, NULL alone when ARM could not say.  The list
+ * sync starts from may be minutes old by the time a node's lock is free.
+ */
+static char *_vm_power_now(struct sync *s, const char *vm, bool *gone)
+{
+	struct arm_result *res = NULL;
+	enum az_rc rc = arm_vm_get(s->arm, vm, ARM_VM_INSTANCE_VIEW, &res);
+	const char *power;
+	char *out = NULL;
+
+	*gone = rc == AZ_ENOTFOUND;
+	if (rc == AZ_OK && res && res->body
+	    && (power = arm_vm_power_state(res->body)))
+		out = strdup(power);
+	else if (rc != AZ_OK && !*gone)
+		log_error("%s: reading its VM: %s", vm, res ? res->err : "");
+	arm_result_free(res);
+	return out;
+}
+
+/*
+ * The node as slurmctld has it now, with its lock held; false if it cannot
+ * be read.  *unknown: slurmctld does not know the name (out stays empty).
+ * Free out with sl_node_free().
+ */
+static bool _node_now(const char *node, struct sl_node *out, bool *unknown)
+{
+	char err[AZ_ERRLEN];
+	enum az_rc rc = sl_node_load(node, out, err, sizeof(err));
+
+	*unknown = rc == AZ_ENOTFOUND;
+	if (rc != AZ_OK && !*unknown)
+		log_error("%s: %s", node, err);
+	return rc == AZ_OK || *unknown;
+}
+
+static bool _node_state_now(const char *node, uint32_t *state, bool *unknown)
+{
+	struct sl_node sn;
+
+	if (!_node_now(node, &sn, unknown))
+		return false;
+	*state = sn.state;
+	sl_node_free(&sn);
+	return true;
+}
+
+/*
+ * With the node's lock held: is the VM still an orphan?  A resume may
+ * have reused it (node powering up, VM running for it) or a suspend
+ * deallocated it since the list was read.  Returns why, or NULL.
+ */
+static const char *_still_orphan(struct sync *s, const char *vm,
+                                 const char *node, bool known)
+{
+	uint32_t state = 0;
+	bool unknown, gone;
+	char *power;
+	const char *why = NULL;
+
+	if (!_node_state_now(node, &state, &unknown))
+		return NULL; /* cannot tell: next time */
+	if (unknown)
+		why = "node unknown to Slurm";
+	else if (_powered_down(state))
+		why = "node powered down";
+	else if (!known)
+		why = NULL; /* slurmctld knows it now */
+	if (!why) {
+		log_info("%s: no orphan any more (node %s is in use)", vm, node);
+		return NULL;
+	}
+	power = _vm_power_now(s, vm, &gone);
+	if (!power || strcmp(power, "running")) {
+		log_info("%s: no orphan any more (VM %s)", vm,
+		         gone ? "gone" : power ? power : "state unknown");
+		why = NULL;
+	}
+	free(power);
+	return why;
 }
 
 /* VMs: orphans, and the VM state of each node for the zombie check. */
@@ -263,6 +377,8 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 			log_verbose("%s: busy, next time", node);
 			continue;
 		}
+		if (why)
+			why = _still_orphan(s, name, node, sn != NULL);
 		age = _orphan_age(s, name, why != NULL);
 		if (why && age >= (long)s->grace_s) {
 			snprintf(whybuf, sizeof(whybuf), "%s, orphan for %lds",
@@ -276,6 +392,86 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 	}
 }
 
+/*
+ * A node azrdma or slurmctld set DOWN because its resume failed (azrdma's
+ * "azrdma: <code>: ..." reasons, Slurm's "ResumeTimeout reached"), set by
+ * SlurmUser, never drained: what an admin set DOWN or DRAIN, or any reason
+ * of someone else, is theirs to resume.
+ */
+static bool _failed_resume(const struct sync *s, const struct sl_node *n)
+{
+	if ((n->state & NODE_STATE_BASE) != NODE_STATE_DOWN
+	    || (n->state & NODE_STATE_DRAIN) || !n->reason
+	    || n->reason_uid != s->slurm_user_id)
+		return false;
+	return !strncmp(n->reason, "azrdma: ", 8)
+	       || !strncmp(n->reason, "ResumeTimeout reached", 21);
+}
+
+/*
+ * While the cooldown keeps a failed node DOWN, its reason says when it is
+ * tried again, so that `sinfo -R` answers an admin's first question.  An
+ * earlier note is replaced, not added to.  Only as SlurmUser: the reason's
+ * user is what tells a failed resume from an admin's DOWN.
+ */
+static void _note_retry(struct sync *s, const struct sl_node *n, time_t until)
+{
+	char reason[POWER_REASON_LEN], when[32];
+	const char *old = strstr(n->reason, RETRY_NOTE);
+	int keep = old ? (int)(old - n->reason) : (int)strlen(n->reason);
+	struct tm tm;
+
+	if (getuid() != s->slurm_user_id)
+		return;
+	localtime_r(&until, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* The note is what must fit: the failure's own words give way. */
+	if (keep > (int)(sizeof(reason) - sizeof(RETRY_NOTE) - sizeof(when)))
+		keep = (int)(sizeof(reason) - sizeof(RETRY_NOTE) - sizeof(when));
+	snprintf(reason, sizeof(reason), "%.*s%s%s", keep, n->reason,
+	         RETRY_NOTE, when);
+	if (!strcmp(reason, n->reason))
+		return;
+	_report(s, n->name, "note in its reason: back to idle~ after %s "
+	        "(the domain's capacity cooldown)", when);
+	_node_update(s, n->name, NO_VAL, reason);
+}
+
+/*
+ * A powered-down node whose resume failed, its VM cleaned up (gone or
+ * deallocated, no NIC left of an unfinished resume): back to idle~ once
+ * its domain's capacity cooldown is over, so that transient faults do not
+ * shrink the cluster until an admin looks (the next job powers it up as
+ * any other).  While the cooldown holds, the reason says until when, and
+ * a later run does it.
+ */
+static void _return_to_service(struct sync *s, const struct sl_node *n)
+{
+	const struct conf_domain *d = domain_for_node(s->conf, n->name);
+	char cooldown[POWER_REASON_LEN];
+	time_t until;
+
+	if (!d || !_failed_resume(s, n))
+		return;
+	if (power_cooldown_get(s->conf, d->name, cooldown, sizeof(cooldown),
+	                       &until)) {
+		log_info("%s: failed resume (%s); back to idle~ once domain "
+		         "%s's cooldown ends",
+		         n->name, n->reason, d->name);
+		_note_retry(s, n, until);
+		return;
+	}
+	_report(s, n->name, "return to idle~ (its resume failed: %s; the VM "
+	        "is cleaned up)", n->reason);
+	/*
+	 * IDLE, not RESUME: RESUME also marks the node NOT_RESPONDING until
+	 * slurmd registers, which a powered-down node never does; slurmctld
+	 * overlooks that until it restarts, and from then on never schedules
+	 * the node again.
+	 */
+	_node_update(s, n->name, NODE_STATE_IDLE, NULL);
+}
+
 /* Nodes of azrdma.conf: zombies, stale addresses, unfinished journals. */
 static void _sync_nodes(struct sync *s, char **vm_state)
 {
@@ -285,20 +481,56 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 		char *journal;
 		char why[128];
 		int lock = -1;
+		uint32_t state = 0;
+		struct sl_node now = {0};
+		bool unknown;
 
 		if (!domain_for_node(s->conf, sn->name) || _busy(sn->state))
 			continue;
 		if (power_lock_node(s->conf, sn->name, 0, &lock, NULL, 0)
 		    != AZ_OK)
 			continue;
+		/* What another program did before the lock was free counts:
+		 * read the node again, and its VM before acting on it. */
+		if (!_node_now(sn->name, &now, &unknown) || unknown
+		    || _busy(now.state)) {
+			sl_node_free(&now);
+			power_unlock_node(lock);
+			continue;
+		}
+		state = now.state;
+		if (_powered_down(state) != _powered_down(sn->state)) {
+			log_info("%s: changed while sync looked (%s); next time",
+			         sn->name, _powered_down(state) ? "powered down"
+			                                        : "powered up");
+			sl_node_free(&now);
+			power_unlock_node(lock);
+			continue;
+		}
 		journal = power_journal_read(s->conf, sn->name);
-		if (_powered_down(sn->state)) {
+		if (_powered_down(state)) {
+			bool nic_gone = true;
+
 			if (journal && !vs)
-				_nic_delete(s, sn->name);
-			if (journal && !s->dry_run)
+				nic_gone = _nic_delete(s, sn->name);
+			/* The entry is all that remembers the NIC (and its
+			 * address): it goes with the NIC, not before. */
+			if (journal && nic_gone && !s->dry_run)
 				power_journal_clear(s->conf, sn->name);
 			if (!vs)
 				_image_forget(s, sn->name);
+			if (nic_gone && (!vs || !strcmp(vs, "deallocated")))
+				_return_to_service(s, &now);
+			if (_not_responding_powered_down(state)) {
+				_report(s, sn->name,
+				        "power down again (powered down, but "
+				        "NOT_RESPONDING since a resume: Slurm "
+				        "would not schedule it after a restart)");
+				_node_update(s, sn->name,
+				             NODE_STATE_POWER_DOWN
+				                     | NODE_STATE_POWERED_DOWN,
+				             NULL);
+			}
 			if (sn->addr && strcmp(sn->addr, sn->name)) {
 				_report(s, sn->name,
 				        "reset NodeAddr %s of a powered-down "
@@ -308,15 +540,97 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 					sl_node_set_addr(sn->name, sn->name,
 					                 sn->name, NULL, 0);
 			}
-		} else if ((sn->state & NODE_STATE_BASE) != NODE_STATE_DOWN
+		} else if ((state & NODE_STATE_BASE) != NODE_STATE_DOWN
 		           && (!vs || strcmp(vs, "running"))) {
-			snprintf(why, sizeof(why), "VM %s while the node is up",
-			         vs ? vs : "missing");
-			_node_down(s, sn->name, why);
+			bool gone;
+			char *power = _vm_power_now(s, sn->name, &gone);
+
+			if (power && !strcmp(power, "running")) {
+				log_info("%s: VM running again; not a zombie",
+				         sn->name);
+			} else if (power || gone) {
+				snprintf(why, sizeof(why),
+				         "VM %s while the node is up",
+				         power ? power : "missing");
+				_node_down(s, sn->name, why);
+			}
+			free(power);
 		}
 		free(journal);
+		sl_node_free(&now);
 		power_unlock_node(lock);
 	}
+}
+
+/*
+ * The locks of every node of the domain whose availability set is name:
+ * a resume creates the set before it creates the VMs, holding the locks of
+ * its nodes, so a set whose domain's locks are all ours is not about to be
+ * filled.  Returns false (nothing held) if a lock is busy; *fds (count
+ * entries, -1 for none) go back with _domain_unlock().
+ */
+static bool _domain_lock(struct sync *s, const char *avset, int **fds,
+                         size_t *count)
+{
+	const struct conf_domain *d = NULL;
+
+	*fds = NULL;
+	*count = 0;
+	for (size_t i = 0; i < s->conf->domain_count && !d; i++)
+		if (s->conf->domains[i].availability_set
+		    && !strcasecmp(s->conf->domains[i].availability_set, avset))
+			d = &s->conf->domains[i];
+	if (!d || !d->node_count)
+		return true;
+	*fds = malloc(d->node_count * sizeof(**fds));
+	if (!*fds)
+		return false;
+	for (size_t j = 0; j < d->node_count; j++) {
+		if (power_lock_node(s->conf, d->node_names[j], 0,
+		                    &(*fds)[j], NULL, 0)
+		    == AZ_OK)
+			continue;
+		log_info("%s: %s is busy (a resume may be filling the set); "
+		         "next time",
+		         avset, d->node_names[j]);
+		for (size_t k = 0; k < j; k++)
+			power_unlock_node((*fds)[k]);
+		free(*fds);
+		*fds = NULL;
+		return false;
+	}
+	*count = d->node_count;
+	return true;
+}
+
+/* With its domain's locks held: does the set still hold no VM? */
+static bool _avset_still_empty(struct sync *s, const char *name)
+{
+	struct arm_result *res = NULL;
+	json_object *props, *members;
+	enum az_rc rc = arm_avset_get(s->arm, name, &res);
+	bool empty = rc == AZ_OK;
+
+	if (rc == AZ_OK && res && res->body
+	    && json_object_object_get_ex(res->body, "properties", &props)
+	    && json_object_object_get_ex(props, "virtualMachines", &members)
+	    && json_object_array_length(members) > 0)
+		empty = false;
+	if (rc != AZ_OK && rc != AZ_ENOTFOUND) {
+		log_error("%s: reading it again: %s", name, res ? res->err : "");
+		s->failures++;
+	}
+	if (!empty && rc == AZ_OK)
+		log_info("%s: holds VMs again; kept", name);
+	arm_result_free(res);
+	return empty;
+}
+
+static void _domain_unlock(int *fds, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		power_unlock_node(fds[i]);
+	free(fds);
 }
 
 /* Availability sets this cluster made that hold no VM any more. */
@@ -341,6 +655,8 @@ static void _sync_avsets(struct sync *s)
 		json_object *props, *members, *v;
 		struct arm_result *res = NULL;
 		const char *name;
+		int *fds = NULL;
+		size_t nfds = 0;
 
 		if (!_ours(s, set)
 		    || !json_object_object_get_ex(set, "name", &v))
@@ -351,6 +667,12 @@ static void _sync_avsets(struct sync *s)
 		                                 &members)
 		    && json_object_array_length(members) > 0)
 			continue;
+		if (!s->dry_run && !_domain_lock(s, name, &fds, &nfds))
+			continue;
+		if (!s->dry_run && !_avset_still_empty(s, name)) {
+			_domain_unlock(fds, nfds);
+			continue;
+		}
 		_report(s, name, "delete empty availability set");
 		if (s->dry_run)
 			continue;
@@ -359,6 +681,7 @@ static void _sync_avsets(struct sync *s)
 			s->failures++;
 		}
 		arm_result_free(res);
+		_domain_unlock(fds, nfds);
 	}
 	arm_result_free(list);
 }
@@ -378,6 +701,7 @@ int main(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0}};
 	struct sync s = {.grace_s = SYNC_DEFAULT_GRACE_S};
+	struct sl_ctl_settings ctl;
 	char err[AZ_ERRLEN], *path = NULL, **vm_state = NULL;
 	json_object *vms = NULL;
 	int verbose = 0, c, status = 1;
@@ -415,6 +739,11 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	if (sl_ctl_settings(&ctl, err, sizeof(err)) != AZ_OK) {
+		log_error("%s", err);
+		goto out;
+	}
+	s.slurm_user_id = ctl.slurm_user_id;
 	vm_state = calloc(s.nodes.count + 1, sizeof(*vm_state));
 	if (!vm_state
 	    || asprintf(&path,

@@ -13,6 +13,12 @@
  * with "azrdma: <check>: <detail>" when a check fails, leaves a node
  * drained or down for any other reason alone, and resumes a node it
  * drained itself once every check passes.  See azrdma-healthcheck(8).
+ *
+ * A check stuck in the kernel (uninterruptible sleep on a hung HCA)
+ * survives SIGKILL and cannot be reaped.  The parent reports and drains
+ * without waiting for it, and the child keeps the run lock on purpose: the
+ * lock file records the run and its stuck check, so every later run that
+ * finds the lock held that long fails loudly instead of skipping.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +47,10 @@
 #define DEFAULT_LOCK "/run/azrdma-healthcheck.lock"
 /* Slurm kills us at 60 s; stop on our own before that, come what may. */
 #define HARD_LIMIT 50
+/* A lock held longer than any run lasts belongs to a stuck run. */
+#define STUCK_AFTER (HARD_LIMIT + 10)
+/* How long the parent gives a killed child to be reaped. */
+#define REAP_WAIT_MS 1000
 
 struct options {
 	const char *node;
@@ -56,6 +66,8 @@ struct options {
 struct outcome {
 	char failed[64]; /* first failing check, "" if none */
 	char detail[512];
+	pid_t stuck_pid; /* a killed child that could not be reaped, or 0 */
+	char stuck[64];  /* the check it was in */
 };
 
 static void _on_alarm(int sig)
@@ -263,8 +275,16 @@ static int _checks_with_watchdog(const struct hc_ctx *ctx, double timeout,
 		return -1;
 	}
 	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
 		setpgid(0, 0);
 		close(fds[0]);
+		/* A stuck child must not hold slurmd's output pipe open. */
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+		}
 		_run_checks(ctx, fds[1]);
 		_exit(0);
 	}
@@ -296,20 +316,34 @@ static int _checks_with_watchdog(const struct hc_ctx *ctx, double timeout,
 			used = 0; /* a line that long is garbage */
 	}
 	close(fds[0]);
-	if (!eof) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		printf("FAIL watchdog: %s did not finish within %.0f s\n",
-		       current[0] ? current : "the checks", timeout);
-		if (!out->failed[0]) {
-			snprintf(out->failed, sizeof(out->failed), "watchdog");
-			snprintf(out->detail, sizeof(out->detail),
-			         "%s did not finish within %.0f s",
-			         current[0] ? current : "the checks", timeout);
-		}
+	if (eof) {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		return 0;
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/* Report before anything else: the child may never die. */
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	snprintf(out->stuck, sizeof(out->stuck), "%s",
+	         current[0] ? current : "checks");
+	printf("FAIL %s: did not finish in %.0f s\n", out->stuck, timeout);
+	if (!out->failed[0]) {
+		snprintf(out->failed, sizeof(out->failed), "%s", out->stuck);
+		snprintf(out->detail, sizeof(out->detail),
+		         "did not finish in %.0f s", timeout);
+	}
+	for (int waited = 0; waited < REAP_WAIT_MS; waited += 20) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid || (r < 0 && errno != EINTR))
+			return 0;
+		usleep(20 * 1000);
+	}
+	/* Uninterruptible: it keeps the run lock until it ends (see top). */
+	out->stuck_pid = pid;
+	printf("azrdma-healthcheck: the process of check %s (pid %d) did not "
+	       "die on SIGKILL; later runs fail until it ends\n",
+	       out->stuck, (int)pid);
 	return 0;
 }
 
@@ -389,6 +423,88 @@ static int _lock(const char *path)
 	return fd;
 }
 
+/*
+ * What the lock file says of the run that holds it:
+ * "pid=<parent> started=<epoch s>[ stuck=<check> child=<pid>]".
+ */
+struct lock_record {
+	long long started;
+	int pid, child;
+	char stuck[64];
+};
+
+static void _lock_record_write(int fd, const struct lock_record *r)
+{
+	char line[160];
+	int n;
+
+	if (r->stuck[0])
+		n = snprintf(line, sizeof(line),
+		             "pid=%d started=%lld stuck=%s child=%d\n", r->pid,
+		             r->started, r->stuck, r->child);
+	else
+		n = snprintf(line, sizeof(line), "pid=%d started=%lld\n",
+		             r->pid, r->started);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n)
+		fprintf(stderr, "azrdma-healthcheck: cannot record the run in "
+		                "its lock file: %s\n", strerror(errno));
+}
+
+/* Read the record of the run holding path; false if there is none. */
+static bool _lock_record_read(const char *path, struct lock_record *r)
+{
+	char line[160] = "", *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
+	if (fd < 0)
+		return false;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	line[n] = '\0';
+	if (sscanf(line, "pid=%d started=%lld", &r->pid, &r->started) != 2)
+		return false;
+	p = strstr(line, " stuck=");
+	if (p && sscanf(p, " stuck=%63s child=%d", r->stuck, &r->child) != 2)
+		r->stuck[0] = '\0';
+	return true;
+}
+
+/*
+ * Another run holds the lock.  A run lasts HARD_LIMIT s at most, so a lock
+ * held longer, or by a run whose check was stuck, is held by a check that
+ * could not be killed: that is a failure of the node, never a reason to
+ * skip.  Returns true (and fills out) for a stuck holder.
+ */
+static bool _holder_is_stuck(const char *path, double timeout,
+                             struct outcome *out)
+{
+	struct lock_record r;
+	long long age;
+
+	if (!_lock_record_read(path, &r))
+		return false;
+	age = (long long)time(NULL) - r.started;
+	if (!r.stuck[0] && age < STUCK_AFTER)
+		return false;
+	snprintf(out->failed, sizeof(out->failed), "%s",
+	         r.stuck[0] ? r.stuck : "checks");
+	if (r.stuck[0])
+		snprintf(out->detail, sizeof(out->detail),
+		         "did not finish in %.0f s and could not be killed "
+		         "(pid %d, %lld s ago)",
+		         timeout, r.child, age);
+	else
+		snprintf(out->detail, sizeof(out->detail),
+		         "a run started %lld s ago (pid %d) still holds %s",
+		         age, r.pid, path);
+	printf("FAIL %s: %s\n", out->failed, out->detail);
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {.timeout = DEFAULT_TIMEOUT,
@@ -399,6 +515,7 @@ int main(int argc, char **argv)
 	const struct conf_domain *dom;
 	struct hc_iface *ifaces = NULL;
 	struct outcome out = {.failed = ""};
+	struct lock_record record = {0};
 	struct hc_ctx ctx = {0};
 	struct rlimit rl;
 	char err[AZ_ERRLEN], host[256], *path = NULL;
@@ -453,6 +570,16 @@ int main(int argc, char **argv)
 	}
 
 	lock = _lock(o.lock_file);
+	if (lock == -1 && _holder_is_stuck(o.lock_file, o.timeout, &out)) {
+		rc = 1;
+		if (!o.no_drain) {
+			int arc = _apply(o.node, &out);
+
+			if (arc)
+				rc = arc;
+		}
+		goto out;
+	}
 	if (lock == -1) {
 		printf("azrdma-healthcheck: another run holds %s; skipping\n",
 		       o.lock_file);
@@ -463,6 +590,9 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	record.pid = (int)getpid();
+	record.started = (long long)time(NULL);
+	_lock_record_write(lock, &record);
 	if (hc_ifaces_read(&ifaces, &ctx.iface_count, err, sizeof(err))
 	    != AZ_OK) {
 		fprintf(stderr, "azrdma-healthcheck: %s\n", err);
@@ -476,6 +606,11 @@ int main(int argc, char **argv)
 	if (_checks_with_watchdog(&ctx, o.timeout, &out) != 0) {
 		rc = 2;
 		goto out;
+	}
+	if (out.stuck_pid) {
+		snprintf(record.stuck, sizeof(record.stuck), "%s", out.stuck);
+		record.child = (int)out.stuck_pid;
+		_lock_record_write(lock, &record);
 	}
 	rc = out.failed[0] ? 1 : 0;
 	if (!o.no_drain) {

@@ -6,6 +6,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -35,15 +36,35 @@ def healthcheck(tmp_path):
     conf = tmp_path / "azrdma.conf"
     conf.write_text(DOMAIN_CONF)
 
-    def run(*args, root=None):
+    def run(*args, root=None, env=None):
         cmd = [exe, "-f", str(conf), "--lock-file", str(tmp_path / "lock"),
                "--no-drain"]
         if root:
             cmd += ["--root", str(root)]
         return subprocess.run(cmd + list(args), text=True, timeout=60,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={"PATH": "/usr/bin:/bin"})
+                              env={"PATH": "/usr/bin:/bin", **(env or {})})
     return run
+
+
+def _hung_port_tree(tmp_path):
+    """ib-healthy with a port state that blocks its reader, like a wedged
+    driver."""
+    root = tmp_path / "root"
+    shutil.copytree(sysfs_tree("ib-healthy"), root)
+    state = root / "sys/class/infiniband/mlx5_ib0/ports/1/state"
+    state.unlink()
+    os.mkfifo(state)
+    return root
+
+
+# kill() that does nothing: the watchdog's SIGKILL never arrives, as it
+# never takes effect on a process in uninterruptible sleep (D state), which
+# a test cannot put a process in without a broken device.
+NO_KILL_C = """
+#include <sys/types.h>
+int kill(pid_t pid, int sig) { (void)pid; (void)sig; return 0; }
+"""
 
 
 def test_list_names_the_checks_of_the_nodes_size(healthcheck):
@@ -75,14 +96,65 @@ def test_each_check_reports_one_line(healthcheck):
 
 
 def test_hung_check_is_killed_by_the_watchdog(healthcheck, tmp_path):
-    root = tmp_path / "root"
-    shutil.copytree(sysfs_tree("ib-healthy"), root)
-    state = root / "sys/class/infiniband/mlx5_ib0/ports/1/state"
-    state.unlink()
-    os.mkfifo(state)  # reading it blocks, like a wedged driver
+    root = _hung_port_tree(tmp_path)
     res = healthcheck("-n", "hb1", "--timeout", "1", root=root)
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "FAIL watchdog: ib_port did not finish within 1 s" in res.stdout
+    assert "FAIL ib_port: did not finish in 1 s" in res.stdout
+    # Killed and reaped: the lock is free for the next run.
+    res = healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))
+    assert "another run holds" not in res.stdout, res.stdout
+
+
+def test_a_check_that_survives_its_kill_fails_this_run_and_every_later_one(
+        healthcheck, tmp_path):
+    """Issue 17 item 1: a child that outlives SIGKILL used to keep the
+    parent in waitpid until its 50 s alarm (exit 3, nothing reported) and
+    kept the lock, so every later run skipped with exit 0."""
+    shim = tmp_path / "nokill.so"
+    src = tmp_path / "nokill.c"
+    src.write_text(NO_KILL_C)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim), str(src)],
+                   check=True)
+    root = _hung_port_tree(tmp_path)
+    child = None
+    try:
+        res = healthcheck("-n", "hb1", "--timeout", "1", root=root,
+                          env={"LD_PRELOAD": str(shim)})
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "FAIL ib_port: did not finish in 1 s" in res.stdout, res.stdout
+        assert "did not die on SIGKILL" in res.stdout, res.stdout
+        record = (tmp_path / "lock").read_text()
+        assert " stuck=ib_port child=" in record, record
+        child = int(record.split("child=")[1])
+        os.kill(child, 0)  # still there, holding the lock
+        # Later runs (no shim: they could kill) fail loudly, not skip.
+        for _ in range(2):
+            res = healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))
+            assert res.returncode == 1, res.stdout + res.stderr
+            assert "skipping" not in res.stdout, res.stdout
+            assert (f"FAIL ib_port: did not finish in 10 s and could not be "
+                    f"killed (pid {child}") in res.stdout, res.stdout
+    finally:
+        if child:
+            os.kill(child, 9)
+            wait_for(lambda: not os.path.exists(f"/proc/{child}")
+                     or open(f"/proc/{child}/stat").read().split()[2] == "Z",
+                     10, "the stuck child to die")
+    # It ended: the lock is free and the checks run again.
+    res = wait_for(lambda: (lambda r: r if "PASS ib_port" in r.stdout else None)(
+        healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))), 10,
+        "a run of the checks")
+    assert "did not finish" not in res.stdout, res.stdout
+
+
+def test_a_lock_held_longer_than_any_run_lasts_fails_the_run(healthcheck, tmp_path):
+    with open(tmp_path / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid=1 started=%d\n" % (time.time() - 120))
+        held.flush()
+        res = healthcheck("-n", "hb1", root=sysfs_tree("ib-healthy"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAIL checks: a run started 1" in res.stdout, res.stdout
 
 
 def test_overlapping_run_is_skipped(healthcheck, tmp_path):

@@ -6,12 +6,15 @@ test_spank.py.
 """
 
 import ipaddress
+import os
 import re
+import time
 
 import pytest
 
 from lib.rdma_jobs import (ENV_STEP, NODES, PROFILE, PROFILE_ENV, RDMA_NET,
-                           azrdma_job_plugins, per_node_env)
+                           RDMA_PARTITION, azrdma_job_plugins, conf_text,
+                           per_node_env, write_conf)
 
 RING = re.compile(r"^mpi_ring rank=(\d+) size=(\d+) host=(\S+) rdma=(\S+) "
                   r"status=(\S+) tcp=(\S*)$", re.M)
@@ -89,6 +92,36 @@ def test_a_job_without_rdma_intent_is_left_alone(plugins):
         plugins.run_ctl("scancel", str(job_id))
 
 
+def test_a_job_without_partition_is_placed_when_the_default_partition_is_rdma(
+        plugins):
+    """Issue 17 item 9: no -p means slurmctld's default partition (fab1,
+    Default=YES); with RdmaPartitions naming it the job is an RDMA job,
+    and with RdmaPartitions not naming it the job is left alone."""
+    default = plugins.domains[0].name
+    conf = os.path.join(os.path.dirname(plugins.slurm_conf_path), "azrdma.conf")
+    saved = open(conf).read()
+    write_conf(conf, conf_text(plugins, rdma_partitions=f"{RDMA_PARTITION},{default}"))
+    time.sleep(1.1)  # the plugin looks at its azrdma.conf once a second
+    try:
+        job_id, err = _sbatch(plugins, "-N", "2", "--hold", wrap="true")
+        try:
+            job = plugins.job(job_id)
+            assert job["Partition"] == default, job
+            assert "sbatch: azrdma: domain" in err, err
+            assert job["Features"] != "(null)", job
+        finally:
+            plugins.run_ctl("scancel", str(job_id))
+    finally:
+        write_conf(conf, saved)
+    time.sleep(1.1)
+    job_id, err = _sbatch(plugins, "-N", "2", "--hold", wrap="true")
+    try:
+        assert "azrdma" not in err, err
+        assert plugins.job(job_id)["Features"] == "(null)"
+    finally:
+        plugins.run_ctl("scancel", str(job_id))
+
+
 def test_a_users_or_constraint_is_grouped_and_accepted(plugins):
     job_id, err = _sbatch(plugins, "-N", "2", "-C", "rdma|rdma", "-p", "all",
                           "--hold", wrap="true")
@@ -122,7 +155,8 @@ def test_two_node_open_mpi_job_runs_on_the_injected_environment(plugins, mpi_rin
     # Only what any user would set as root; the MPI settings come from azrdma.
     env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
     job_id, err = _sbatch(plugins, "-N", "2", "--ntasks-per-node=1", "-C", "rdma", "-p", "all",
-                          "-w", "f4n3,f4n4", wrap=f"srun --mpi=pmix {mpi_ring}",
+                          "-w", "f4n3,f4n4",
+                          wrap=f"srun --mpi=pmix --kill-on-bad-exit=1 {mpi_ring}",
                           env=env)
     assert f"MPI env {PROFILE}" in err, err
     plugins.wait_job(job_id, timeout=180)

@@ -18,7 +18,7 @@ LINE = re.compile(r"^mpi_ring rank=(\d+) size=(\d+) host=(\S+) rdma=(\S+) "
 
 def test_two_node_mpi_ring_uses_the_rdma_network(cloud, mpi_ring):
     job_id = cloud.submit("-N", "2", "--ntasks-per-node=1", "-p", "fab1",
-                          "-w", "f1n3,f1n4", wrap=f"srun --mpi=pmix {mpi_ring}",
+                          "-w", "f1n3,f1n4", wrap=f"srun --mpi=pmix --kill-on-bad-exit=1 {mpi_ring}",
                           env=MPI_ENV)
     cloud.wait_job(job_id, timeout=180)
     out = cloud.job_output(job_id)

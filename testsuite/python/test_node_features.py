@@ -127,3 +127,20 @@ def test_show_config_lists_domains_and_images(nf_world):
     assert re.search(r"Images\s*=\s*img_alma\(default\),img_sles", out), out
     for d in nf_world.domains:
         assert re.search(rf"{d.name}={re.escape(d.hostlist)}\(", out), out
+
+
+def test_a_node_without_azrdma_conf_registers_and_runs_jobs(nf_world):
+    """Issue 17 item 10: slurmd's node_features/azrdma on a node without
+    azrdma.conf (configless Slurm does not ship it) failed its init, and
+    with it slurmd; now the node registers with slurmctld's features, runs
+    jobs, and slurmd says once what it does without."""
+    with nf_world.node_without_azrdma_conf("f5n2") as node:
+        job_id = nf_world.submit("-N", "1", "-p", "all", "-w", node,
+                                 wrap="hostname")
+        nf_world.wait_job(job_id, timeout=180)
+        assert nf_world.job_output(job_id).strip() == node
+        avail = nf_world.node(node).get("AvailableFeatures", "").split(",")
+        assert "azure" in avail and "img_sles" in avail, avail
+        log = open(nf_world.path("logs", f"slurmd-{node}.log")).read()
+        said = "does not exist: this node reports no image"
+        assert log.count(said) == 1, log[-3000:]

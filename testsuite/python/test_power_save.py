@@ -8,10 +8,12 @@ running or half-made.
 """
 
 import re
+import time
 
 import pytest
 
-from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs)
+from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs,
+                              program)
 from lib.wait import wait_for
 from lib.world import SUSPEND_TIME
 
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 NODES = ["f3n1", "f3n2", "f3n3", "f3n4"]
 QUOTA_NODES = ["f3n5", "f3n6"]
+QUOTA_NODE_LIST = "f3n[5-6]"
 CAPACITY_NODES = ["f3n7", "f3n8"]
 
 
@@ -172,7 +175,7 @@ def _recover(cloud, azrdma, job_id, nodes):
     _settled(cloud, azrdma, nodes)
     for node in nodes:
         if "DOWN" in cloud.node_flags(node):
-            cloud.scontrol("update", f"nodename={node}", "state=resume")
+            cloud.resume_down_node(node)
     cloud.wait_powered_down(nodes, timeout=60)
     _settled(cloud, azrdma, nodes)
     # Nothing left pending that would keep the node from the next job
@@ -188,6 +191,12 @@ def _wait_flags(cloud, node, want, absent=()):
         flags = cloud.node_flags(node)
         return set(want) <= flags and not flags & set(absent)
     wait_for(_ok, 60, f"{node}: {'+'.join(want)}", interval=0.5)
+
+
+def _sync(cloud):
+    return cloud.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
+                         "--init-groups", program("azrdma-sync"), check=False,
+                         timeout=180)
 
 
 def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrdma):
@@ -210,6 +219,54 @@ def test_quota_error_downs_the_node_with_the_azure_code_and_requeues(cloud, azrd
             deletes = _nic_requests(cloud, "DELETE", node)
             assert any(e["status"] < 300 for e in deletes), \
                 f"{node}: its NIC was not removed"
+        # Issue 17 item 8: once the VM is cleaned up (and the domain's
+        # cooldown is over) azrdma-sync returns the nodes to idle~; a node
+        # an admin set DOWN, even with an azrdma-like reason, stays.
+        cloud.run_ctl("scancel", str(job_id))
+        cloud.emulator_admin("POST", "reset")
+        azrdma.clear_cooldowns()
+        azrdma.wait_programs_done()  # a suspend holding a node's lock
+        admin_down = "f3n1"
+        cloud.wait_powered_down([admin_down])
+        cloud.scontrol("update", f"nodename={admin_down}", "state=down",
+                       "reason=azrdma: looked at by hand")
+        try:
+            res = _sync(cloud)
+            assert res.returncode == 0, res.stdout + res.stderr
+            for node in QUOTA_NODES:
+                assert f"{node}: return to idle~ (its resume failed: azrdma: " \
+                       "OperationNotAllowed" in res.stdout, res.stdout
+                flags = cloud.node_flags(node)
+                assert "POWERED_DOWN" in flags and "DOWN" not in flags, (node, flags)
+            assert f"{admin_down}: return" not in res.stdout, res.stdout
+            assert "DOWN" in cloud.node_flags(admin_down)
+        finally:
+            # The admin resumes it by hand: Slurm marks it NOT_RESPONDING
+            # until slurmd registers, which a powered-down node never does.
+            cloud.scontrol("update", f"nodename={admin_down}", "state=resume")
+        res = _sync(cloud)
+        assert f"{admin_down}: power down again (powered down, but " \
+            "NOT_RESPONDING" in res.stdout, res.stdout
+        cloud.wait_nodes([admin_down], lambda f: "POWERED_DOWN" in f and not f & {
+            "NOT_RESPONDING", "POWER_DOWN", "POWERING_DOWN", "DOWN"}, 90,
+            "powered down again, responding")
+        # Returned nodes are scheduled again, across a slurmctld restart
+        # too: before, sync's RESUME left them NOT_RESPONDING, as the
+        # admin's did, and after a restart slurmctld never gave them to a
+        # job again.  The quota is still used up, so the new job's resume
+        # fails on it (the later modules want these nodes without a VM):
+        # that it runs at all shows that the job got the nodes.
+        cloud.restart_slurmctld()
+        cloud.emulator_admin("POST", "quota", {"family": HB120_FAMILY, "limit": 0})
+        again = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(QUOTA_NODES),
+                             wrap="true")
+        try:
+            for node in QUOTA_NODES:
+                _wait_down_with(cloud, node, "OperationNotAllowed")
+            assert f"resume {QUOTA_NODE_LIST}" in azrdma.log_text().split(
+                "return to idle~")[-1]
+        finally:
+            cloud.run_ctl("scancel", str(again))
     finally:
         _recover(cloud, azrdma, job_id, QUOTA_NODES)
 
@@ -280,7 +337,7 @@ def test_allocation_failure_releases_the_jobs_other_node(cloud, azrdma, allocati
 
 
 def test_capacity_cooldown_fails_the_domain_fast_with_the_same_reason(
-        cloud, allocation_failure):
+        cloud, azrdma, allocation_failure):
     node, = allocation_failure["placed"]
     _wait_flags(cloud, node, {"IDLE", "POWERED_DOWN"}, {"POWERING_DOWN"})
     puts = len(_vm_requests(cloud, "PUT", node))
@@ -291,3 +348,26 @@ def test_capacity_cooldown_fails_the_domain_fast_with_the_same_reason(
     _wait_flags(cloud, node, {"DOWN", "POWERED_DOWN"}, {"POWERING_DOWN"})
     assert len(_vm_requests(cloud, "PUT", node)) == puts
     assert len(_vm_requests(cloud, "POST", node, "/start")) == starts
+    # Issue 17 item 8: while the cooldown holds, azrdma-sync leaves the
+    # node DOWN and says in its reason when it comes back (once: a second
+    # run changes nothing); after it, the node returns to idle~.
+    until = azrdma.cooldown_until("fab3")
+    assert until, "no cooldown recorded for fab3"
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(until))
+    res = _sync(cloud)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{node}: note in its reason: back to idle~ after {when}" in res.stdout, \
+        res.stdout
+    reason = cloud.node(node)["Reason"]
+    assert reason.startswith("azrdma: AllocationFailed:"), reason
+    assert f"; back to idle~ after {when}" in reason, reason
+    assert "DOWN" in cloud.node_flags(node)
+    res = _sync(cloud)
+    assert f"{node}: note" not in res.stdout, res.stdout
+    assert cloud.node(node)["Reason"].count("back to idle~") == 1
+    azrdma.clear_cooldowns()
+    res = _sync(cloud)
+    assert f"{node}: return to idle~ (its resume failed: azrdma: AllocationFailed" \
+        in res.stdout, res.stdout
+    flags = cloud.node_flags(node)
+    assert "POWERED_DOWN" in flags and "DOWN" not in flags, (node, flags)

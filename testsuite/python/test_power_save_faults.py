@@ -8,10 +8,12 @@ import os
 import re
 import signal
 import subprocess
+import time
 
 import pytest
 
 from lib.azrdma_world import azrdma_power_save, have_programs, program
+from lib import world as world_mod
 from lib.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -138,7 +140,7 @@ def test_resume_killed_half_way_is_cleaned_up_at_resume_timeout(cloud, azrdma):
     assert deletes, "the NIC of the killed resume was left behind"
     assert KILLED not in cloud.vms()
     assert azrdma.journal(KILLED) is None
-    cloud.scontrol("update", f"nodename={KILLED}", "state=resume")
+    cloud.resume_down_node(KILLED)
     cloud.wait_powered_down([KILLED], timeout=60)
 
 
@@ -166,6 +168,45 @@ def test_suspend_racing_a_resume_waits_for_it(cloud, azrdma):
     assert azrdma.journal(RACED) is None
 
 
+IN_USE = "f3n7"
+
+
+def _suspend_by_hand(world, node):
+    return world.run_ctl("setpriv", "--reuid=slurm", "--regid=slurm",
+                         "--init-groups", program("azrdma-suspend"), node,
+                         check=False, timeout=180)
+
+
+def test_suspend_leaves_the_vm_of_a_node_a_newer_job_holds(cloud, azrdma):
+    """Issue 17 item 3: a suspend that got a node's lock late (after a
+    resume held it past SuspendTimeout) deallocated the VM a newer job was
+    starting on; it reads the node's state again once it holds the lock."""
+    cloud.wait_powered_down([IN_USE])
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", IN_USE, wrap="sleep 120")
+    try:
+        cloud.wait_job_running(job_id, timeout=120)
+        res = _suspend_by_hand(cloud, IN_USE)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"{IN_USE}: in use by a newer job" in azrdma.log_text()
+        assert cloud.vm_power(IN_USE) == "running"
+        assert cloud.job(job_id)["JobState"] == "RUNNING"
+    finally:
+        cloud.run_ctl("scancel", str(job_id))
+        cloud.wait_powered_down([IN_USE], timeout=120)
+
+
+def test_suspend_waits_for_a_lock_no_longer_than_suspend_timeout(cloud, azrdma):
+    """Issue 17 item 3: the lock wait (600 s) outlived SuspendTimeout, after
+    which slurmctld gives the node to newer jobs."""
+    with azrdma.node_lock_held("ghost2"):
+        res = _suspend_by_hand(cloud, "ghost2")
+    assert res.returncode == 1, res.stdout + res.stderr
+    # SuspendTimeout is 5 s here, so the floor of 30 s; the wait was 600 s
+    # whatever SuspendTimeout was.
+    assert "ghost2: another azrdma program holds its lock (waited 30 s)" \
+        in azrdma.log_text()
+
+
 def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
     cloud.wait_powered_down([RESTARTED])
     cloud.emulator_admin("POST", "faults", {
@@ -179,6 +220,49 @@ def test_resume_survives_a_slurmctld_restart(cloud, azrdma):
     assert cloud.job_output(job_id).split() == [RESTARTED]
     assert cloud.vm_power(RESTARTED) == "running" or \
         cloud.vm_power(RESTARTED) == "deallocated"
+
+
+ADDR_NODES = ["f3n6", "f3n8"]
+
+
+def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
+    """Issue 17 item 6: slurmctld was away when the resume sent the nodes'
+    addresses ("Unable to contact slurm controller") and the resume never
+    sent them again.  It now sends them until slurmctld takes them, its
+    node locks held meanwhile.  And the job recovered across the restart
+    runs: before Slurm 23.11.4 it would start without its nodes' addresses
+    (its srun hung on the names), so the resume requeues it."""
+    cloud.wait_powered_down(ADDR_NODES)
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": r"/networkInterfaces/f3n[68]-nic$", "count": 2,
+        "action": "delay", "seconds": 6})
+    job_id = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(ADDR_NODES),
+                          wrap="srun hostname")
+    try:
+        wait_for(lambda: _resume_pids(azrdma, "f3n[6,8]"), 60, "the resume running")
+        ctld = cloud.procs.pop("slurmctld")
+        world_mod._terminate(ctld, 30)
+        try:
+            wait_for(lambda: "not set" in azrdma.log_text()
+                     and "again in" in azrdma.log_text(), 60,
+                     "the resume to find slurmctld away and try again")
+        finally:
+            cloud._start_slurmctld()
+        wait_for(lambda: re.search(r"f3n[68]: NodeAddr=\S+ set at try \d+",
+                                   azrdma.log_text()), 120,
+                 "the address to reach slurmctld")
+        azrdma.wait_programs_done()
+        assert "gave up" not in azrdma.log_text()
+        # A requeued job waits for its credential's lifetime (120 s).
+        job = cloud.wait_job(job_id, timeout=420)
+        out = cloud.job_output(job_id)
+        assert sorted(w for w in out.split() if w in ADDR_NODES) == ADDR_NODES, out
+        if f"job {job_id}: slurmctld restarted" in azrdma.log_text():
+            assert int(job["Restarts"]) >= 1, job
+    finally:
+        cloud.run_ctl("scancel", str(job_id))
+        azrdma.wait_programs_done()
+        cloud.wait_powered_down(ADDR_NODES, timeout=120)
 
 
 def test_feature_reboot_recreates_the_vm_with_the_requested_image(cloud, azrdma):

@@ -73,6 +73,50 @@ def test_memlock_warning_names_the_limit(plugins):
             "not unlimited") in r.stderr, r.stderr
 
 
+def test_memlock_warning_comes_once_per_node_and_step_not_per_task(plugins):
+    """Issue 17 item 11: with many tasks per node the warning is printed by
+    the first task of each node, once per step, not by every task."""
+    r = plugins.run_ctl("bash", "-c", "ulimit -l 1024 && exec srun -p all -N 2 "
+                        "-n 8 --overcommit -C rdma -w f4n1,f4n2 true", timeout=180)
+    warning = "azrdma: warning: the memlock limit of this task is 1024 KiB"
+    assert r.stderr.count(warning) == 2, r.stderr
+    r = plugins.run_ctl("bash", "-c", "ulimit -l 1024 && exec salloc -p all -N 2 "
+                        "-C rdma -w f4n1,f4n2 bash -c 'srun -n 6 -O true; "
+                        "srun -n 6 -O true'", timeout=180)
+    assert r.stderr.count(warning) == 4, r.stderr
+
+
+NO_CONF_NODE = "f4n3"
+
+
+def test_a_node_without_azrdma_conf_runs_every_job_step(plugins):
+    """Issue 17 item 10: a node without azrdma.conf (configless Slurm ships
+    slurm.conf and plugstack.conf, not ours) lost every job step to the
+    required spank plugin's failed init.  Now every step runs, a batch job
+    keeps the profile job_submit/azrdma put in its environment, and slurmd
+    says once what the node does without."""
+    with plugins.node_without_azrdma_conf(NO_CONF_NODE) as node:
+        r = plugins.run_ctl("srun", "-p", "all", "-N", "1", "-w", node, "true",
+                            check=False, timeout=180)
+        assert r.returncode == 0, r.stderr
+        r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", node, check=False)
+        assert r.returncode == 0, r.stderr
+        env = per_node_env(r.stdout)[node]
+        assert "AZRDMA_MPI_PROFILE" not in env, env
+        r = plugins.run_ctl("sbatch", "--parsable", "-p", "all", "-N", "1",
+                            "-C", "rdma", "-w", node,
+                            f"--output={plugins.path('jobs', '%j.out')}",
+                            "--wrap", "srun " + " ".join(
+                                f"'{a}'" for a in TASK_ENV))
+        job_id = int(r.stdout.strip().split(";")[0])
+        plugins.wait_job(job_id, timeout=180)
+        env = per_node_env(plugins.job_output(job_id))[node]
+        _assert_profile(env, node)
+        log = open(plugins.path("logs", f"slurmd-{node}.log")).read()
+        said = "does not exist: job steps on this node run without spank/azrdma"
+        assert log.count(said) == 1, log[-3000:]
+
+
 def test_a_users_value_survives_in_an_srun_job(plugins):
     r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", "f4n2",
               env={"OMPI_MCA_pml": "cm"})

@@ -140,12 +140,71 @@ START_TEST(job_check_refuses_two_unknown_and_mixed_images)
 }
 END_TEST
 
+/*
+ * Issue 17 item 12: a name longer than the old 127-character buffer was cut
+ * and its tail read as a name of its own, and the check split names unlike
+ * the job_submit plugin (which also separates at ':', '!' and blanks).
+ */
+START_TEST(job_check_reads_long_names_whole_and_splits_like_job_submit)
+{
+	struct azrdma_conf *c = _conf();
+	const struct conf_image *img = NULL;
+	char err[AZ_ERRLEN], expr[400];
+
+	/* 127 characters, then what would read as an unknown image. */
+	memset(expr, 'a', 127);
+	snprintf(expr + 127, sizeof(expr) - 127, "img_windows&img_sles");
+	ck_assert_int_eq(features_job_check(c, expr, &img, err, sizeof(err)),
+			 AZ_OK);
+	ck_assert_str_eq(img->name, "sles");
+	/* A long image name names no image, and says which. */
+	memset(expr, 0, sizeof(expr));
+	strcpy(expr, "rdma&img_");
+	memset(expr + 9, 's', 300);
+	ck_assert_int_eq(features_job_check(c, expr, &img, err, sizeof(err)),
+			 AZ_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "names no image"));
+	/* ':' '!' and blanks separate names, as in job_submit. */
+	ck_assert_int_eq(features_job_check(c, "img_alma!img_sles", NULL, err,
+					    sizeof(err)),
+			 AZ_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "img_alma and img_sles"));
+	ck_assert_int_eq(features_job_check(c, "rdma img_alma", &img, err,
+					    sizeof(err)),
+			 AZ_OK);
+	ck_assert_str_eq(img->name, "alma");
+	conf_free(c);
+}
+END_TEST
+
+/* The one reader of constraint names: operators, counts, long names. */
+START_TEST(next_name_skips_operators_and_counts)
+{
+	const char *expr = "rdma&[hb0|hb1]*2,x*y:12 !z", *cur = expr;
+	const char *want[] = {"rdma", "hb0", "hb1", "x", "y", "12", "z"};
+	struct feature_name f;
+	size_t i = 0;
+
+	while (feature_next_name(expr, &cur, &f)) {
+		ck_assert_uint_lt(i, sizeof(want) / sizeof(want[0]));
+		ck_assert_uint_eq(f.len, strlen(want[i]));
+		ck_assert(!strncmp(f.s, want[i], f.len));
+		i++;
+	}
+	ck_assert_uint_eq(i, sizeof(want) / sizeof(want[0]));
+	cur = NULL;
+	ck_assert(!feature_next_name(NULL, &cur, &f));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("feature_set");
 	TCase *tc = tcase_create("feature_set");
 
 	tcase_add_test(tc, static_features_name_domain_size_and_rdma_kind);
+	tcase_add_test(tc, job_check_reads_long_names_whole_and_splits_like_job_submit);
+	tcase_add_test(tc, next_name_skips_operators_and_counts);
 	tcase_add_test(tc, union_keeps_order_and_drops_duplicates);
 	tcase_add_test(tc, images_are_recognised_and_removed);
 	tcase_add_test(tc, job_check_accepts_one_known_image_anded);

@@ -55,6 +55,13 @@ static const char *_conf_text =
         "Domain=hb1 Nodes=hb-[100-149] VmSize=HB120rs_v3 Image=ubuntu\n"
         "Domain=nd0 Nodes=a-[00-15] VmSize=Standard_A9 Image=legacy\n";
 
+/*
+ * slurmctld's default partition (slurm.conf's Default=YES), which the plugin
+ * reads from the process it runs in; this program stands in for slurmctld
+ * and exports it (-export-dynamic).
+ */
+char *default_part_name;
+
 static void *_module;
 static submit_fn _submit;
 static int (*_fini)(void);
@@ -211,6 +218,41 @@ START_TEST(rdma_partition_alone_makes_an_rdma_job_and_one_domain_is_plain)
 	ck_assert_str_eq(msg, "azrdma: domain hb0, MPI env openmpi-ucx");
 	slurm_xfree((void **)&msg);
 	_job_free(job);
+}
+END_TEST
+
+/*
+ * Issue 17 item 9: a job without -p goes to slurmctld's default partition;
+ * when RdmaPartitions names it, the job is an RDMA job as with -p.
+ */
+START_TEST(a_job_without_partition_is_judged_by_the_default_partition)
+{
+	job_desc_msg_t *job = _job(NULL, 60, NO_VAL);
+	char *msg = NULL;
+
+	default_part_name = "hpc";
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_str_eq(job->features, "hb0");
+	ck_assert_str_eq(msg, "azrdma: domain hb0, MPI env openmpi-ucx");
+	slurm_xfree((void **)&msg);
+	_job_free(job);
+
+	/* Another default partition: not an RDMA job. */
+	default_part_name = "debug";
+	job = _job(NULL, 60, NO_VAL);
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_ptr_null(job->features);
+	ck_assert_ptr_null(msg);
+	_job_free(job);
+
+	/* A partition the user names wins over the default. */
+	default_part_name = "hpc";
+	job = _job(NULL, 60, NO_VAL);
+	job->partition = slurm_xstrdup("debug");
+	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
+	ck_assert_ptr_null(job->features);
+	_job_free(job);
+	default_part_name = NULL;
 }
 END_TEST
 
@@ -847,6 +889,8 @@ int main(void)
 	tcase_add_test(
 	        tc,
 	        rdma_partition_alone_makes_an_rdma_job_and_one_domain_is_plain);
+	tcase_add_test(tc,
+	        a_job_without_partition_is_judged_by_the_default_partition);
 	tcase_add_test(tc, a_users_or_constraint_is_grouped_before_the_join);
 	tcase_add_test(
 	        tc, size_feature_narrows_the_domains_and_picks_their_profile);

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
+
 #include "conf.h"
 #include "fsutil.h"
 #include "power.h"
@@ -189,11 +191,11 @@ START_TEST(cooldown_holds_its_reason_until_it_expires)
 	char reason[POWER_REASON_LEN], *text, path[1024];
 	long long until;
 
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	power_cooldown_set(&c, "fab1", "azrdma: AllocationFailed: no room");
-	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	ck_assert_str_eq(reason, "azrdma: AllocationFailed: no room");
-	ck_assert(!power_cooldown_get(&c, "fab2", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab2", reason, sizeof(reason), NULL));
 	/* The file says until when, in seconds since the epoch. */
 	text = _state_file(&c, "cooldown", "fab1");
 	until = strtoll(text, NULL, 10);
@@ -205,11 +207,11 @@ START_TEST(cooldown_holds_its_reason_until_it_expires)
 	snprintf(path, sizeof(path), "%s/cooldown/fab1", c.state_dir);
 	ck_assert_int_eq(fs_write_atomic(path, "1000 old\n", 9, 0600, NULL, 0),
 	                 AZ_OK);
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	ck_assert_int_eq(
 	        fs_write_atomic(path, "soon reason\n", 12, 0600, NULL, 0),
 	        AZ_OK);
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 }
 END_TEST
 
@@ -219,7 +221,7 @@ START_TEST(cooldown_of_zero_seconds_is_never_set)
 	char reason[POWER_REASON_LEN];
 
 	power_cooldown_set(&c, "fab1", "azrdma: AllocationFailed: x");
-	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(!power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 }
 END_TEST
 
@@ -229,7 +231,7 @@ START_TEST(cooldown_reason_is_cleaned_and_fits_the_buffer)
 	char reason[16];
 
 	power_cooldown_set(&c, "fab1", "azrdma: \"Alloc\"\tationFailed");
-	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason)));
+	ck_assert(power_cooldown_get(&c, "fab1", reason, sizeof(reason), NULL));
 	ck_assert_uint_eq(strlen(reason), sizeof(reason) - 1);
 	ck_assert_str_eq(reason, "azrdma:  All...");
 }
@@ -267,6 +269,24 @@ START_TEST(image_record_is_what_node_features_reads_and_not_world_writable)
 }
 END_TEST
 
+/* Issue 17 item 3: what a suspend that got its lock late leaves alone. */
+START_TEST(a_node_a_newer_job_holds_is_in_use_unless_powering_down)
+{
+	ck_assert(power_node_in_use(NODE_STATE_ALLOCATED));
+	ck_assert(power_node_in_use(NODE_STATE_MIXED));
+	ck_assert(power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWERING_UP));
+	ck_assert(power_node_in_use(NODE_STATE_ALLOCATED | NODE_STATE_POWERING_UP
+	                            | NODE_STATE_POWERED_DOWN));
+	ck_assert(power_node_in_use(NODE_STATE_IDLE | NODE_STATE_COMPLETING));
+	/* What Slurm suspends: powering down, powered down, idle, down. */
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWERING_DOWN));
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWER_DOWN));
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE | NODE_STATE_POWERED_DOWN));
+	ck_assert(!power_node_in_use(NODE_STATE_IDLE));
+	ck_assert(!power_node_in_use(NODE_STATE_DOWN | NODE_STATE_POWERING_DOWN));
+}
+END_TEST
+
 static Suite *_suite(void)
 {
 	Suite *s = suite_create("power_state");
@@ -287,6 +307,8 @@ static Suite *_suite(void)
 	tcase_add_test(
 	        tc,
 	        image_record_is_what_node_features_reads_and_not_world_writable);
+	tcase_add_test(tc,
+	               a_node_a_newer_job_holds_is_in_use_unless_powering_down);
 	suite_add_tcase(s, tc);
 	return s;
 }

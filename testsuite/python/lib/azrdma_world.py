@@ -9,6 +9,7 @@ it); without it the programs are looked for in build/ of the repository.
 """
 
 import contextlib
+import fcntl
 import glob
 import os
 import pwd
@@ -114,6 +115,14 @@ class AzrdmaSetup:
         for path in glob.glob(os.path.join(self.state_dir, "cooldown", "*")):
             os.unlink(path)
 
+    def cooldown_until(self, domain):
+        """When the domain's capacity cooldown ends (epoch seconds), or None."""
+        try:
+            with open(os.path.join(self.state_dir, "cooldown", domain)) as f:
+                return int(f.read().split(" ", 1)[0])
+        except FileNotFoundError:
+            return None
+
     def running_programs(self):
         """[(pid, argv)] of azrdma's power-save programs running now."""
         paths = {os.path.realpath(program(p)) for p in PROGRAMS}
@@ -132,6 +141,21 @@ class AzrdmaSetup:
     def wait_programs_done(self, timeout=120):
         wait_for(lambda: not self.running_programs(), timeout,
                  "azrdma's power-save programs to finish", interval=0.5)
+
+    @contextlib.contextmanager
+    def node_lock_held(self, node):
+        """Hold a node's lock (StateDir/locks/<node>) as another azrdma
+        program would, for the block."""
+        slurm = pwd.getpwnam(SLURM_USER)
+        locks = os.path.join(self.state_dir, "locks")
+        if not os.path.isdir(locks):  # as the programs make it
+            os.makedirs(locks, mode=0o700)
+            os.chown(locks, slurm.pw_uid, slurm.pw_gid)
+        lock = os.path.join(locks, node)
+        with open(lock, "a") as held:
+            os.chown(lock, slurm.pw_uid, slurm.pw_gid)
+            fcntl.flock(held, fcntl.LOCK_EX)
+            yield
 
     def journal(self, node):
         """The node's operation journal entry, or None."""

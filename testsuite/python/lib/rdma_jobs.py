@@ -44,17 +44,17 @@ def plugindir():
     return None
 
 
-def conf_text(world, extra=""):
+def conf_text(world, extra="", rdma_partitions=RDMA_PARTITION):
     """azrdma.conf of lib/azrdma_world.py with the lines the job plugins
     need (RdmaPartitions, the test world's MPI profile on the default
     image), then extra."""
     sets = " ".join(f"Set={k}={v}" for k, v in PROFILE_ENV.items())
-    lines = (f"RdmaPartitions={RDMA_PARTITION}\n"
+    lines = (f"RdmaPartitions={rdma_partitions}\n"
              f"MpiProfile={PROFILE} {sets}\n")
     return AzrdmaSetup(world).conf_text(lines + extra, image_mpi=PROFILE)
 
 
-def _write(path, text):
+def write_conf(path, text):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -76,8 +76,8 @@ def azrdma_job_plugins(world, overrides=None, extra_conf=""):
     if os.path.exists(conf):
         saved = conf + ".saved-by-rdma-jobs"
         shutil.copy2(conf, saved)
-    _write(conf, conf_text(world, extra_conf))
-    _write(plugstack, f"required {os.path.join(d, 'spank_azrdma.so')}\n")
+    write_conf(conf, conf_text(world, extra_conf))
+    write_conf(plugstack, f"required {os.path.join(d, 'spank_azrdma.so')}\n")
     lines = {"JobSubmitPlugins": "azrdma", "PlugStackConfig": plugstack}
     lines.update(overrides or {})
     try:

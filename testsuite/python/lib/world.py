@@ -20,7 +20,7 @@ import uuid
 from . import netns
 from .slurm import (Domain, SlurmInstall, node_flags, parse_oneliner,
                     slurm_conf)
-from .wait import GiveUp, wait_for
+from .wait import GiveUp, WaitTimeout, wait_for
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -123,8 +123,21 @@ class World:
 
     # -- bring up / tear down ----------------------------------------------
 
+    def _check_slurm_user_reads(self):
+        """Refuse at once what SlurmUser cannot load from (a checkout in a
+        0700 home): slurmctld would die of a plugrack fatal later."""
+        paths = [os.path.abspath(p) for p in
+                 (self.plugindir, os.environ.get("AZRDMA_BUILDDIR")) if p]
+        if not paths:
+            return
+        res = subprocess.run([os.path.join(REPO, "testsuite", "slurm-user-reads"),
+                              *paths], stderr=subprocess.PIPE, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr.strip())
+
     def start(self):
         """Bring the world up; on any failure tear down what was started."""
+        self._check_slurm_user_reads()
         stale = netns.prefix_netns(self.prefix) + netns.prefix_links(self.prefix)
         if stale:
             raise RuntimeError(
@@ -431,6 +444,34 @@ class World:
             return json.load(f)
 
     @contextlib.contextmanager
+    def node_without_azrdma_conf(self, node):
+        """For the block, the node boots without azrdma.conf (as under
+        configless Slurm); powered down afterwards, so that its next boot
+        has the file again."""
+        self.wait_powered_down([node])
+        self.set_hooks_conf("no_azrdma_conf", [node])
+        try:
+            yield node
+        finally:
+            self.set_hooks_conf("no_azrdma_conf", None)
+            self.scontrol("update", f"nodename={node}", "state=power_down_force")
+            self.wait_powered_down([node], timeout=120)
+
+    def set_hooks_conf(self, key, value):
+        """Change one setting of the hooks (read at each VM boot); None
+        removes it."""
+        conf = self.hooks_conf()
+        if value is None:
+            conf.pop(key, None)
+        else:
+            conf[key] = value
+        tmp = self.hooks_conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(conf, f, indent=1)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.hooks_conf_path)
+
+    @contextlib.contextmanager
     def slurm_conf_changed(self, overrides, restart=False, node_features=None):
         """Run a block with slurm.conf lines added or replaced, then restore.
 
@@ -514,6 +555,20 @@ class World:
             names, lambda f: {"IDLE", "POWERED_DOWN"} <= f and "POWERING_DOWN" not in f,
             timeout, "powered down (idle~)")
 
+    def resume_down_node(self, node):
+        """What an admin does for a DOWN node: scontrol update state=resume.
+        A powered-down node is then NOT_RESPONDING until slurmd registers,
+        which it never does, and after slurmctld's next restart it is never
+        scheduled again; so it is powered down again, as azrdma-sync does
+        (a power down clears the mark)."""
+        self.scontrol("update", f"nodename={node}", "state=resume")
+        if {"POWERED_DOWN", "NOT_RESPONDING"} <= self.node_flags(node):
+            self.scontrol("update", f"nodename={node}", "state=power_down_force")
+            self.wait_nodes(
+                [node], lambda f: "POWERED_DOWN" in f and not f & {
+                    "NOT_RESPONDING", "POWER_DOWN", "POWERING_DOWN", "DOWN"},
+                SUSPEND_TIMEOUT + 60, "powered down again, responding")
+
     def wait_up(self, names, timeout=RESUME_TIMEOUT):
         """Wait until the nodes are powered up and responding."""
         return self.wait_nodes(
@@ -546,15 +601,28 @@ class World:
         def _done():
             job = self.job(job_id)
             return job if job["JobState"] in ended else None
-        job = wait_for(_done, timeout, f"job {job_id} to end", interval=0.5)
+        job = self._wait_or_cancel(job_id, _done, timeout, "to end")
         assert job["JobState"] in states, (
             f"job {job_id} ended {job['JobState']} ({job.get('Reason')}), "
             f"expected {states}; output:\n{self.job_output(job_id)}")
         return job
 
     def wait_job_running(self, job_id, timeout=90):
-        return wait_for(lambda: self.job(job_id)["JobState"] == "RUNNING",
-                        timeout, f"job {job_id} to run", interval=0.5)
+        return self._wait_or_cancel(
+            job_id, lambda: self.job(job_id)["JobState"] == "RUNNING",
+            timeout, "to run")
+
+    def _wait_or_cancel(self, job_id, condition, timeout, what):
+        """wait_for() on a job; if it times out, cancel the job so that it
+        does not hold or take the nodes of the tests after this one, and
+        say in the failure what the job printed."""
+        try:
+            return wait_for(condition, timeout, f"job {job_id} {what}",
+                            interval=0.5)
+        except WaitTimeout as exc:
+            self.run_ctl("scancel", str(job_id), check=False)
+            raise WaitTimeout(f"{exc}; cancelled it; its output:\n"
+                              f"{self.job_output(job_id)}") from None
 
     def job_output(self, job_id):
         try:

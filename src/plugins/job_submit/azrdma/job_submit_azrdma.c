@@ -314,11 +314,6 @@ extern void azrdma_job_submit_set_job_reader(job_reader_fn reader,
 	_free_job_desc = free_fn;
 }
 
-static bool _is_separator(char c)
-{
-	return strchr("&|,[]()*:!", c) || c == ' ' || c == '\t';
-}
-
 /* What one feature name is to azrdma; NAME_LEN-long names are nothing. */
 static void _classify(struct job_ask *ask, struct name_ref *r)
 {
@@ -356,29 +351,16 @@ static void _classify(struct job_ask *ask, struct name_ref *r)
 /* The feature names of a constraint such as "rdma&[hb0|hb1]*2". */
 static void _split_features(const char *expr, struct job_ask *ask)
 {
-	const char *p = expr;
+	const char *cursor = expr;
+	struct feature_name f;
 
-	while (p && *p) {
-		const char *start;
-		size_t len;
-
-		while (*p && _is_separator(*p))
-			p++;
-		start = p;
-		while (*p && !_is_separator(*p))
-			p++;
-		len = (size_t)(p - start);
-		if (!len)
-			continue;
-		if (start > expr && start[-1] == '*'
-		    && strspn(start, "0123456789") == len)
-			continue; /* a count, not a name */
+	while (feature_next_name(expr, &cursor, &f)) {
 		if (ask->count == MAX_NAMES) {
 			ask->too_many = true;
 			return;
 		}
-		ask->names[ask->count] = (struct name_ref){.s = start,
-		                                           .len = len};
+		ask->names[ask->count] = (struct name_ref){.s = f.s,
+		                                           .len = f.len};
 		_classify(ask, &ask->names[ask->count]);
 		ask->count++;
 	}
@@ -493,6 +475,22 @@ static bool _rdma_partition(const char *partitions)
 			p++;
 	}
 	return false;
+}
+
+/*
+ * The partition slurmctld gives a job that names none: its default
+ * partition, slurm.conf's Default=YES (NULL when there is none).  A site's
+ * users mostly give no -p, so RdmaPartitions= naming the default partition
+ * must see them.  job_submit runs inside slurmctld with the partition read
+ * lock held, which guards default_part_name (an exported global of every
+ * release 22.05 .. 26.05); it is looked up at run time so that the plugin
+ * loads in any process.
+ */
+static const char *_default_partition(void)
+{
+	char **name = (char **)dlsym(RTLD_DEFAULT, "default_part_name");
+
+	return name ? *name : NULL;
 }
 
 /*
@@ -916,7 +914,9 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 		memset(&_het, 0, sizeof(_het));
 	view = _view_of(job_desc);
 	_ask_read(&view, &ask);
-	if (!ask.rdma_feature && !_rdma_partition(job_desc->partition))
+	if (!ask.rdma_feature
+	    && !_rdma_partition(job_desc->partition ? job_desc->partition
+	                                            : _default_partition()))
 		return SLURM_SUCCESS;
 
 	profile = _asked_profile(job_desc, &off, &unknown);

@@ -85,17 +85,37 @@ const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 
 static struct azrdma_conf *_conf;
 #if SL_NF_HAS_RECONFIG
-/* The publisher's and reconfig's: which _conf is current. */
+/* Reconfig swaps _conf under it; no RPC is ever made holding it. */
 static pthread_mutex_t _lock = PTHREAD_MUTEX_INITIALIZER;
 #endif
 
 static void _forget_domain_bitmap(void);
 static void _stop_publisher(void);
 
+/*
+ * slurmd on a node without azrdma.conf (configless Slurm does not ship it)
+ * works on: the node reports no image, and slurmctld, whose azrdma.conf
+ * decides everything, knows the node's features anyway.  slurmctld
+ * itself cannot work without the file.
+ */
 extern int init(void)
 {
+	bool absent = false;
+	char *path = NULL;
+
 	sl_plugin_log_init(plugin_type);
-	_conf = sl_plugin_conf_load();
+	_conf = sl_plugin_conf_load_optional(&absent, &path);
+	if (absent && strcmp(program_invocation_short_name, "slurmctld"))
+		log_info("%s does not exist: this node reports no image; "
+			 "slurmctld's azrdma.conf decides its features",
+			 path ? path : "azrdma.conf");
+	else if (absent)
+		log_error("%s does not exist: slurmctld needs it (see "
+			  "azrdma.conf(5) and 'azrdma-config check')",
+			  path ? path : "azrdma.conf");
+	free(path);
+	if (absent && strcmp(program_invocation_short_name, "slurmctld"))
+		return SLURM_SUCCESS;
 	return _conf ? SLURM_SUCCESS : SLURM_ERROR;
 }
 
@@ -129,35 +149,38 @@ static volatile bool _republish;
  * The image a node's VM disk holds: azrdma-resume records it in
  * <StateDir>/images/<node> when it creates the VM; else the default.
  */
-static const struct conf_image *_recorded_image(const char *node)
+static const struct conf_image *_recorded_image(const struct azrdma_conf *c,
+					       const char *node)
 {
 	char path[1024], *text = NULL;
 	const struct conf_image *img = NULL;
 
-	snprintf(path, sizeof(path), "%s/images/%s", _conf->state_dir, node);
+	snprintf(path, sizeof(path), "%s/images/%s", c->state_dir, node);
 	if (fs_read_file(path, 256, &text, NULL, NULL, 0) == AZ_OK) {
 		text[strcspn(text, " \t\r\n")] = '\0';
-		img = conf_image_find(_conf, text);
+		img = conf_image_find(c, text);
 	}
 	free(text);
-	return img ? img : conf_image_default(_conf);
+	return img ? img : conf_image_default(c);
 }
 
 /*
  * The image a node's active features name, if they name exactly one known
  * image (a node's list is a constraint of ANDs, so the job rules apply).
  */
-static const struct conf_image *_active_image(const char *list)
+static const struct conf_image *_active_image(const struct azrdma_conf *c,
+					     const char *list)
 {
 	const struct conf_image *img = NULL;
 
-	if (features_job_check(_conf, list, &img, NULL, 0) != AZ_OK)
+	if (features_job_check(c, list, &img, NULL, 0) != AZ_OK)
 		return NULL;
 	return img;
 }
 
 /* Publish one node's features if slurmctld lacks any; false: retry later. */
-static bool _publish_node(const struct conf_domain *d, const char *node)
+static bool _publish_node(const struct azrdma_conf *c,
+			  const struct conf_domain *d, const char *node)
 {
 	node_info_msg_t *msg = NULL;
 	update_node_msg_t upd;
@@ -177,18 +200,18 @@ static bool _publish_node(const struct conf_domain *d, const char *node)
 	}
 	ni = &msg->node_array[0];
 	stat = features_static(d);
-	images = features_images(_conf);
+	images = features_images(c);
 	base = features_union(ni->features, stat);
 	avail = base ? features_union(base, images) : NULL;
 	free(base);
 	base = NULL;
-	if (_active_image(ni->features_act)) {
+	if (_active_image(c, ni->features_act)) {
 		act = features_union(ni->features_act, stat);
 	} else {
 		/* None, or a stale one: the disk's image replaces them. */
-		char *kept = features_without_images(_conf, ni->features_act);
+		char *kept = features_without_images(c, ni->features_act);
 
-		img_feature = feature_of_image(_recorded_image(node));
+		img_feature = feature_of_image(_recorded_image(c, node));
 		base = kept ? features_union(kept, stat) : NULL;
 		act = base ? features_union(base, img_feature) : NULL;
 		free(kept);
@@ -225,15 +248,15 @@ out:
 	return ok;
 }
 
-static bool _publish_all(void)
+static bool _publish_all(const struct azrdma_conf *c)
 {
 	bool ok = true;
 
-	for (size_t i = 0; i < _conf->domain_count && !_stopping; i++) {
-		const struct conf_domain *d = &_conf->domains[i];
+	for (size_t i = 0; i < c->domain_count && !_stopping; i++) {
+		const struct conf_domain *d = &c->domains[i];
 
 		for (size_t j = 0; j < d->node_count && !_stopping; j++)
-			if (!_publish_node(d, d->node_names[j]))
+			if (!_publish_node(c, d, d->node_names[j]))
 				ok = false;
 	}
 	return ok;
@@ -242,19 +265,32 @@ static bool _publish_all(void)
 /*
  * Runs inside slurmctld.  It is started while slurmctld reads its
  * configuration, before it answers RPCs, so it retries until they work.
+ *
+ * Each pass works on an azrdma.conf of its own, loaded for it, and holds
+ * no lock of the plugin: its RPCs wait for slurmctld's locks, and
+ * slurmctld calls reconfig (which swaps _conf under _lock) with its write
+ * locks held, so a lock held across an RPC would stop slurmctld.  A
+ * reconfigure during a pass asks for another pass, which loads the new
+ * file.
  */
 static void *_publish_thread(void *arg)
 {
 	for (unsigned waited = 0; !_stopping && waited < PUBLISH_WAIT_SECONDS;
 	     waited++) {
+		struct azrdma_conf *c;
+		size_t domains;
+		bool done;
+
 		sleep(1);
-		pthread_mutex_lock(&_lock);
 		_republish = false;
-		bool done = _publish_all();
-		pthread_mutex_unlock(&_lock);
+		c = sl_plugin_conf_load();
+		if (!c)
+			continue;
+		done = _publish_all(c);
+		domains = c->domain_count;
+		conf_free(c);
 		if (done && !_republish) {
-			log_info("features published for %zu domains",
-				 _conf->domain_count);
+			log_info("features published for %zu domains", domains);
 			return NULL;
 		}
 	}
@@ -311,7 +347,7 @@ extern bool node_features_p_changeable_feature(char *input)
 {
 	const struct conf_image *img;
 
-	return input && feature_is_image(_conf, input, &img) && img;
+	return _conf && input && feature_is_image(_conf, input, &img) && img;
 }
 
 #if SL_NF_HAS_GET_NODE
@@ -335,8 +371,9 @@ extern int node_features_p_job_valid(char *job_features)
 {
 	char err[AZ_ERRLEN];
 
-	if (features_job_check(_conf, job_features, NULL, err, sizeof(err))
-	    != AZ_OK) {
+	if (_conf
+	    && features_job_check(_conf, job_features, NULL, err, sizeof(err))
+	               != AZ_OK) {
 		log_info("refusing constraint '%s': %s", job_features, err);
 		return ESLURM_INVALID_FEATURE;
 	}
@@ -354,7 +391,8 @@ extern char *node_features_p_job_xlate(char *job_features)
 {
 	const struct conf_image *img = NULL;
 
-	if (features_job_check(_conf, job_features, &img, NULL, 0) != AZ_OK
+	if (!_conf
+	    || features_job_check(_conf, job_features, &img, NULL, 0) != AZ_OK
 	    || !img)
 		return NULL;
 	return _to_xstr(feature_of_image(img));
@@ -364,8 +402,8 @@ extern char *node_features_p_job_xlate(char *job_features)
  * The nodes of every domain as a bitmap of slurmctld's node table.  The
  * scheduler and backfill ask for it on every pass, so it is built once
  * and kept until the configuration or the node table changes.  Its own
- * mutex: _lock is held across RPCs to slurmctld by the publisher, and
- * these calls come from slurmctld with its locks held.
+ * mutex, held only around the bitmap: these calls come from slurmctld with
+ * its locks held.
  */
 static pthread_mutex_t _bitmap_lock = PTHREAD_MUTEX_INITIALIZER;
 static bitstr_t *_domain_bitmap;
@@ -376,6 +414,9 @@ static bitstr_t *_build_domain_bitmap(void)
 	char *all;
 	size_t n = 0, k = 0;
 	char **names;
+
+	if (!_conf)
+		return NULL;
 
 	for (size_t i = 0; i < _conf->domain_count; i++)
 		n += _conf->domains[i].node_count;
@@ -542,7 +583,7 @@ extern bool node_features_p_node_update_valid(void *node_ptr,
 {
 	char err[AZ_ERRLEN];
 
-	if (!msg->features_act)
+	if (!msg->features_act || !_conf)
 		return true;
 	if (features_job_check(_conf, msg->features_act, NULL, err,
 			       sizeof(err)) != AZ_OK) {
@@ -559,7 +600,8 @@ extern char *node_features_p_node_xlate(char *new_features,
 					char *orig_features,
 					char *avail_features, int node_inx)
 {
-	char *kept = features_without_images(_conf, orig_features);
+	char *kept = _conf ? features_without_images(_conf, orig_features)
+			   : features_union(orig_features, NULL);
 	char *merged = kept ? features_union(new_features, kept) : NULL;
 
 	free(kept);
@@ -587,9 +629,10 @@ extern uint32_t node_features_p_reboot_weight(void)
 #if SL_NF_HAS_RECONFIG
 extern int node_features_p_reconfig(void)
 {
-	struct azrdma_conf *fresh = sl_plugin_conf_load();
+	bool absent = false;
+	struct azrdma_conf *fresh = sl_plugin_conf_load_optional(&absent, NULL);
 
-	if (!fresh)
+	if (!fresh && !(absent && !_conf))
 		return SLURM_ERROR;
 	pthread_mutex_lock(&_lock);
 	conf_free(_conf);
@@ -623,6 +666,8 @@ extern void node_features_p_get_config(config_plugin_params_t *p)
 	struct az_buf b = {0};
 
 	p->name = slurm_xstrdup(plugin_type);
+	if (!_conf)
+		return;
 	for (size_t i = 0; i < _conf->domain_count; i++) {
 		const struct conf_domain *d = &_conf->domains[i];
 

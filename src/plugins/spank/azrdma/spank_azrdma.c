@@ -23,6 +23,12 @@
  * In srun, salloc and sbatch (local and allocator contexts) the plugin only
  * registers --rdma-env and records its value for job_submit/azrdma in the
  * job's spank_job_env (AZRDMA_RDMA_ENV); no azrdma.conf is needed there.
+ *
+ * A node without azrdma.conf (configless Slurm ships slurm.conf and
+ * plugstack.conf, not ours) runs every job's steps, with the environment
+ * the job brings (a batch job's has the profile job_submit/azrdma put in)
+ * and nothing from this plugin; slurmd says so once in its log.  A broken
+ * azrdma.conf still fails the job's steps: it is an error to fix.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -49,6 +55,7 @@ SPANK_PLUGIN(azrdma, 1);
 #define RDMA_ENV_SPANK "AZRDMA_RDMA_ENV"
 
 static struct azrdma_conf *_conf;
+static bool _no_conf; /* this node has no azrdma.conf */
 static char _rdma_env[64]; /* --rdma-env value, "" for auto */
 
 static int _rdma_env_option(int val, const char *optarg, int remote);
@@ -91,16 +98,31 @@ static int _rdma_env_option(int val, const char *optarg, int remote)
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
 	spank_context_t ctx = spank_context();
+	char *path = NULL;
 
 	if (ctx == S_CTX_LOCAL || ctx == S_CTX_ALLOCATOR || ctx == S_CTX_REMOTE)
 		if (spank_option_register(sp, &_rdma_env_opt) != ESPANK_SUCCESS)
 			slurm_error("azrdma: cannot register --rdma-env");
 	/* Only where tasks run: srun, salloc and sbatch need no config. */
-	if (ctx != S_CTX_REMOTE)
+	if (ctx != S_CTX_REMOTE && ctx != S_CTX_SLURMD)
 		return ESPANK_SUCCESS;
 	sl_plugin_log_init("spank/azrdma");
-	_conf = sl_plugin_conf_load();
-	return _conf ? ESPANK_SUCCESS : ESPANK_ERROR;
+	_conf = sl_plugin_conf_load_optional(&_no_conf, &path);
+	if (_no_conf && ctx == S_CTX_SLURMD)
+		log_info("%s does not exist: job steps on this node run "
+		         "without spank/azrdma (a batch job keeps the MPI "
+		         "profile job_submit/azrdma put in its environment; "
+		         "srun and salloc jobs get none); copy azrdma.conf "
+		         "here for the node's own profile",
+		         path ? path : "azrdma.conf");
+	free(path);
+	if (ctx == S_CTX_SLURMD) {
+		/* slurmd only says it once; each step loads its own. */
+		conf_free(_conf);
+		_conf = NULL;
+		return ESPANK_SUCCESS;
+	}
+	return _conf || _no_conf ? ESPANK_SUCCESS : ESPANK_ERROR;
 }
 
 /* Record --rdma-env in the job for job_submit/azrdma. */
