@@ -253,7 +253,8 @@ def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
                  "the address to reach slurmctld")
         azrdma.wait_programs_done()
         assert "gave up" not in azrdma.log_text()
-        # A requeued job waits for its credential's lifetime (120 s).
+        # A requeued job waits for its credential's lifetime (AuthInfo's
+        # cred_expire, 20 s in the test world).
         job = cloud.wait_job(job_id, timeout=420)
         out = cloud.job_output(job_id)
         assert sorted(w for w in out.split() if w in ADDR_NODES) == ADDR_NODES, out

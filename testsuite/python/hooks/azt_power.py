@@ -6,7 +6,8 @@ to slurm.conf and talk plain ARM over HTTPS to the emulator:
 
   resume:  token from IMDS; per node: PUT the availability set of its fabric
            domain, PUT the NIC, push NodeAddr with scontrol, PUT the VM (or
-           POST start if it exists) with customData `# azrdma:node=<node>`,
+           POST start if it exists) with customData `# azrdma:node=<node>` and
+           `# azrdma:image=<image_name>`,
            wait for the long-running operation. A node that fails is set
            DOWN with the Azure error as reason.
   suspend: POST deallocate per node (a missing VM is fine), wait for it.
@@ -174,7 +175,10 @@ def resume_node(arm, conf, node):
     if exists:
         _, hdrs, _ = arm.call("POST", f"{vm}/start")
     else:
+        # The image line too: a VM made here may later be started by
+        # azrdma-resume, whose node_features/azrdma reads the record.
         custom = (f"#cloud-config\n# azrdma:node={node}\n"
+                  f"# azrdma:image={conf['image_name']}\n"
                   f"# azrdma:slurm_conf={os.environ['SLURM_CONF']}\n")
         _, hdrs, _ = arm.call("PUT", vm, {
             "location": loc,

@@ -341,7 +341,10 @@ class World:
             "SlurmUser": SLURM_USER,
             "SlurmdUser": "root",
             "AuthType": "auth/munge",
-            "AuthInfo": f"socket={self.munge_socket}",
+            # cred_expire: a requeued job is held for the credential's
+            # lifetime (120 s by default) before it may start again; 20 s
+            # still outlasts any launch here, and the requeue tests wait less.
+            "AuthInfo": f"socket={self.munge_socket},cred_expire=20",
             "CredType": "cred/munge",
             "PluginDir": plugindir,
             "StateSaveLocation": self.path("ctld", "state"),
@@ -430,6 +433,9 @@ class World:
             "resource_group": f"{self.prefix}-rg",
             "location": "eastus",
             "image": "almalinux:almalinux-hpc:8_7-hpc-gen2:latest",
+            # Its name in azrdma.conf (lib/azrdma_world.py), which the VMs
+            # the test power programs make record as cloud-init would.
+            "image_name": "alma",
             "domains": {d.name: {"nodes": d.nodes,
                                  "availability_set": d.availability_set,
                                  "vm_size": d.vm_size}
