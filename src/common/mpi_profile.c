@@ -10,9 +10,11 @@
  * MPI / HPC-X over UCX on the InfiniBand SR-IOV sizes (Debian's Open MPI
  * disables UCX unless OMPI_MCA_pml=ucx is set).
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "mpi_profile.h"
 
 struct builtin_profile {
@@ -97,4 +99,49 @@ void mpi_profiles_free(struct conf_mpi_profile *profiles, size_t count)
 		free(profiles[i].name);
 	}
 	free(profiles);
+}
+
+char *mpi_profile_env_text(const struct conf_mpi_profile *p)
+{
+	struct az_buf b = {0};
+	enum az_rc rc = AZ_OK;
+
+	for (size_t i = 0; i < p->env_count && rc == AZ_OK; i++)
+		rc = buf_printf(&b, "%s\n", p->env[i]);
+	if (rc == AZ_OK)
+		rc = buf_printf(&b, "AZRDMA_MPI_PROFILE=%s\n", p->name);
+	if (rc != AZ_OK) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+enum az_rc mpi_profile_env_text_check(const char *text, char *err,
+                                      size_t errlen)
+{
+	size_t line = 1;
+
+	if (strlen(text) > MPI_PROFILE_TEXT_MAX)
+		return az_err(AZ_EINVAL, err, errlen,
+		              "MPI profile record larger than %d bytes",
+		              MPI_PROFILE_TEXT_MAX);
+	for (const char *p = text; *p; line++) {
+		const char *name = p;
+
+		if (!isalpha((unsigned char)*p) && *p != '_')
+			return az_err(AZ_EINVAL, err, errlen,
+			              "MPI profile record line %zu: no "
+			              "variable name", line);
+		while (isalnum((unsigned char)*p) || *p == '_')
+			p++;
+		if (*p != '=' || p - name > 255)
+			return az_err(AZ_EINVAL, err, errlen,
+			              "MPI profile record line %zu: not "
+			              "NAME=value", line);
+		p += strcspn(p, "\n");
+		if (*p)
+			p++;
+	}
+	return AZ_OK;
 }

@@ -21,4 +21,23 @@ void mpi_profiles_free(struct conf_mpi_profile *profiles, size_t count);
 /* The built-in profile used for kind when the image names none. */
 const char *mpi_profile_default_for(enum rdma_kind kind);
 
+/*
+ * A profile written out for a node that has no azrdma.conf (configless
+ * Slurm): job_submit/azrdma records it in an interactive job, spank/azrdma's
+ * job prolog keeps it on each of the job's nodes for the steps.  One
+ * NAME=value per line, the last AZRDMA_MPI_PROFILE=<name>.
+ */
+#define MPI_PROFILE_TEXT_MAX 65536
+
+/* p as that text (caller frees), NULL when out of memory. */
+char *mpi_profile_env_text(const struct conf_mpi_profile *p);
+
+/*
+ * Whether text is such a record: at most MPI_PROFILE_TEXT_MAX bytes, every
+ * line NAME=value with NAME of letters, digits and _ (not a digit first).
+ * What reaches a root-run job prolog is checked before it is written.
+ */
+enum az_rc mpi_profile_env_text_check(const char *text, char *err,
+                                      size_t errlen);
+
 #endif

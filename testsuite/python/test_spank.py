@@ -7,11 +7,13 @@ Jobs run on f4n1..f4n4 (domain fab4), shared with test_job_submit.py.
 
 import contextlib
 import os
+import re
 
 import pytest
 
 from lib.rdma_jobs import (NODES, PROFILE, PROFILE_ENV, RDMA_PARTITION,
                            azrdma_job_plugins, per_node_env)
+from lib.wait import wait_for
 
 TASK_ENV = ["bash", "-c", 'env | sed "s/^/$(hostname): /"; '
             'echo "$(hostname): MEMLOCK=$(ulimit -l)"']
@@ -92,17 +94,21 @@ NO_CONF_NODE = "f4n3"
 def test_a_node_without_azrdma_conf_runs_every_job_step(plugins):
     """Issue 17 item 10: a node without azrdma.conf (configless Slurm ships
     slurm.conf and plugstack.conf, not ours) lost every job step to the
-    required spank plugin's failed init.  Now every step runs, a batch job
-    keeps the profile job_submit/azrdma put in its environment, and slurmd
-    says once what the node does without."""
+    required spank plugin's failed init.  Now every step runs; a batch job
+    keeps the profile job_submit/azrdma put in its environment; with
+    PrologFlags=Alloc an srun or salloc job gets the profile
+    job_submit/azrdma recorded, which the job prolog keeps on the node until
+    the epilog (without it the prolog sees srun's request, not the job
+    record, and such a job gets none); slurmd says once what the node does
+    without."""
     with plugins.node_without_azrdma_conf(NO_CONF_NODE) as node:
+        kept = plugins.path("vms", node, "run-azrdma", "jobs")
         r = plugins.run_ctl("srun", "-p", "all", "-N", "1", "-w", node, "true",
                             check=False, timeout=180)
         assert r.returncode == 0, r.stderr
         r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", node, check=False)
         assert r.returncode == 0, r.stderr
-        env = per_node_env(r.stdout)[node]
-        assert "AZRDMA_MPI_PROFILE" not in env, env
+        assert "AZRDMA_MPI_PROFILE" not in per_node_env(r.stdout)[node]
         r = plugins.run_ctl("sbatch", "--parsable", "-p", "all", "-N", "1",
                             "-C", "rdma", "-w", node,
                             f"--output={plugins.path('jobs', '%j.out')}",
@@ -112,9 +118,31 @@ def test_a_node_without_azrdma_conf_runs_every_job_step(plugins):
         plugins.wait_job(job_id, timeout=180)
         env = per_node_env(plugins.job_output(job_id))[node]
         _assert_profile(env, node)
+        with plugins.slurm_conf_changed({"PrologFlags": "Alloc"}):
+            # srun: the profile reaches the step, and the node keeps it no
+            # longer than the job lasts.
+            r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", node)
+            _assert_profile(per_node_env(r.stdout)[node], node)
+            wait_for(lambda: not os.listdir(kept), 30,
+                     f"the epilog to remove the job's profile from {kept}")
+            # --rdma-env=off still means nothing at all.
+            r = _srun(plugins, "-N", "1", "-C", "rdma", "-w", node,
+                      "--rdma-env=off")
+            assert "AZRDMA_MPI_PROFILE" not in per_node_env(r.stdout)[node]
+            # salloc: every step of the allocation.
+            step = "srun bash -c 'env | sed \"s/^/$(hostname): /\"'"
+            r = plugins.run_ctl("salloc", "-p", "all", "-N", "1", "-C", "rdma",
+                                "-w", node, "bash", "-c", f"{step}; {step}",
+                                timeout=180)
+            lines = [ln for ln in r.stdout.splitlines()
+                     if ln.startswith(f"{node}: AZRDMA_MPI_PROFILE=")]
+            assert lines == [f"{node}: AZRDMA_MPI_PROFILE={PROFILE}"] * 2, \
+                r.stdout
+        # Once per slurmd start (from 23.11 a reconfigure re-executes slurmd).
         log = open(plugins.path("logs", f"slurmd-{node}.log")).read()
-        said = "does not exist: job steps on this node run without spank/azrdma"
-        assert log.count(said) == 1, log[-3000:]
+        said = "does not exist: job steps on this node get the MPI profile"
+        starts = len(re.findall(r"\] slurmd version \S+ started", log))
+        assert starts and log.count(said) == starts, log[-3000:]
 
 
 def test_a_users_value_survives_in_an_srun_job(plugins):

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "conf.h"
+#include "mpi_profile.h"
 #include "testutil.h"
 
 #define SUB "00000000-1111-2222-3333-444444444444"
@@ -583,6 +584,44 @@ START_TEST(mpi_profile_lines_add_and_override_profiles)
 }
 END_TEST
 
+/* What an interactive job carries to a node without azrdma.conf. */
+START_TEST(mpi_profile_text_round_trips_and_refuses_what_is_not_name_value)
+{
+	struct conf_mpi_profile *list;
+	size_t n;
+	char err[256], *text, *big;
+	const char *bad[] = {"=x\n", "1A=x\n", "A B=x\n", "A\n", "A=1\n\n",
+	                     "A=1\nrm -rf /\n"};
+
+	ck_assert_int_eq(mpi_profiles_builtin(&list, &n), AZ_OK);
+	text = mpi_profile_env_text(&list[0]);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(strstr(text, list[0].env[0]) == text, "%s", text);
+	ck_assert_ptr_nonnull(strstr(text, "\nAZRDMA_MPI_PROFILE="));
+	ck_assert_int_eq(mpi_profile_env_text_check(text, err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_int_eq(mpi_profile_env_text_check("A=1\nB_2=x=y z", err,
+	                                            sizeof(err)),
+	                 AZ_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(mpi_profile_env_text_check(bad[i], err,
+		                                         sizeof(err))
+		                      == AZ_EINVAL,
+		              "accepted %s", bad[i]);
+	ck_assert_ptr_nonnull(strstr(err, "line 2"));
+	big = malloc(MPI_PROFILE_TEXT_MAX + 8);
+	memset(big, 'A', MPI_PROFILE_TEXT_MAX + 7);
+	big[1] = '=';
+	big[MPI_PROFILE_TEXT_MAX + 7] = '\0';
+	ck_assert_int_eq(mpi_profile_env_text_check(big, err, sizeof(err)),
+	                 AZ_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "larger"));
+	free(big);
+	free(text);
+	mpi_profiles_free(list, n);
+}
+END_TEST
+
 START_TEST(domain_mpi_profile_is_the_images_else_the_sizes_default)
 {
 	struct result r;
@@ -775,6 +814,7 @@ static Suite *_suite(void)
 	tcase_add_test(tc, default_path_follows_azrdma_conf_then_slurm_conf);
 	tcase_add_test(tc, missing_file_is_an_io_error_naming_it);
 	tcase_add_test(tc, domain_mpi_profile_is_the_images_else_the_sizes_default);
+	tcase_add_test(tc, mpi_profile_text_round_trips_and_refuses_what_is_not_name_value);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -20,6 +20,7 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "mpi_profile.h"
 #include "sl_compat.h"
 #include "sl_plugin.h"
 #include "testutil.h"
@@ -505,9 +506,11 @@ START_TEST(an_interactive_job_is_placed_and_recorded_without_env)
 	ck_assert_str_eq(job->features, "rdma&[hb0|hb1|nd0]");
 	ck_assert_ptr_null(job->environment);
 	ck_assert_uint_eq(job->env_size, 0);
-	ck_assert_uint_eq(job->spank_job_env_size, 3);
+	ck_assert_uint_eq(job->spank_job_env_size, 4);
 	ck_assert_str_eq(spank_of(job, "OTHER_PLUGIN"), "1");
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb0|hb1|nd0");
+	/* Each node's domain decides: no profile to carry to the nodes. */
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_ENV"), "");
 	_job_free(job);
 }
 END_TEST
@@ -590,8 +593,36 @@ START_TEST(a_replaced_record_is_not_duplicated)
 
 	_spank_env(job, "SPANK_AZRDMA_DOMAINS=stale");
 	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
-	ck_assert_uint_eq(job->spank_job_env_size, 2);
+	ck_assert_uint_eq(job->spank_job_env_size, 3);
 	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_DOMAINS"), "hb0|hb1");
+	_job_free(job);
+}
+END_TEST
+
+/* What the job prolog of a node without azrdma.conf keeps for the steps. */
+START_TEST(an_interactive_job_carries_its_profile_and_a_forged_one_is_replaced)
+{
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+	const char *text;
+
+	_spank_env(job, "SPANK_AZRDMA_MPI_ENV=LD_PRELOAD=/tmp/x.so");
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	text = spank_of(job, "SPANK_AZRDMA_MPI_ENV");
+	ck_assert_ptr_nonnull(strstr(text, "OMPI_MCA_pml=ucx\n"));
+	ck_assert_ptr_null(strstr(text, "LD_PRELOAD"));
+	ck_assert_ptr_nonnull(strstr(text, "\nAZRDMA_MPI_PROFILE=openmpi-ucx\n"));
+	ck_assert_int_eq(mpi_profile_env_text_check(text, NULL, 0), AZ_OK);
+	_job_free(job);
+}
+END_TEST
+
+START_TEST(a_batch_job_carries_no_profile_record)
+{
+	job_desc_msg_t *job = _job("rdma", 20, 20);
+
+	_batch_env(job, _user_env);
+	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+	ck_assert_str_eq(spank_of(job, "SPANK_AZRDMA_MPI_ENV"), "");
 	_job_free(job);
 }
 END_TEST
@@ -926,6 +957,8 @@ int main(void)
 	tcase_add_test(tc, the_message_is_appended_to_another_plugins_message);
 	tcase_add_test(tc, a_users_own_matching_or_is_kept);
 	tcase_add_test(tc, a_replaced_record_is_not_duplicated);
+	tcase_add_test(tc, an_interactive_job_carries_its_profile_and_a_forged_one_is_replaced);
+	tcase_add_test(tc, a_batch_job_carries_no_profile_record);
 	tcase_add_test(tc,
 	               job_modify_rechecks_an_update_that_names_its_constraint);
 	tcase_add_test(

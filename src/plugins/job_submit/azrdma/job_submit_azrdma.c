@@ -23,7 +23,8 @@
  *    spank/azrdma; a batch job's environment gets
  *    its settings, never replacing a variable the user set; the profile and
  *    the domains are recorded in spank_job_env (SPANK_AZRDMA_MPI_PROFILE,
- *    SPANK_AZRDMA_DOMAINS), logged, and told to the user in one line.
+ *    SPANK_AZRDMA_DOMAINS; an interactive job's profile variables too, in
+ *    SPANK_AZRDMA_MPI_ENV), logged, and told to the user in one line.
  *
  * The RDMA components of a heterogeneous job share one domain (see
  * struct het_state).  job_modify checks an update that changes placement
@@ -79,6 +80,7 @@ const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 #define PROFILE_VAR "AZRDMA_MPI_PROFILE"
 #define SPANK_PROFILE_VAR "SPANK_AZRDMA_MPI_PROFILE"
 #define SPANK_DOMAINS_VAR "SPANK_AZRDMA_DOMAINS"
+#define SPANK_ENV_VAR "SPANK_AZRDMA_MPI_ENV"
 
 /* Feature names one constraint may hold; more is refused, not truncated. */
 #define MAX_NAMES 64
@@ -816,17 +818,29 @@ static void _inject_env(job_desc_msg_t *job, const struct conf_mpi_profile *p,
 	}
 }
 
-/* Record the profile and the domains in the job for spank/azrdma. */
+/*
+ * Record the profile and the domains in the job for spank/azrdma.  An
+ * interactive job also gets the profile's variables: on a node without
+ * azrdma.conf (configless Slurm) spank/azrdma's job prolog keeps them for
+ * the steps, which see nothing of spank_job_env themselves.  A batch job's
+ * steps inherit them from its environment.  "" replaces whatever a job
+ * brought under that name.
+ */
 static void _record(job_desc_msg_t *job, const char *profile,
-                    const char *domains)
+                    const char *domains, const struct conf_mpi_profile *p)
 {
-	const struct js_var vars[2] = {
+	/* Interactive: no environment, as _inject_env() tells them apart. */
+	bool interactive = !job->environment || !job->env_size;
+	char *text = p && interactive ? mpi_profile_env_text(p) : NULL;
+	const struct js_var vars[3] = {
 	        {SPANK_PROFILE_VAR, strlen(SPANK_PROFILE_VAR), profile},
 	        {SPANK_DOMAINS_VAR, strlen(SPANK_DOMAINS_VAR), domains},
+	        {SPANK_ENV_VAR, strlen(SPANK_ENV_VAR), text ? text : ""},
 	};
 
-	js_env_merge(&job->spank_job_env, &job->spank_job_env_size, vars, 2,
+	js_env_merge(&job->spank_job_env, &job->spank_job_env_size, vars, 3,
 	             true, NULL);
+	free(text);
 }
 
 /* Refuse with why; for job_submit the user is told (err_msg). */
@@ -978,7 +992,7 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 	        off       ? "off"
 	        : profile ? profile->name
 	                  : "auto",
-	        pl.domains);
+	        pl.domains, off ? NULL : profile);
 
 	/*
 	 * Routine, and one more line per job than Slurm's own: at verbose

@@ -25,10 +25,15 @@
  * job's spank_job_env (AZRDMA_RDMA_ENV); no azrdma.conf is needed there.
  *
  * A node without azrdma.conf (configless Slurm ships slurm.conf and
- * plugstack.conf, not ours) runs every job's steps, with the environment
- * the job brings (a batch job's has the profile job_submit/azrdma put in)
- * and nothing from this plugin; slurmd says so once in its log.  A broken
- * azrdma.conf still fails the job's steps: it is an error to fix.
+ * plugstack.conf, not ours) runs every job's steps.  A batch job's have the
+ * profile job_submit/azrdma put in its environment.  An interactive job's
+ * (srun, salloc) get the profile job_submit/azrdma recorded in its
+ * spank_job_env (SPANK_AZRDMA_MPI_ENV), which reaches the job prolog but
+ * not the steps, and only with PrologFlags=Alloc (else the prolog runs at
+ * the first step with that step's request): the job prolog (root) keeps it
+ * in JOB_ENV_DIR/<job>.<node>.env and the epilog removes it.  slurmd says once
+ * in its log that the node has no azrdma.conf.  A broken azrdma.conf still
+ * fails the job's steps: it is an error to fix.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -38,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <slurm/spank.h>
 
@@ -53,6 +59,9 @@ SPANK_PLUGIN(azrdma, 1);
 #define PROFILE_VAR "AZRDMA_MPI_PROFILE"
 #define SPANK_PROFILE_VAR "SPANK_AZRDMA_MPI_PROFILE"
 #define RDMA_ENV_SPANK "AZRDMA_RDMA_ENV"
+#define JOB_ENV_VAR "SPANK_AZRDMA_MPI_ENV"
+/* On tmpfs: gone with the VM's deallocation like the jobs themselves. */
+#define JOB_ENV_DIR "/run/azrdma/jobs"
 
 static struct azrdma_conf *_conf;
 static bool _no_conf; /* this node has no azrdma.conf */
@@ -109,11 +118,12 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	sl_plugin_log_init("spank/azrdma");
 	_conf = sl_plugin_conf_load_optional(&_no_conf, &path);
 	if (_no_conf && ctx == S_CTX_SLURMD)
-		log_info("%s does not exist: job steps on this node run "
-		         "without spank/azrdma (a batch job keeps the MPI "
-		         "profile job_submit/azrdma put in its environment; "
-		         "srun and salloc jobs get none); copy azrdma.conf "
-		         "here for the node's own profile",
+		log_info("%s does not exist: job steps on this node get "
+		         "the MPI profile job_submit/azrdma chose for their "
+		         "job (a batch job's environment, an interactive "
+		         "job's record in " JOB_ENV_DIR " with "
+		         "PrologFlags=Alloc), not the node's own; copy "
+		         "azrdma.conf here for that",
 		         path ? path : "azrdma.conf");
 	free(path);
 	if (ctx == S_CTX_SLURMD) {
@@ -352,6 +362,147 @@ static void _warn_memlock(spank_t sp)
 	        bytes / 1024);
 }
 
+/*
+ * JOB_ENV_DIR/<job>.<node>.env into path; false when node is not a plain
+ * node name (it comes from the environment, and names a file root writes).
+ */
+static bool _job_env_path(uint32_t job, const char *node, char *path,
+                          size_t len)
+{
+	size_t n = node ? strlen(node) : 0;
+
+	if (!n || n > 64 || node[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)node[i]) && !strchr("-_.", node[i]))
+			return false;
+	return snprintf(path, len, "%s/%u.%s.env", JOB_ENV_DIR, job, node)
+	       < (int)len;
+}
+
+/* The job prolog's and epilog's file of this node, or false. */
+static bool _job_script_path(spank_t sp, char *path, size_t len)
+{
+	uint32_t job = 0;
+
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS)
+		return false;
+	return _job_env_path(job, getenv("SLURMD_NODENAME"), path, len);
+}
+
+/*
+ * As root on each node of a job, before its first step: keep the profile
+ * job_submit/azrdma recorded for an interactive job, for the steps of a
+ * node without azrdma.conf.  Never fails the prolog: a node is not drained
+ * for a missing MPI environment.
+ */
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
+{
+	const char *text = getenv(JOB_ENV_VAR);
+	char path[256], err[256];
+
+	if (!text || !*text)
+		return ESPANK_SUCCESS;
+	sl_plugin_log_init("spank/azrdma");
+	if (!_job_script_path(sp, path, sizeof(path))) {
+		log_error("job prolog: no job id or a node name that is not "
+		          "one (SLURMD_NODENAME); the MPI profile is not kept");
+		return ESPANK_SUCCESS;
+	}
+	if (mpi_profile_env_text_check(text, err, sizeof(err)) != AZ_OK) {
+		log_error("%s: %s; not kept", path, err);
+		return ESPANK_SUCCESS;
+	}
+	if (fs_mkdir_p(JOB_ENV_DIR, 0755, err, sizeof(err)) != AZ_OK
+	    || fs_write_atomic_nosync(path, text, strlen(text), 0644, err,
+	                              sizeof(err)) != AZ_OK)
+		log_error("job prolog: %s; this job's steps get no MPI "
+		          "profile on this node unless it has azrdma.conf",
+		          err);
+	return ESPANK_SUCCESS;
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	char path[256];
+
+	if (!_job_script_path(sp, path, sizeof(path)))
+		return ESPANK_SUCCESS;
+	if (unlink(path) && errno != ENOENT) {
+		sl_plugin_log_init("spank/azrdma");
+		log_error("job epilog: cannot remove %s: %s", path,
+		          strerror(errno));
+	}
+	return ESPANK_SUCCESS;
+}
+
+/* The value of AZRDMA_MPI_PROFILE in a checked record, into name. */
+static void _kept_name(const char *text, char *name, size_t len)
+{
+	const char *key = PROFILE_VAR "=";
+	const char *p = strncmp(text, key, strlen(key)) ? NULL : text;
+
+	if (!p && (p = strstr(text, "\n" PROFILE_VAR "=")))
+		p++;
+	name[0] = '\0';
+	if (p)
+		snprintf(name, len, "%.*s", (int)strcspn(p + strlen(key), "\n"),
+		         p + strlen(key));
+}
+
+/*
+ * A task on a node without azrdma.conf: the profile its job's prolog kept
+ * here, if any (a batch job brings its own).  Returns the profile's name
+ * into name, or NULL.  A step's --rdma-env=<other profile> cannot be
+ * resolved without azrdma.conf: the first task says so, and nothing is set.
+ */
+static const char *_apply_kept(spank_t sp, int task_id, char *name,
+                               size_t len)
+{
+	char node[256], path[256];
+	char *text = NULL;
+	uint32_t job = 0;
+
+	if (!strcmp(_rdma_env, "off")
+	    || spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS
+	    || !_task_getenv(sp, "SLURMD_NODENAME", node, sizeof(node))
+	    || !_job_env_path(job, node, path, sizeof(path)))
+		return NULL;
+	if (fs_read_file(path, MPI_PROFILE_TEXT_MAX, &text, NULL, NULL, 0)
+	    != AZ_OK)
+		return NULL;
+	if (mpi_profile_env_text_check(text, NULL, 0) != AZ_OK) {
+		free(text);
+		return NULL;
+	}
+	_kept_name(text, name, len);
+	if (_rdma_env[0] && strcmp(_rdma_env, name)) {
+		if (task_id == 0)
+			fprintf(stderr,
+			        "azrdma: --rdma-env=%s: this node has no "
+			        "azrdma.conf to read that profile from; no MPI "
+			        "environment set (the job's is %s)\n",
+			        _rdma_env, name);
+		free(text);
+		return NULL;
+	}
+	for (char *line = text; *line;) {
+		char *end = line + strcspn(line, "\n");
+		char *eq = strchr(line, '=');
+		bool last = !*end;
+
+		*end = '\0';
+		*eq = '\0';
+		spank_setenv(sp, line, eq + 1, 0);
+		if (last)
+			break;
+		line = end + 1;
+	}
+	free(text);
+	_set_ucx_pkey(sp);
+	return name;
+}
+
 /* In the task, as the user, before it execs. */
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
@@ -360,10 +511,21 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	int task_id = -1;
 	size_t kept;
 
-	if (!_conf || spank_context() != S_CTX_REMOTE)
+	if (spank_context() != S_CTX_REMOTE)
 		return ESPANK_SUCCESS;
 	/* Say things once per node and step: from its first task. */
 	spank_get_item(sp, S_TASK_ID, &task_id);
+	if (_no_conf) {
+		char name[128];
+
+		if (_apply_kept(sp, task_id, name, sizeof(name))
+		    && task_id == 0)
+			log_verbose("MPI profile %s from the job's record "
+			            "(no azrdma.conf here)", name);
+		return ESPANK_SUCCESS;
+	}
+	if (!_conf)
+		return ESPANK_SUCCESS;
 	p = _resolve(sp, &why);
 	if (!p) {
 		if (task_id == 0 && _rdma_env[0] && strcmp(_rdma_env, "off"))
