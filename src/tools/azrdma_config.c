@@ -279,6 +279,32 @@ static const struct list_rule _list_rules[] = {
 #endif
 };
 
+/*
+ * Configless nodes get no azrdma.conf: an srun or salloc job's MPI profile
+ * reaches them through spank/azrdma's job prolog, which sees the job's
+ * record only when the prolog runs at allocation (Contain implies Alloc).
+ */
+static void _check_configless(struct check *ck)
+{
+	const char *file, *flags;
+	int line;
+
+	if (!_list_has(slurm_conf_get(ck->sc, "SlurmctldParameters", NULL),
+	               "enable_configless"))
+		return;
+	flags = slurm_conf_get(ck->sc, "PrologFlags", NULL);
+	if (_list_has(flags, "Alloc") || _list_has(flags, "Contain"))
+		return;
+	line = _line_of(ck->sc, "SlurmctldParameters", &file);
+	conf_diag_add(&ck->diags, false, file, line,
+		      "SlurmctldParameters has enable_configless, which ships "
+		      "no azrdma.conf to the nodes, and PrologFlags has no "
+		      "Alloc, so srun and salloc jobs get no MPI profile "
+		      "there; add PrologFlags=Alloc (spank/azrdma's job "
+		      "prolog then keeps the job's profile) or install "
+		      "azrdma.conf on the nodes");
+}
+
 static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 {
 	const struct slurm_conf *sc = ck->sc;
@@ -326,6 +352,7 @@ static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 			conf_diag_add(&ck->diags, r->is_error, file, line, "%s",
 				      r->message);
 	}
+	_check_configless(ck);
 }
 
 /*

@@ -159,6 +159,23 @@ def test_check_finds_slurm_conf_inconsistencies(tmp_path):
                      "are not in", out), out
     assert re.search(rf"{conf}:7: Domain=hb0: 1 of its nodes \(e.g. hb-002\) "
                      "are not State=CLOUD", out), out
+    assert "enable_configless" not in out
+
+
+def test_check_names_configless_nodes_without_prolog_alloc(tmp_path):
+    """Configless nodes have no azrdma.conf: srun and salloc jobs get their
+    MPI profile there only through the job prolog at allocation."""
+    conf = _conf(tmp_path, "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    slurm_conf = tmp_path / "slurm.conf"
+    base = "SlurmctldParameters=idle_on_node_suspend,enable_configless\n"
+    for flags, warned in (("", True), ("PrologFlags=Serial\n", True),
+                          ("PrologFlags=Alloc\n", False),
+                          ("PrologFlags=Contain,X11\n", False)):
+        slurm_conf.write_text(base + flags)
+        out = _run("-f", str(conf), "-s", str(slurm_conf), "check").stdout
+        found = re.search(rf"{slurm_conf}:1: .*enable_configless.*no Alloc"
+                          r".*add PrologFlags=Alloc", out)
+        assert bool(found) == warned, (flags, out)
 
 
 def _emulator_conf(world, tmp_path, auth_lines, ca=True):
