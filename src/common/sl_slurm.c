@@ -85,10 +85,17 @@ static enum az_rc _copy(struct sl_node *out, const node_info_t *in)
 
 /* libslurm leaves its error in errno (slurm_get_errno(), gone in 24.11,
  * only ever returned it). */
-/* slurmctld could not be reached (restarting, network): worth a retry. */
+/*
+ * slurmctld could not be reached (restarting, network): worth a retry.  A
+ * slurmctld that stops while our RPC is under way shows as the socket's
+ * own errno (26.05.3 gave ECONNRESET), not as one of Slurm's codes.
+ */
 static bool _unreachable(int e)
 {
-	return e == SLURM_COMMUNICATIONS_CONNECTION_ERROR
+	return e == ECONNRESET || e == ECONNREFUSED || e == ECONNABORTED
+	       || e == EPIPE || e == ETIMEDOUT || e == EHOSTUNREACH
+	       || e == ENETUNREACH
+	       || e == SLURM_COMMUNICATIONS_CONNECTION_ERROR
 	       || (e >= SLURMCTLD_COMMUNICATIONS_CONNECTION_ERROR
 	           && e <= SLURMCTLD_COMMUNICATIONS_SHUTDOWN_ERROR)
 	       || e == SLURM_PROTOCOL_SOCKET_IMPL_TIMEOUT
