@@ -124,8 +124,7 @@ static bool _is_guid(const char *v)
 	return *p == '\0';
 }
 
-/* Slurm feature names and our object names: letters, digits, '_', '-', '.'. */
-static bool _is_name(const char *v, size_t max)
+bool conf_is_name(const char *v, size_t max)
 {
 	size_t n = strlen(v);
 
@@ -555,7 +554,7 @@ static bool _set_special(struct parse *ps, int line, const struct gkey *k,
 			"root", "admin", "administrator", "user", "guest",
 			"test", "adm", "sys", "support", NULL};
 
-		if (!_is_name(v, 64) || _in_list(v, reserved)) {
+		if (!conf_is_name(v, 64) || _in_list(v, reserved)) {
 			_err(ps, line,
 			     "AdminUsername=%s: Azure does not allow this name "
 			     "(1-64 letters, digits, _ - ., and not a reserved "
@@ -667,7 +666,7 @@ static bool _parse_size_line(struct parse *ps, const struct conf_line *l)
 	bool have_cpus = false, have_mem = false, have_rdma = false;
 	unsigned retired;
 
-	if (!_is_name(name, 64)) {
+	if (!conf_is_name(name, 64)) {
 		_err(ps, l->lineno, "VmSize=%s: not a valid VM size name",
 		     name);
 		return true;
@@ -738,7 +737,7 @@ static bool _parse_image_line(struct parse *ps, const struct conf_line *l)
 	struct conf_image *img, *grown;
 	const char *name = l->pairs[0].value;
 
-	if (!_is_name(name, 64)) {
+	if (!conf_is_name(name, 64)) {
 		_err(ps, l->lineno,
 		     "Image=%s: image names are used as the Slurm feature "
 		     "img_<name>, so use letters, digits, _ - . only",
@@ -815,7 +814,7 @@ static bool _parse_profile_line(struct parse *ps, const struct conf_line *l)
 	struct conf_mpi_profile *p, *grown;
 	const char *name = l->pairs[0].value;
 
-	if (!_is_name(name, 64)) {
+	if (!conf_is_name(name, 64)) {
 		_err(ps, l->lineno,
 		     "MpiProfile=%s: use letters, digits, _ - . only", name);
 		return true;
@@ -888,7 +887,7 @@ static bool _parse_domain_line(struct parse *ps, const struct conf_line *l)
 	const char *size_name = NULL;
 	char err[AZ_ERRLEN];
 
-	if (!_is_name(name, 64)) {
+	if (!conf_is_name(name, 64)) {
 		_err(ps, l->lineno,
 		     "Domain=%s: domain names are Slurm features, so use "
 		     "letters, digits, _ - . only",
@@ -919,7 +918,7 @@ static bool _parse_domain_line(struct parse *ps, const struct conf_line *l)
 		} else if (!strcasecmp(k, "VmSize")) {
 			size_name = v;
 		} else if (!strcasecmp(k, "AvailabilitySet")) {
-			if (!_is_name(v, 80))
+			if (!conf_is_name(v, 80))
 				_err(ps, l->lineno,
 				     "Domain=%s: AvailabilitySet=%s is not a "
 				     "valid Azure name (1-80 letters, digits, _ "
@@ -928,7 +927,7 @@ static bool _parse_domain_line(struct parse *ps, const struct conf_line *l)
 			else if (!_set_string(ps, &d->availability_set, v))
 				return false;
 		} else if (!strcasecmp(k, "ProximityPlacementGroup")) {
-			if (!_is_name(v, 80))
+			if (!conf_is_name(v, 80))
 				_err(ps, l->lineno,
 				     "Domain=%s: ProximityPlacementGroup=%s is "
 				     "not a valid Azure name",

@@ -173,6 +173,13 @@ enum az_rc conf_load(const char *path, unsigned flags, struct azrdma_conf **out,
 void conf_free(struct azrdma_conf *conf);
 void conf_diags_free(struct conf_diags *diags);
 
+/*
+ * Slurm feature and node names and our object names: 1..max letters,
+ * digits, '_', '-', '.', a letter or digit first.  Also checks a name that
+ * will name a file.
+ */
+bool conf_is_name(const char *v, size_t max);
+
 /* Lookups; the results belong to conf. */
 const struct conf_domain *conf_domain_find(const struct azrdma_conf *conf,
 					   const char *name);

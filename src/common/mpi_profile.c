@@ -109,7 +109,7 @@ char *mpi_profile_env_text(const struct conf_mpi_profile *p)
 	for (size_t i = 0; i < p->env_count && rc == AZ_OK; i++)
 		rc = buf_printf(&b, "%s\n", p->env[i]);
 	if (rc == AZ_OK)
-		rc = buf_printf(&b, "AZRDMA_MPI_PROFILE=%s\n", p->name);
+		rc = buf_printf(&b, MPI_PROFILE_VAR "=%s\n", p->name);
 	if (rc != AZ_OK) {
 		buf_free(&b);
 		return NULL;

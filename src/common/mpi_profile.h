@@ -25,9 +25,14 @@ const char *mpi_profile_default_for(enum rdma_kind kind);
  * A profile written out for a node that has no azrdma.conf (configless
  * Slurm): job_submit/azrdma records it in an interactive job, spank/azrdma's
  * job prolog keeps it on each of the job's nodes for the steps.  One
- * NAME=value per line, the last AZRDMA_MPI_PROFILE=<name>.
+ * NAME=value per line, the last MPI_PROFILE_VAR=<name>.
  */
 #define MPI_PROFILE_TEXT_MAX 65536
+
+/* The variable that names a task's profile, and the record's in
+ * spank_job_env. */
+#define MPI_PROFILE_VAR "AZRDMA_MPI_PROFILE"
+#define MPI_PROFILE_RECORD_VAR "SPANK_AZRDMA_MPI_ENV"
 
 /* p as that text (caller frees), NULL when out of memory. */
 char *mpi_profile_env_text(const struct conf_mpi_profile *p);

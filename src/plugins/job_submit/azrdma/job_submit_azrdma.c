@@ -77,10 +77,8 @@ const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 #define RDMA_ENV_OPTION "_SLURM_SPANK_OPTION_azrdma_rdma_env"
 /* Where spank/azrdma puts it in spank_job_env (any client). */
 #define RDMA_ENV_SPANK "AZRDMA_RDMA_ENV"
-#define PROFILE_VAR "AZRDMA_MPI_PROFILE"
 #define SPANK_PROFILE_VAR "SPANK_AZRDMA_MPI_PROFILE"
 #define SPANK_DOMAINS_VAR "SPANK_AZRDMA_DOMAINS"
-#define SPANK_ENV_VAR "SPANK_AZRDMA_MPI_ENV"
 
 /* Feature names one constraint may hold; more is refused, not truncated. */
 #define MAX_NAMES 64
@@ -799,8 +797,8 @@ static void _inject_env(job_desc_msg_t *job, const struct conf_mpi_profile *p,
 			                            (size_t)(eq - p->env[i]),
 			                            eq + 1};
 		if (i == p->env_count)
-			vars[n++] = (struct js_var){PROFILE_VAR,
-			                            strlen(PROFILE_VAR),
+			vars[n++] = (struct js_var){MPI_PROFILE_VAR,
+			                            strlen(MPI_PROFILE_VAR),
 			                            p->name};
 		if (n == sizeof(vars) / sizeof(vars[0]) || i == p->env_count) {
 			js_env_merge(&job->environment, &job->env_size, vars,
@@ -835,7 +833,7 @@ static void _record(job_desc_msg_t *job, const char *profile,
 	const struct js_var vars[3] = {
 	        {SPANK_PROFILE_VAR, strlen(SPANK_PROFILE_VAR), profile},
 	        {SPANK_DOMAINS_VAR, strlen(SPANK_DOMAINS_VAR), domains},
-	        {SPANK_ENV_VAR, strlen(SPANK_ENV_VAR), text ? text : ""},
+	        {MPI_PROFILE_RECORD_VAR, strlen(MPI_PROFILE_RECORD_VAR), text ? text : ""},
 	};
 
 	js_env_merge(&job->spank_job_env, &job->spank_job_env_size, vars, 3,

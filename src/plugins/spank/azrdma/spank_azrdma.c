@@ -56,10 +56,8 @@
 
 SPANK_PLUGIN(azrdma, 1);
 
-#define PROFILE_VAR "AZRDMA_MPI_PROFILE"
 #define SPANK_PROFILE_VAR "SPANK_AZRDMA_MPI_PROFILE"
 #define RDMA_ENV_SPANK "AZRDMA_RDMA_ENV"
-#define JOB_ENV_VAR "SPANK_AZRDMA_MPI_ENV"
 /* On tmpfs: gone with the VM's deallocation like the jobs themselves. */
 #define JOB_ENV_DIR "/run/azrdma/jobs"
 
@@ -228,7 +226,7 @@ static const struct conf_mpi_profile *_resolve(spank_t sp, const char **why)
 		return conf_mpi_profile_find(_conf, _rdma_env);
 
 	*why = "the job";
-	v = _task_getenv(sp, PROFILE_VAR, name, sizeof(name));
+	v = _task_getenv(sp, MPI_PROFILE_VAR, name, sizeof(name));
 	if (!v)
 		v = _task_getenv(sp, SPANK_PROFILE_VAR, name, sizeof(name));
 	if (v && !strcmp(v, "off"))
@@ -316,7 +314,7 @@ static size_t _apply(spank_t sp, const struct conf_mpi_profile *p)
 		if (spank_setenv(sp, name, eq + 1, 0) == ESPANK_ENV_EXISTS)
 			kept++;
 	}
-	spank_setenv(sp, PROFILE_VAR, p->name, 0);
+	spank_setenv(sp, MPI_PROFILE_VAR, p->name, 0);
 	if (p->rdma == RDMA_IB)
 		_set_ucx_pkey(sp);
 	return kept;
@@ -369,13 +367,8 @@ static void _warn_memlock(spank_t sp)
 static bool _job_env_path(uint32_t job, const char *node, char *path,
                           size_t len)
 {
-	size_t n = node ? strlen(node) : 0;
-
-	if (!n || n > 64 || node[0] == '.')
+	if (!node || !conf_is_name(node, 64))
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)node[i]) && !strchr("-_.", node[i]))
-			return false;
 	return snprintf(path, len, "%s/%u.%s.env", JOB_ENV_DIR, job, node)
 	       < (int)len;
 }
@@ -398,7 +391,7 @@ static bool _job_script_path(spank_t sp, char *path, size_t len)
  */
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
-	const char *text = getenv(JOB_ENV_VAR);
+	const char *text = getenv(MPI_PROFILE_RECORD_VAR);
 	char path[256], err[256];
 
 	if (!text || !*text)
@@ -439,10 +432,10 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 /* The value of AZRDMA_MPI_PROFILE in a checked record, into name. */
 static void _kept_name(const char *text, char *name, size_t len)
 {
-	const char *key = PROFILE_VAR "=";
+	const char *key = MPI_PROFILE_VAR "=";
 	const char *p = strncmp(text, key, strlen(key)) ? NULL : text;
 
-	if (!p && (p = strstr(text, "\n" PROFILE_VAR "=")))
+	if (!p && (p = strstr(text, "\n" MPI_PROFILE_VAR "=")))
 		p++;
 	name[0] = '\0';
 	if (p)
