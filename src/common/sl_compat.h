@@ -156,6 +156,19 @@ static inline int sl_requeue(uint32_t job_id, uint32_t flags)
 #define SL_RESTART_LOSES_JOB_ADDRESSES                                         \
 	(SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(23, 11, 4))
 
+/*
+ * Before 23.11.2 slurmctld sends a cancelled job's kill to its nodes still
+ * powering up (SchedMD bug 18458) and looks up each one's address under
+ * the lock that node updates and registrations wait for: a node name no
+ * DNS answers stalls slurmctld for the resolver's timeouts, once per node.
+ * On these releases a powered-down node keeps an address that needs no
+ * lookup (sl_powered_down_addr()): in slurm.conf, after each suspend, and
+ * without cloud_reg_addrs, which would reset it to the name at power down.
+ * From 23.11.2 no message goes to a node that has no VM.
+ */
+#define SL_POWERED_DOWN_NEEDS_ADDR                                             \
+	(SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(23, 11, 2))
+
 /* ---- slurm.conf ------------------------------------------------------ */
 
 /*

@@ -257,6 +257,16 @@ char *sl_state_string(uint32_t state)
 	return strdup(slurm_node_state_string(state));
 }
 
+const char *sl_powered_down_addr(const char *name)
+{
+#if SL_POWERED_DOWN_NEEDS_ADDR
+	(void)name;
+	return SL_NO_HOST_ADDR;
+#else
+	return name;
+#endif
+}
+
 enum az_rc sl_node_set_addr(const char *nodes, const char *addrs,
 			    const char *hostnames, char *err, size_t errlen)
 {

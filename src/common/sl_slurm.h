@@ -93,6 +93,17 @@ enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
 char *sl_state_string(uint32_t state);
 
 /*
+ * The NodeAddr of a powered-down node where Slurm would otherwise look its
+ * name up (SL_POWERED_DOWN_NEEDS_ADDR): the limited broadcast address.  No
+ * host has it, it needs no lookup, and a TCP connect to it fails at once
+ * without a packet leaving the controller.
+ */
+#define SL_NO_HOST_ADDR "255.255.255.255"
+
+/* What NodeAddr a powered-down node called name has on this release. */
+const char *sl_powered_down_addr(const char *name);
+
+/*
  * Set NodeAddr and NodeHostName of nodes (a hostlist) to addrs/hostnames
  * (hostlists with as many entries, or NULL to leave one unchanged).
  */

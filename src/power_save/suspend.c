@@ -203,22 +203,31 @@ static void _node_begin(struct sp_node *n)
 #endif
 }
 
-/* NodeAddr and NodeHostName of the nodes that are done: the node name. */
+/*
+ * NodeAddr of the nodes that are done: what a powered-down node has on
+ * this release (the name, or one that needs no lookup; sl_compat.h), and
+ * NodeHostName the name.
+ */
 static void _reset_addrs(struct sp *sp)
 {
 	char **names = calloc(sp->count + 1, sizeof(*names));
+	char **addrs = calloc(sp->count + 1, sizeof(*addrs));
 	char err[AZ_ERRLEN];
 	size_t k = 0;
-	char *list;
 
-	for (size_t i = 0; names && i < sp->count; i++)
-		if (sp->nodes[i].ok)
-			names[k++] = sp->nodes[i].name;
-	list = k ? hostlist_compress(names, k) : NULL;
-	if (list
-	    && sl_node_set_addr(list, list, list, err, sizeof(err)) != AZ_OK)
-		log_warn("%s: address not reset: %s", list, err);
-	free(list);
+	for (size_t i = 0; names && addrs && i < sp->count; i++) {
+		if (!sp->nodes[i].ok)
+			continue;
+		names[k] = sp->nodes[i].name;
+		addrs[k++] = (char *)sl_powered_down_addr(sp->nodes[i].name);
+	}
+	if (k && sl_nodes_set_addrs(names, addrs, k, err, sizeof(err))
+	                 != AZ_OK)
+		log_warn("%zu node(s) powered down, address not reset: %s", k,
+		         err);
+	else if (!names || !addrs)
+		log_warn("address not reset: out of memory");
+	free(addrs);
 	free(names);
 }
 

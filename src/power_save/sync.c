@@ -9,7 +9,8 @@
  *           for longer than the grace period: deallocated;
  *   zombie  node up in Slurm (not powering up or down) whose VM is gone or
  *           not running: DOWN with reason "azrdma: sync: ...";
- *   stale   powered-down node with an address: NodeAddr back to its name;
+ *   stale   powered-down node with another address: NodeAddr back to its
+ *           name (before 23.11.2 to one that needs no lookup);
  *   journal entry left by a program killed half-way: undone (NIC of a VM
  *           that never came, VM deallocated);
  *   empty   availability set azrdma created that holds no VM: deleted.
@@ -472,6 +473,27 @@ static void _return_to_service(struct sync *s, const struct sl_node *n)
 	_node_update(s, n->name, NODE_STATE_IDLE, NULL);
 }
 
+/*
+ * A powered-down node keeps no VM's address: one that would go to whatever
+ * has it now.  Before 23.11.2 neither may it keep its name, which Slurm
+ * would look up (sl_compat.h): slurm.conf's address, or a suspend's, was
+ * lost, e.g. to cloud_reg_addrs or an admin's update.
+ */
+static void _reset_addr(struct sync *s, const struct sl_node *sn)
+{
+	const char *want = sl_powered_down_addr(sn->name);
+	char err[AZ_ERRLEN];
+
+	if (!sn->addr || !strcmp(sn->addr, want))
+		return;
+	_report(s, sn->name, "reset NodeAddr %s of a powered-down node to %s",
+	        sn->addr, want);
+	if (!s->dry_run
+	    && sl_node_set_addr(sn->name, want, sn->name, err, sizeof(err))
+	               != AZ_OK)
+		log_warn("%s: %s", sn->name, err);
+}
+
 /* Nodes of azrdma.conf: zombies, stale addresses, unfinished journals. */
 static void _sync_nodes(struct sync *s, char **vm_state)
 {
@@ -531,15 +553,7 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 				                     | NODE_STATE_POWERED_DOWN,
 				             NULL);
 			}
-			if (sn->addr && strcmp(sn->addr, sn->name)) {
-				_report(s, sn->name,
-				        "reset NodeAddr %s of a powered-down "
-				        "node",
-				        sn->addr);
-				if (!s->dry_run)
-					sl_node_set_addr(sn->name, sn->name,
-					                 sn->name, NULL, 0);
-			}
+			_reset_addr(s, sn);
 		} else if ((state & NODE_STATE_BASE) != NODE_STATE_DOWN
 		           && (!vs || strcmp(vs, "running"))) {
 			bool gone;

@@ -206,20 +206,45 @@ static bool _cloud_node(const struct slurm_conf *sc, const char *node,
 	return false;
 }
 
+/*
+ * Does a NodeName line give its nodes an address that needs no lookup
+ * (every NodeAddr entry SL_NO_HOST_ADDR)?  Only asked where Slurm would
+ * look a powered-down node's name up (sl_compat.h).
+ */
+static bool _addr_needs_no_lookup(const struct slurm_conf_line *l)
+{
+	const char *addrs = slurm_conf_line_get(l, "NodeAddr");
+	size_t len = strlen(SL_NO_HOST_ADDR);
+
+	if (!addrs || !*addrs)
+		return false;
+	for (const char *p = addrs; *p; p += len + (p[len] == ',')) {
+		if (strncmp(p, SL_NO_HOST_ADDR, len)
+		    || (p[len] != ',' && p[len] != '\0'))
+			return false;
+	}
+	return true;
+}
+
 static void _check_nodes(struct check *ck, const struct azrdma_conf *conf)
 {
 	for (size_t i = 0; i < conf->domain_count; i++) {
 		const struct conf_domain *d = &conf->domains[i];
-		size_t missing = 0, not_cloud = 0;
+		size_t missing = 0, not_cloud = 0, named = 0;
 		const char *first_missing = NULL, *first_not_cloud = NULL;
-		const struct slurm_conf_line *where = NULL;
+		const struct slurm_conf_line *where = NULL, *first_named = NULL;
 
 		for (size_t j = 0; j < d->node_count; j++) {
 			bool defined;
 
 			if (_cloud_node(ck->sc, d->node_names[j], &defined,
-					&where))
+					&where)) {
+				if (SL_POWERED_DOWN_NEEDS_ADDR
+				    && !_addr_needs_no_lookup(where)
+				    && !named++)
+					first_named = where;
 				continue;
+			}
 			if (!defined) {
 				if (!missing++)
 					first_missing = d->node_names[j];
@@ -234,6 +259,17 @@ static void _check_nodes(struct check *ck, const struct azrdma_conf *conf)
 				      "'azrdma-config slurm-conf' prints",
 				      d->name, missing, first_missing,
 				      ck->sc_path);
+		if (named)
+			conf_diag_add(&ck->diags, false, first_named->file,
+				      first_named->lineno,
+				      "Domain=%s: %zu of its nodes have no "
+				      "NodeAddr=%s, so while one has no VM, "
+				      "slurmctld %s looks its name up when it "
+				      "cancels a job, and every other RPC waits "
+				      "for DNS; add NodeAddr as 'azrdma-config "
+				      "slurm-conf' prints it (one entry per node)",
+				      d->name, named, SL_NO_HOST_ADDR,
+				      AZRDMA_SLURM_VERSION);
 		if (not_cloud)
 			conf_diag_add(&ck->diags, true, conf->path, d->line,
 				      "Domain=%s: %zu of its nodes (e.g. %s) "
@@ -278,6 +314,31 @@ static const struct list_rule _list_rules[] = {
 	 "CommunicationParameters=NoAddrCache"},
 #endif
 };
+
+/*
+ * cloud_reg_addrs resets a powered-down node's address to its name, which
+ * slurmctld before 23.11.2 looks up when it cancels a job whose nodes are
+ * still powering up (sl_compat.h); azrdma sets the addresses itself.
+ */
+static void _check_cloud_reg_addrs(struct check *ck)
+{
+	const char *file;
+	int line;
+
+	if (!SL_POWERED_DOWN_NEEDS_ADDR
+	    || !_list_has(slurm_conf_get(ck->sc, "SlurmctldParameters", NULL),
+	                  "cloud_reg_addrs"))
+		return;
+	line = _line_of(ck->sc, "SlurmctldParameters", &file);
+	conf_diag_add(&ck->diags, false, file, line,
+		      "SlurmctldParameters has cloud_reg_addrs, which sets a "
+		      "powered-down node's NodeAddr back to its name; slurmctld "
+		      "%s looks that name up when it cancels a job whose nodes "
+		      "are still powering up, and every other RPC waits for DNS; "
+		      "remove cloud_reg_addrs (azrdma-resume sets each node's "
+		      "address)",
+		      AZRDMA_SLURM_VERSION);
+}
 
 /*
  * Configless nodes get no azrdma.conf: an srun or salloc job's MPI profile
@@ -352,6 +413,7 @@ static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 			conf_diag_add(&ck->diags, r->is_error, file, line, "%s",
 				      r->message);
 	}
+	_check_cloud_reg_addrs(ck);
 	_check_configless(ck);
 }
 
@@ -665,11 +727,11 @@ static int _cmd_slurm_conf(const struct options *o)
 	printf("ResumeTimeout=%d\nSuspendTime=600\nSuspendTimeout=300\n",
 	       EXPECTED_BOOT_SECONDS + 300);
 	printf("PrivateData=cloud\nTreeWidth=65533\n");
-#if SL_CONF_HAS_CLOUD_REG_ADDRS
-	printf("SlurmctldParameters=idle_on_node_suspend,cloud_reg_addrs\n");
-	printf("CommunicationParameters=NoAddrCache\n");
-#else
+	/* Never cloud_reg_addrs: it resets a powered-down node's address to
+	 * its name, which releases before 23.11.2 look up (sl_compat.h). */
 	printf("SlurmctldParameters=idle_on_node_suspend\n");
+#if SL_CONF_HAS_CLOUD_REG_ADDRS
+	printf("CommunicationParameters=NoAddrCache\n");
 #endif
 	printf("JobSubmitPlugins=azrdma\nNodeFeaturesPlugins=azrdma\n\n");
 
@@ -685,9 +747,15 @@ static int _cmd_slurm_conf(const struct options *o)
 		       d->name, s->name, rdma_kind_name(s->rdma),
 		       d->availability_set);
 		printf("NodeName=%s CPUs=%u RealMemory=%u State=CLOUD "
-		       "Feature=azure,%s,%s,rdma,%s%s\n",
+		       "Feature=azure,%s,%s,rdma,%s%s",
 		       d->nodes, s->vcpus, memory, d->name, s->feature,
 		       rdma_kind_name(s->rdma), images ? images : "");
+#if SL_POWERED_DOWN_NEEDS_ADDR
+		printf(" NodeAddr=");
+		for (size_t j = 0; j < d->node_count; j++)
+			printf("%s%s", j ? "," : "", SL_NO_HOST_ADDR);
+#endif
+		printf("\n");
 		for (size_t j = 0; all && j < d->node_count; j++)
 			all[total++] = d->node_names[j];
 	}

@@ -178,6 +178,35 @@ def test_check_names_configless_nodes_without_prolog_alloc(tmp_path):
         assert bool(found) == warned, (flags, out)
 
 
+def test_check_wants_no_lookup_of_a_node_without_vm_before_23_11_2(tmp_path):
+    """Before 23.11.2 slurmctld looks up a node's name when it cancels a job
+    whose nodes are still powering up: a node without a VM must have an
+    address that needs no lookup, and cloud_reg_addrs gives it its name."""
+    from lib.slurm import NO_HOST_ADDR, SlurmInstall
+    older = SlurmInstall().powered_down_addr(None) is not None
+    conf = _conf(tmp_path, "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    slurm_conf = tmp_path / "slurm.conf"
+    node = "NodeName=hb-[000-003] CPUs=60 State=CLOUD"
+    fours = ",".join([NO_HOST_ADDR] * 4)
+    for params, addrs, warned_params, warned_addrs in (
+            ("idle_on_node_suspend,cloud_reg_addrs", fours, older, False),
+            ("idle_on_node_suspend", "", False, older),
+            ("idle_on_node_suspend", " NodeAddr=hb-[000-003]", False, older),
+            ("idle_on_node_suspend", " NodeAddr=" + fours, False, False)):
+        slurm_conf.write_text(f"SlurmctldParameters={params}\n{node}"
+                              + (addrs if addrs.startswith(" ")
+                                 else f" NodeAddr={addrs}" if addrs else "")
+                              + "\n")
+        out = _run("-f", str(conf), "-s", str(slurm_conf), "check").stdout
+        found = re.search(rf"warning: {slurm_conf}:1: .*cloud_reg_addrs.*"
+                          r"looks that name up.*remove cloud_reg_addrs", out)
+        assert bool(found) == warned_params, (params, out)
+        found = re.search(rf"warning: {slurm_conf}:2: Domain=hb0: 4 of its "
+                          rf"nodes have no NodeAddr={re.escape(NO_HOST_ADDR)}"
+                          r".*add NodeAddr", out)
+        assert bool(found) == warned_addrs, (addrs, out)
+
+
 def _emulator_conf(world, tmp_path, auth_lines, ca=True):
     state = tmp_path / "state"
     state.mkdir(exist_ok=True)

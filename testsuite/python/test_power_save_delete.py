@@ -1,5 +1,5 @@
 """SuspendAction=Delete: azrdma-suspend deletes the node's VM, its NIC and its
-OS disk; the node is powered down (idle~) with NodeAddr back to its name and
+OS disk; the node is powered down (idle~) with the NodeAddr of a node without a VM and
 no image record; the next job creates the VM anew."""
 
 import os
@@ -61,7 +61,8 @@ def test_suspend_deletes_vm_nic_and_disk_and_the_next_job_creates_the_vm(
     assert not _disks(cloud), f"OS disk left behind: {_disks(cloud)}"
     assert not os.path.exists(_image_record(azrdma))
     rec = cloud.node(NODE)
-    assert rec["NodeAddr"] == NODE and rec["NodeHostName"] == NODE, rec
+    assert rec["NodeAddr"] == cloud.slurm.powered_down_addr(NODE), rec
+    assert rec["NodeHostName"] == NODE, rec
     assert rec["State"].split("+")[0] == "IDLE", rec
     assert f"{NODE}: VM and NIC deleted" in azrdma.log_text()
 

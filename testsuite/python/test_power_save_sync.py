@@ -118,8 +118,20 @@ def test_sync_resets_the_address_of_a_powered_down_node(cloud, azrdma):
     cloud.wait_powered_down([STALE])
     cloud.scontrol("update", f"nodename={STALE}", "nodeaddr=10.123.250.250")
     out = _sync(cloud)
-    assert f"{STALE}: reset NodeAddr 10.123.250.250" in out, out
-    assert cloud.node(STALE)["NodeAddr"] == STALE
+    want = cloud.slurm.powered_down_addr(STALE)
+    assert f"{STALE}: reset NodeAddr 10.123.250.250 of a powered-down node to {want}" \
+        in out, out
+    assert cloud.node(STALE)["NodeAddr"] == want
+    # And a name, on a release that would look it up (an admin's update,
+    # or cloud_reg_addrs at power down).
+    cloud.scontrol("update", f"nodename={STALE}", f"nodeaddr={STALE}")
+    out = _sync(cloud)
+    if want == STALE:
+        assert f"{STALE}: reset NodeAddr" not in out, out
+    else:
+        assert f"{STALE}: reset NodeAddr {STALE} of a powered-down node to {want}" \
+            in out, out
+    assert cloud.node(STALE)["NodeAddr"] == want
 
 
 def test_sync_downs_a_node_whose_vm_went_away_behind_slurms_back(cloud, azrdma):

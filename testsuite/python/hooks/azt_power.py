@@ -213,6 +213,10 @@ def suspend_node(arm, conf, node):
         raise
     arm.wait(hdrs, f"deallocate of {node}")
     arm.log(f"{node}: deallocated")
+    # As azrdma-suspend does: the address of a node without a VM.
+    addr = conf.get("powered_down_addr") or node
+    scontrol("update", f"nodename={node}", f"nodeaddr={addr}",
+             f"nodehostname={node}")
 
 
 def main(action):

@@ -376,7 +376,10 @@ class World:
             "PrivateData": "cloud",
             "TreeWidth": "65533",
             "CommunicationParameters": "NoAddrCache",
-            "SlurmctldParameters": "idle_on_node_suspend,cloud_reg_addrs,"
+            # No cloud_reg_addrs, as azrdma-config slurm-conf prints it:
+            # before 23.11.2 it resets a powered-down node's address to
+            # the name, which slurmctld then looks up (sl_compat.h).
+            "SlurmctldParameters": "idle_on_node_suspend,"
                                    "power_save_interval=1,power_save_min_interval=0",
             "ResumeProgram": os.path.join(HOOKS, "test-resume"),
             "SuspendProgram": os.path.join(HOOKS, "test-suspend"),
@@ -408,7 +411,9 @@ class World:
                         "State": "UP"})
                       for i, d in enumerate(self.domains)]
         partitions.append(("all", every, {"MaxTime": "30", "State": "UP"}))
-        text = slurm_conf(params, self.domains, partitions, self.node_features)
+        no_name = self.slurm.powered_down_addr(None)
+        text = slurm_conf(params, self.domains, partitions, self.node_features,
+                          powered_down_addr=no_name)
         tmp = self.slurm_conf_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
@@ -436,6 +441,8 @@ class World:
             # Its name in azrdma.conf (lib/azrdma_world.py), which the VMs
             # the test power programs make record as cloud-init would.
             "image_name": "alma",
+            # What a powered-down node's NodeAddr is (None: its name).
+            "powered_down_addr": self.slurm.powered_down_addr(None),
             "domains": {d.name: {"nodes": d.nodes,
                                  "availability_set": d.availability_set,
                                  "vm_size": d.vm_size}
