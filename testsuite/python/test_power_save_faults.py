@@ -7,7 +7,9 @@ outlives a slurmctld restart."""
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -272,6 +274,110 @@ def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
         cloud.run_ctl("scancel", str(job_id))
         azrdma.wait_programs_done()
         cloud.wait_powered_down(ADDR_NODES, timeout=120)
+
+
+class SiteDns:
+    """A site's own DNS server that knows no node and never answers (the
+    controller's 127.0.0.53): each lookup costs slurmctld the resolver's
+    timeouts.  It records the names it is asked."""
+
+    ADDR = "127.0.0.53"
+
+    def __init__(self, host):
+        self.sock = host.bind_udp(self.ADDR, 53)
+        self.sock.settimeout(0.2)
+        self.names = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._listen, name="site-dns",
+                                        daemon=True)
+        self._thread.start()
+
+    def _listen(self):
+        while not self._stop:
+            try:
+                packet = self.sock.recv(512)
+            except (socket.timeout, OSError):
+                continue
+            labels, pos = [], 12
+            while pos < len(packet) and packet[pos]:
+                labels.append(packet[pos + 1:pos + 1 + packet[pos]].decode(
+                    "ascii", "replace"))
+                pos += 1 + packet[pos]
+            self.names.append(".".join(labels))
+
+    def close(self):
+        self._stop = True
+        self._thread.join()
+        self.sock.close()
+
+
+def _looked_up(names, nodes):
+    return [n for n in names if n.split(".")[0].lower() in nodes]
+
+
+@pytest.mark.parametrize("dns", ["site", "vnet"])
+def test_a_job_cancelled_before_its_addresses_makes_slurmctld_look_up_no_node(
+        cloud, azrdma, dns):
+    """Issue 17 item 7: cancelling a job whose nodes were still powering up
+    stalled slurmctld (Slurm before 23.11.2 sends them the kill and looked
+    their names up, every other RPC waiting for DNS).  Slurm must never
+    have to resolve a name azrdma has given no address: with a site's DNS
+    that does not answer, and with Azure's VNet DNS, which knows the names
+    of running VMs only, slurmctld asks neither for the nodes."""
+    nodes = ADDR_NODES
+    cloud.wait_powered_down(nodes)
+    for node in nodes:
+        assert cloud.node(node)["NodeAddr"] == cloud.slurm.powered_down_addr(node)
+    site = None
+    if dns == "site":
+        site = SiteDns(cloud.ctl)
+        # A resolver's defaults: 5 s a try, two tries.
+        cloud.set_controller_dns(SiteDns.ADDR, "timeout:5 attempts:2")
+    else:
+        cloud.set_controller_dns("vnet")
+    vnet_before = len(cloud.dns_queries())
+    log = cloud.path("logs", "slurmctld.log")
+    start = os.path.getsize(log)
+    # The resume holds at the NICs, before it knows the addresses.
+    cloud.emulator_admin("POST", "faults", {
+        "method": "PUT", "path": r"/networkInterfaces/f3n[68]-nic$", "count": 2,
+        "action": "delay", "seconds": 8})
+    job_id = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(nodes),
+                          wrap="srun hostname")
+    try:
+        wait_for(lambda: _resume_pids(azrdma, "f3n[6,8]"), 60, "the resume running")
+        cloud.run_ctl("scancel", str(job_id))
+        # slurmctld answers at once, the kill sent (before 23.11.2) or not.
+        t0 = time.monotonic()
+        for _ in range(5):
+            cloud.run_ctl("scontrol", "ping", timeout=30)
+            cloud.run_ctl("squeue", "-h", timeout=30)
+        answered = time.monotonic() - t0
+        cloud.wait_job(job_id, timeout=60, states=("CANCELLED",))
+        azrdma.wait_programs_done()
+        # The resume went on: the nodes are up (or already powering down
+        # again), none DOWN.
+        for node in nodes:
+            state = cloud.node(node)["State"]
+            assert "DOWN" not in state.split("+")[0] and "FAIL" not in state, \
+                (node, state, azrdma.log_text()[-2000:])
+        with open(log, errors="replace") as f:
+            f.seek(start)
+            text = f.read()
+        asked = _looked_up(site.names if site else
+                           [q["name"] for q in cloud.dns_queries()[vnet_before:]],
+                           nodes)
+        assert not asked, (asked, answered)
+        for node in nodes:
+            assert f'Unable to resolve "{node}"' not in text, text[-3000:]
+            assert f"can't find address for host {node}" not in text, text[-3000:]
+    finally:
+        cloud.set_controller_dns(None)
+        if site:
+            site.close()
+        cloud.run_ctl("scancel", str(job_id), check=False)
+        azrdma.wait_programs_done()
+        cloud.wait_powered_down(nodes, timeout=120)
 
 
 def test_feature_reboot_recreates_the_vm_with_the_requested_image(cloud, azrdma):

@@ -34,6 +34,7 @@ class Admin:
             ("GET", r"/_emulator/disks", self.disks),
             ("POST", r"/_emulator/vms/(?P<name>[^/]+)/rdma", self.rdma),
             ("GET", r"/_emulator/log", self.log),
+            ("GET", r"/_emulator/dns", self.dns_queries),
             ("GET", r"/_emulator/faults", self.list_faults),
             ("POST", r"/_emulator/faults", self.add_faults),
             ("DELETE", r"/_emulator/faults", self.clear_faults),
@@ -91,6 +92,13 @@ class Admin:
                     "netns": host["netns"] if host else None, "tags": vm["tags"],
                 })
             return out
+
+    def dns_queries(self, request):
+        """The queries the VNet DNS (--dns-listen) answered, oldest first."""
+        dns = self.world.dns
+        if dns is None:
+            raise AdminError(404, "no VNet DNS: start the emulator with --dns-listen")
+        return dns.recorded()
 
     def nics(self, request):
         data = self.world.store.data

@@ -93,6 +93,7 @@ class Config:
     listen: tuple
     state_dir: str
     imds_listen: tuple = None
+    dns_listen: tuple = None
     scenario_path: str = None
     boot: BootConfig = None
     cluster_cidr: ipaddress.IPv4Network = None
@@ -139,6 +140,9 @@ def parse_args(argv):
     p.add_argument("--state-dir", required=True,
                    help="directory for ca.pem and the persistent state")
     p.add_argument("--imds-listen", help="plain-HTTP HOST:PORT for IMDS")
+    p.add_argument("--dns-listen",
+                   help="UDP HOST:PORT for the virtual network's name resolution "
+                        "(Azure's 168.63.129.16): running VMs' host names")
     p.add_argument("--scenario", help="JSON scenario file (see README.md)")
     p.add_argument("--netns-prefix", help="boot VMs as network-namespace hosts with this prefix")
     p.add_argument("--cluster-bridge", help="bridge of the cluster network (exists already)")
@@ -168,6 +172,8 @@ def build_config(argv):
                  state_dir=os.path.abspath(args.state_dir))
     if args.imds_listen:
         cfg.imds_listen = _hostport(args.imds_listen, "--imds-listen")
+    if args.dns_listen:
+        cfg.dns_listen = _hostport(args.dns_listen, "--dns-listen")
     if args.realistic:
         cfg.timing.update(REALISTIC_TIMING)
     if args.scenario:

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from .config import ConfigError, build_config
+from .dns import VnetDns
 from .host import HostError
 from .httpserv import Server, tls_context
 from .tls import TlsError, ensure_certificates
@@ -56,11 +57,16 @@ def main(argv=None):
         world = World(cfg)
         https = Server(cfg.listen, world.https_app, tls_context(cert, key))
         imds = Server(cfg.imds_listen, world.imds_app) if cfg.imds_listen else None
+        if cfg.dns_listen:
+            world.dns = VnetDns(world, cfg.dns_listen)
         world.start()
     except (TlsError, HostError, OSError, ValueError) as e:
         log.error("cannot start: %s", e)
         return 1
 
+    if world.dns is not None:
+        world.dns.start()
+        log.info("serving the VNet's name resolution on udp %s:%d", *world.dns.address)
     servers = [(https, _serve(https, "https"))]
     if imds is not None:
         servers.append((imds, _serve(imds, "imds")))
@@ -75,6 +81,8 @@ def main(argv=None):
         server.shutdown()
         server.server_close()
         thread.join()
+    if world.dns is not None:
+        world.dns.stop()
     world.stop()
     log.info("stopped")
     return 0

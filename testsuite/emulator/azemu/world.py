@@ -46,6 +46,7 @@ class World:
         self.groups = Groups(self)
         self.front = FrontDoor(self)
         self.admin = Admin(self)
+        self.dns = None  # azemu.dns.VnetDns with --dns-listen
         with self.store.lock:
             if not self.store.data["seeded"]:
                 self.seed_capacity()

@@ -71,11 +71,21 @@ class Host:
         return subprocess.Popen(self.argv(cmd), **kw)
 
     def connect(self, host, port, timeout=5.0):
-        """A TCP socket connected from inside this host's net namespace.
+        """A TCP socket connected from inside this host's net namespace."""
+        return self._socket_in_ns(
+            lambda: socket.create_connection((host, port), timeout))
 
-        The socket is created by a short-lived thread that setns()es into the
-        namespace; a socket keeps the namespace it was created in.
-        """
+    def bind_udp(self, host, port):
+        """A UDP socket bound to host:port inside this host's net namespace."""
+        def _bind():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host, port))
+            return sock
+        return self._socket_in_ns(_bind)
+
+    def _socket_in_ns(self, make):
+        """make()'s socket, made by a short-lived thread that setns()es into
+        the namespace; a socket keeps the namespace it was created in."""
         result = {}
 
         def _in_ns():
@@ -87,7 +97,7 @@ class Host:
                         raise OSError(err, os.strerror(err), self.net)
                 finally:
                     os.close(fd)
-                result["sock"] = socket.create_connection((host, port), timeout)
+                result["sock"] = make()
             except Exception as exc:  # noqa: BLE001 - re-raised below
                 result["error"] = exc
 

@@ -28,6 +28,8 @@ HOOKS = os.path.join(HERE, "hooks")
 
 ARM_PORT = 8443
 IMDS_PORT = 8080
+# The controller host's address on the cluster bridge.
+CTL_ADDR = netns.CLUSTER_ADDR.split("/")[0]
 SLURM_USER = "slurm"
 
 # Fabric domains of the test cluster: nodes f1n1..f1n6 share availability set
@@ -284,15 +286,46 @@ class World:
         if not os.path.exists(log):
             open(log, "a").close()
             os.chown(log, slurm.pw_uid, slurm.pw_gid)
-        proc = self._spawn("slurmctld", [self.slurm.sbin_path("slurmctld"),
-                                         "-D", "-i",
-                                         "-f", self.slurm_conf_path])
+        resolv = self.path("ctld", "resolv.conf")
+        if not os.path.exists(resolv):
+            self.set_controller_dns(None)
+        # In a mount namespace of its own, where /etc/resolv.conf is the
+        # controller host's (set_controller_dns), as a VM's slurmd has its own.
+        proc = self._spawn("slurmctld", [
+            "/usr/bin/unshare", "--mount", "--propagation", "private",
+            "/bin/sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+            resolv, self.slurm.sbin_path("slurmctld"), "-D", "-i",
+            "-f", self.slurm_conf_path])
 
         def _up():
             _check_alive(proc, "slurmctld", self.path("logs", "slurmctld.stderr"))
             res = self.run_ctl("scontrol", "ping", check=False, timeout=10)
             return "is UP" in res.stdout
         wait_for(_up, 30, "slurmctld to answer scontrol ping")
+
+    def set_controller_dns(self, server, options=""):
+        """The name server slurmctld asks (read again at its next lookup):
+        None, none that answers (a lookup fails at once, as on the VMs);
+        "vnet", the emulator's VNet name resolution, as Azure's DNS; or an
+        address of the controller host, a site's own DNS server."""
+        if server is None:
+            server, options = "127.0.0.1", options or "timeout:1 attempts:1"
+        elif server == "vnet":
+            server = CTL_ADDR
+        text = f"# test world: slurmctld's name server\nnameserver {server}\n"
+        if options:
+            text += f"options {options}\n"
+        path = self.path("ctld", "resolv.conf")
+        # In place: the file is bind-mounted by inode into slurmctld's view.
+        with open(path, "a+") as f:
+            f.seek(0)
+            f.truncate()
+            f.write(text)
+        os.chmod(path, 0o644)
+
+    def dns_queries(self):
+        """The queries the emulator's VNet DNS answered, oldest first."""
+        return self.emulator_admin("GET", "dns")
 
     def _start_emulator(self):
         hook = self.path("bin", "vm-boot")
@@ -305,6 +338,9 @@ class World:
             "--netns-prefix", self.prefix,
             "--cluster-bridge", f"{self.prefix}br0",
             "--cluster-cidr", "10.123.0.0/16",
+            # Azure's own name resolution of the VNet, on the controller's
+            # bridge address; who uses it is each host's resolv.conf.
+            "--dns-listen", f"{CTL_ADDR}:53",
             "--boot-hook", hook, "--shutdown-vms"], stdout=subprocess.PIPE)
 
         def _pump():
