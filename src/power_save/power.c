@@ -70,18 +70,31 @@ char *power_nic_name(const char *node)
 	return name;
 }
 
-/* StateDir/<sub>/<node>, with StateDir/<sub> created; caller frees. */
+/*
+ * StateDir/<sub>/<name>, with StateDir/<sub> created; caller frees.  name
+ * must be a node of azrdma.conf (or, for the cooldown, a domain): names
+ * also come from Azure (a VM's tags), and only ours become file names.
+ */
 static char *_state_path(const struct azrdma_conf *conf, const char *sub,
-                         const char *node, char *err, size_t errlen)
+                         const char *name, char *err, size_t errlen)
 {
+	bool of_domain = !strcmp(sub, "cooldown");
 	char *dir, *path = NULL;
 
+	if (!name || (of_domain ? !conf_domain_find(conf, name)
+	                        : !domain_for_node(conf, name))) {
+		az_err(AZ_EINVAL, err, errlen,
+		       "'%s' is no %s of %s; no state kept for it",
+		       name ? name : "(none)", of_domain ? "domain" : "node",
+		       conf->path ? conf->path : "azrdma.conf");
+		return NULL;
+	}
 	if (asprintf(&dir, "%s/%s", conf->state_dir, sub) < 0) {
 		az_err(AZ_ENOMEM, err, errlen, "out of memory");
 		return NULL;
 	}
 	if (fs_mkdir_p(dir, 0700, err, errlen) == AZ_OK
-	    && asprintf(&path, "%s/%s", dir, node) < 0) {
+	    && asprintf(&path, "%s/%s", dir, name) < 0) {
 		path = NULL;
 		az_err(AZ_ENOMEM, err, errlen, "out of memory");
 	}

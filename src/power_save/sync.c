@@ -367,6 +367,18 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 				vm_state[d] = strdup(power ? power : "unknown");
 		if (!_ours(s, vm) || !power || strcmp(power, "running"))
 			continue;
+		/* Tags are anyone's to write: a node name becomes a lock and
+		 * state file name only once azrdma.conf has that node. */
+		if (!domain_for_node(s->conf, node)) {
+			char shown[72];
+
+			snprintf(shown, sizeof(shown), "%s", node);
+			power_reason_clean(shown, sizeof(shown));
+			log_warn("%s: VM left alone: its tag %s=%s names no "
+			         "node of %s (delete or retag it by hand)",
+			         name, TAG_NODE, shown, s->conf->path);
+			continue;
+		}
 		sn = sl_nodes_find(&s->nodes, node);
 		if (!sn)
 			why = "node unknown to Slurm";

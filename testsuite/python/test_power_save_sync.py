@@ -2,6 +2,7 @@
 with --dry-run), zombies set DOWN with a reason, stale addresses reset, and
 empty availability sets of the cluster deleted."""
 
+import json
 import os
 import re
 import signal
@@ -112,6 +113,56 @@ def test_sync_deallocates_the_orphan(cloud, orphan):
     out = _sync(cloud, "--grace", "0")
     assert re.search(rf"^{orphan}: deallocate VM", out, re.M), out
     assert cloud.vm_power(orphan) == "deallocated"
+
+
+ROGUE = "rogue1"
+
+
+def _put_tagged_vm(world, name, tags):
+    """A running VM (and its NIC) with these tags, made by someone else
+    through ARM from the controller host (the test hooks' ARM client)."""
+    world.run_ctl("/usr/bin/python3", "-B", "-c", (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import azt_power as p; "
+        "conf = json.load(open(sys.argv[2])); arm = p.Arm(conf, print); "
+        "rg = arm.rg_path; name = sys.argv[3]; tags = json.loads(sys.argv[4]); "
+        "nic = f'{rg}/providers/Microsoft.Network/networkInterfaces/{name}-nic'; "
+        "sub = f'{rg}/providers/Microsoft.Network/virtualNetworks/cluster/subnets/default'; "
+        "_, h, _ = arm.call('PUT', nic, {'location': 'eastus', 'properties': "
+        "{'ipConfigurations': [{'name': 'ipconfig1', 'properties': "
+        "{'subnet': {'id': sub}}}]}}, api=p.NETWORK_API); arm.wait(h, 'nic'); "
+        "_, h, _ = arm.call('PUT', f'{rg}/providers/Microsoft.Compute/virtualMachines/{name}', "
+        "{'location': 'eastus', 'tags': tags, 'properties': {"
+        "'hardwareProfile': {'vmSize': 'Standard_HB120rs_v3'}, "
+        "'storageProfile': {'imageReference': {'publisher': 'almalinux', "
+        "'offer': 'almalinux-hpc', 'sku': '8_7-hpc-gen2', 'version': 'latest'}}, "
+        "'osProfile': {'computerName': name, 'adminUsername': 'azt', "
+        "'linuxConfiguration': {'disablePasswordAuthentication': True, "
+        "'ssh': {'publicKeys': []}}}, "
+        "'networkProfile': {'networkInterfaces': [{'id': nic}]}}}); arm.wait(h, 'vm')"),
+        HOOKS, world.hooks_conf_path, name, json.dumps(tags), timeout=120)
+
+
+def test_sync_leaves_a_vm_whose_node_tag_names_no_node_of_azrdma_conf(cloud, azrdma):
+    """Issue 18 item 4: the azrdma-node tag is anyone's to write, and sync
+    used it as a lock file name.  A VM of the cluster whose tag names no
+    node of azrdma.conf is reported and left alone; no file is made for it."""
+    escape = os.path.join(os.path.dirname(azrdma.state_dir), "escaped")
+    hostile = os.path.relpath(escape, os.path.join(azrdma.state_dir, "locks"))
+    assert hostile.startswith("../"), hostile
+    _put_tagged_vm(cloud, ROGUE, {"azrdma-cluster": cloud.prefix,
+                                  "azrdma-node": hostile})
+    out = _sync(cloud, "--grace", "0")
+    assert ROGUE not in out, out
+    assert not os.path.exists(escape)
+    assert cloud.vm_power(ROGUE) == "running"
+    assert re.search(rf"{ROGUE}: VM left alone: its tag azrdma-node="
+                     rf"{re.escape(hostile)} names no node of \S+azrdma.conf",
+                     azrdma.log_text()), azrdma.log_text()[-2000:]
+    for sub in ("locks", "orphans", "journal", "images"):
+        d = os.path.join(azrdma.state_dir, sub)
+        if os.path.isdir(d):
+            assert not [f for f in os.listdir(d) if "escaped" in f or ROGUE in f], \
+                (sub, os.listdir(d))
 
 
 def test_sync_resets_the_address_of_a_powered_down_node(cloud, azrdma):

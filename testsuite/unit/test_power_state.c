@@ -19,14 +19,28 @@
 #include "power.h"
 #include "testutil.h"
 
-/* A configuration with only what the StateDir helpers read. */
+/*
+ * A configuration with only what the StateDir helpers read: the state
+ * directory and the domains, fab1 with hb1 and fab2 with hb2.
+ */
 static struct azrdma_conf _conf(const char *sub, unsigned cooldown)
 {
 	static char dir[512];
+	static char *fab1_nodes[] = {"hb1"}, *fab2_nodes[] = {"hb2"};
+	static struct conf_domain domains[2];
 	struct azrdma_conf c;
 
 	memset(&c, 0, sizeof(c));
 	snprintf(dir, sizeof(dir), "%s/%s", tu_tmpdir(), sub);
+	domains[0].name = "fab1";
+	domains[0].node_names = fab1_nodes;
+	domains[0].node_count = 1;
+	domains[1].name = "fab2";
+	domains[1].node_names = fab2_nodes;
+	domains[1].node_count = 1;
+	c.path = "/etc/slurm/azrdma.conf";
+	c.domains = domains;
+	c.domain_count = 2;
 	c.state_dir = dir;
 	c.capacity_cooldown = cooldown;
 	return c;
@@ -112,6 +126,55 @@ START_TEST(lock_in_an_unusable_state_dir_names_the_path)
 	                 AZ_EIO);
 	ck_assert_int_eq(fd, -1);
 	ck_assert_ptr_nonnull(strstr(err, "file-not-dir"));
+}
+END_TEST
+
+/*
+ * Names also come from Azure (a VM's azrdma-node tag): only a node (or,
+ * for the cooldown, a domain) of azrdma.conf becomes a file name.
+ */
+START_TEST(state_files_are_kept_only_for_nodes_and_domains_of_azrdma_conf)
+{
+	struct azrdma_conf c = _conf("names", 60);
+	static const char *const hostile[] = {
+	        "../../escape", "hb1/../../escape", "", "hb3", "fab1", "/tmp/x"};
+	char err[256], path[1024], reason[POWER_REASON_LEN];
+	struct stat st;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(*hostile); i++) {
+		const char *name = hostile[i];
+
+		err[0] = '\0';
+		ck_assert_int_ne(power_lock_node(&c, name, 0, &fd, err,
+		                                 sizeof(err)),
+		                 AZ_OK);
+		ck_assert_int_eq(fd, -1);
+		ck_assert_msg(strstr(err, "no node of /etc/slurm/azrdma.conf"),
+		              "%s: %s", name, err);
+		ck_assert_int_ne(power_journal_write(&c, name, "resume job=1",
+		                                     err, sizeof(err)),
+		                 AZ_OK);
+		ck_assert_int_ne(power_image_record(&c, name, "alma", err,
+		                                    sizeof(err)),
+		                 AZ_OK);
+		power_failed_put(&c, name, "azrdma: x");
+		ck_assert_ptr_null(power_failed_take(&c, name));
+		ck_assert_ptr_null(power_journal_read(&c, name));
+	}
+	/* A node name is no domain, nor a domain name a node. */
+	power_cooldown_set(&c, "hb1", "azrdma: AllocationFailed: x");
+	ck_assert(!power_cooldown_get(&c, "hb1", reason, sizeof(reason), NULL));
+	snprintf(path, sizeof(path), "%s/escape", tu_tmpdir());
+	ck_assert_int_ne(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/names/locks/hb3", tu_tmpdir());
+	ck_assert_int_ne(stat(path, &st), 0);
+	/* The nodes and domains of azrdma.conf keep theirs. */
+	ck_assert_int_eq(power_lock_node(&c, "hb2", 0, &fd, err, sizeof(err)),
+	                 AZ_OK);
+	power_unlock_node(fd);
+	power_cooldown_set(&c, "fab2", "azrdma: AllocationFailed: x");
+	ck_assert(power_cooldown_get(&c, "fab2", reason, sizeof(reason), NULL));
 }
 END_TEST
 
@@ -297,6 +360,7 @@ static Suite *_suite(void)
 	        second_lock_on_a_node_is_refused_until_the_first_is_released);
 	tcase_add_test(tc, lock_waits_for_a_holder_that_lets_go);
 	tcase_add_test(tc, lock_in_an_unusable_state_dir_names_the_path);
+	tcase_add_test(tc, state_files_are_kept_only_for_nodes_and_domains_of_azrdma_conf);
 	tcase_add_test(tc, journal_entry_round_trips_and_clears);
 	tcase_add_test(
 	        tc, journal_parse_accepts_what_older_and_newer_writers_wrote);
