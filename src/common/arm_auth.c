@@ -249,7 +249,7 @@ out:
 enum az_rc arm_auth_request(struct arm_client *c, char **url, char **body,
                             enum arm_peer *peer, char *err, size_t errlen)
 {
-	struct az_buf u = {0}, f = {0};
+	struct az_buf u = {0}, f = {.wipe = true};
 	char *secret = NULL;
 	enum az_rc rc;
 
@@ -274,8 +274,6 @@ enum az_rc arm_auth_request(struct arm_client *c, char **url, char **body,
 out:
 	arm_free_secret(secret);
 	buf_free(&u);
-	if (f.data)
-		explicit_bzero(f.data, f.len);
 	buf_free(&f);
 	return rc;
 }

@@ -14,11 +14,14 @@
 #include "config.h"
 #endif
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,11 +203,10 @@ static void _headers_free(struct curl_slist *h)
 	curl_slist_free_all(h);
 }
 
-/* Answers may hold a token or a secret's echo: zeroed before freeing. */
+/* Answers may hold a token or a secret's echo: op->resp wipes what it
+ * leaves (buf.h). */
 static void _resp_free(struct arm_op *op)
 {
-	if (op->resp.data)
-		explicit_bzero(op->resp.data, op->resp.len);
 	buf_free(&op->resp);
 }
 
@@ -1223,6 +1225,7 @@ static enum az_rc _start_token(struct arm_client *c)
 		return az_err(AZ_ENOMEM, c->token_err, sizeof(c->token_err),
 		              "out of memory");
 	op->kind = _K_TOKEN;
+	op->resp.wipe = true;
 	rc = arm_auth_request(c, &op->url, &op->body, &op->peer, c->token_err,
 	                      sizeof(c->token_err));
 	if (rc == AZ_OK)
@@ -1446,6 +1449,21 @@ static char *_builtin_ca_bundle(bool *fail)
 #endif
 }
 
+/*
+ * A process that holds a token or the client secret dumps no core and
+ * cannot be read by a debugger of its own user: either would show them.
+ * Only azrdma's programs make ARM clients, never a Slurm daemon.
+ */
+static void _no_core_dumps(void)
+{
+	struct rlimit none = {0, 0};
+
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		log_warn("arm: core dumps stay allowed: %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_warn("arm: the process stays dumpable: %s", strerror(errno));
+}
+
 enum az_rc arm_client_new(const struct azrdma_conf *conf,
                           const struct arm_tuning *tuning,
                           struct arm_client **out, char *err, size_t errlen)
@@ -1471,6 +1489,7 @@ enum az_rc arm_client_new(const struct azrdma_conf *conf,
 	if (conf->auth == AUTH_MANAGED_IDENTITY && !conf->imds_endpoint)
 		return az_err(AZ_ECONFIG, err, errlen,
 		              "a managed identity needs ImdsEndpoint");
+	_no_core_dumps();
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
@@ -1616,6 +1635,7 @@ enum az_rc arm_submit(struct arm_client *c, const struct arm_request *req,
 	if (!op)
 		return az_err(AZ_ENOMEM, err, errlen, "out of memory");
 	op->kind = _K_CALL;
+	op->resp.wipe = true;
 	op->method = req->method;
 	op->flags = req->flags;
 	op->page = req->page;

@@ -19,9 +19,21 @@ static enum az_rc _reserve(struct az_buf *b, size_t extra)
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap *= 2;
-	p = realloc(b->data, cap);
-	if (!p)
-		return AZ_ENOMEM;
+	if (!b->wipe) {
+		p = realloc(b->data, cap);
+		if (!p)
+			return AZ_ENOMEM;
+	} else {
+		/* realloc() may move the bytes and free the old copy as is. */
+		p = malloc(cap);
+		if (!p)
+			return AZ_ENOMEM;
+		if (b->data) {
+			memcpy(p, b->data, b->len + 1);
+			explicit_bzero(b->data, b->cap);
+			free(b->data);
+		}
+	}
 	b->data = p;
 	b->cap = cap;
 	return AZ_OK;
@@ -64,6 +76,8 @@ enum az_rc buf_printf(struct az_buf *b, const char *fmt, ...)
 
 void buf_reset(struct az_buf *b)
 {
+	if (b->data && b->wipe)
+		explicit_bzero(b->data, b->cap);
 	b->len = 0;
 	if (b->data)
 		b->data[0] = '\0';
@@ -82,6 +96,8 @@ char *buf_steal(struct az_buf *b)
 
 void buf_free(struct az_buf *b)
 {
+	if (b->data && b->wipe)
+		explicit_bzero(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;

@@ -37,13 +37,18 @@ enum az_rc fs_read_file(const char *path, size_t max, char **data, size_t *len,
 		if (n + 1 >= cap) {
 			char *p;
 
-			cap *= 2;
-			p = realloc(buf, cap);
+			/* Not realloc(): the file may be a secret, and the
+			 * old copy is wiped before it is freed. */
+			p = malloc(cap * 2);
 			if (!p) {
 				rc = AZ_ENOMEM;
 				goto out;
 			}
+			memcpy(p, buf, n);
+			explicit_bzero(buf, cap);
+			free(buf);
 			buf = p;
+			cap *= 2;
 		}
 		r = read(fd, buf + n, cap - n - 1);
 		if (r < 0 && errno == EINTR)
@@ -69,6 +74,8 @@ enum az_rc fs_read_file(const char *path, size_t max, char **data, size_t *len,
 	if (len)
 		*len = n;
 out:
+	if (buf)
+		explicit_bzero(buf, cap);
 	free(buf);
 	close(fd);
 	return rc;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1442,6 +1443,40 @@ START_TEST(paths_and_bad_requests)
 }
 END_TEST
 
+/*
+ * Issue 18 item 6: a process that holds a token or the client secret
+ * dumps no core and is not dumpable (no debugger of its own user).  Checked
+ * in a child, which may change its own limits without the others'.
+ */
+START_TEST(a_process_with_an_arm_client_dumps_no_core)
+{
+	struct srv s = {.base = "https://127.0.0.1:1"};
+	struct fixture f;
+	pid_t pid;
+	int status;
+
+	_fixture(&f, &s);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit some = {1 << 20, 1 << 20}, now;
+		struct arm_client *c;
+
+		setrlimit(RLIMIT_CORE, &some);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		c = _client(&f);
+		getrlimit(RLIMIT_CORE, &now);
+		_exit(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 && now.rlim_cur == 0
+		              && now.rlim_max == 0 && c
+		      ? 0
+		      : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "still dumpable, or core dumps allowed");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("arm_client");
@@ -1488,6 +1523,7 @@ int main(void)
 	tcase_add_test(eng, callbacks_chain_the_steps_of_a_node);
 	tcase_add_test(eng, helpers_call_the_documented_operations);
 	tcase_add_test(eng, paths_and_bad_requests);
+	tcase_add_test(eng, a_process_with_an_arm_client_dumps_no_core);
 	suite_add_tcase(s, tok);
 	suite_add_tcase(s, lro);
 	suite_add_tcase(s, retry);
