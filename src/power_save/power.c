@@ -355,6 +355,36 @@ void power_cooldown_set(const struct azrdma_conf *conf, const char *domain,
 	free(path);
 }
 
+const char *power_tag(json_object *res, const char *key)
+{
+	json_object *tags, *v;
+
+	if (!res || !json_object_object_get_ex(res, "tags", &tags)
+	    || !json_object_object_get_ex(tags, key, &v)
+	    || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+bool power_vm_ours(const struct azrdma_conf *conf, json_object *vm,
+                   const char *node, char *why, size_t len)
+{
+	const char *cluster = power_tag(vm, TAG_CLUSTER);
+	const char *owner = power_tag(vm, TAG_NODE);
+
+	if (cluster && owner && !strcmp(cluster, conf->cluster_name)
+	    && !strcmp(owner, node))
+		return true;
+	snprintf(why, len,
+	         "VM %s is not azrdma's: its tags %s=%.40s %s=%.40s are not "
+	         "%s and %s; left alone (delete it, or tag it so, for azrdma "
+	         "to use it)",
+	         node, TAG_CLUSTER, cluster ? cluster : "(none)", TAG_NODE,
+	         owner ? owner : "(none)", conf->cluster_name, node);
+	power_reason_clean(why, len);
+	return false;
+}
+
 bool power_is_capacity_error(const char *code)
 {
 	static const char *const capacity[] = {

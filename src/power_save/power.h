@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "az_rc.h"
 
 struct azrdma_conf;
@@ -21,6 +23,18 @@ struct arm_result;
 #define TAG_NODE "azrdma-node"
 #define TAG_DOMAIN "azrdma-domain"
 #define TAG_JOB "azrdma-job"
+
+/* The value of tag key of an ARM resource (a VM's JSON), or NULL. */
+const char *power_tag(json_object *res, const char *key);
+
+/*
+ * Is vm (its ARM JSON) provably azrdma's VM of node in this cluster: tags
+ * azrdma-cluster = ClusterName and azrdma-node = node?  Only such a VM is
+ * started, deallocated or deleted for a node.  If not, why says what its
+ * tags are (printable, bounded).
+ */
+bool power_vm_ours(const struct azrdma_conf *conf, json_object *vm,
+                   const char *node, char *why, size_t len);
 
 /* Longest node reason azrdma writes (Slurm keeps longer ones, sinfo not). */
 #define POWER_REASON_LEN 200

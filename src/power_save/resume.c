@@ -867,7 +867,7 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct rs_node *n = arg;
 	const char *power, *prov, *nic_id, *slash;
-	char err[AZ_ERRLEN];
+	char err[AZ_ERRLEN], why[POWER_REASON_LEN - 20];
 
 	if (res->rc == AZ_ENOTFOUND) {
 		_nic_create_in_domain(n);
@@ -875,6 +875,15 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 	}
 	if (res->rc != AZ_OK) {
 		_node_fail_res(n, res, "VM lookup failed");
+		return;
+	}
+	/* Someone else's VM of that name is neither started nor deleted. */
+	if (!power_vm_ours(n->rs->conf, res->body, n->name, why,
+	                   sizeof(why))) {
+		char reason[POWER_REASON_LEN];
+
+		snprintf(reason, sizeof(reason), "azrdma: NotOurs: %s", why);
+		_node_fail(n, reason);
 		return;
 	}
 	power = arm_vm_power_state(res->body);

@@ -1,8 +1,10 @@
 /*
  * azrdma-suspend - Slurm's SuspendProgram: deallocate (SuspendAction=
  * Deallocate) or delete (SuspendAction=Delete: VM, NIC and OS disk) the VMs
- * of the nodes, all at once.  A VM that is already gone is success.  The
- * nodes' NodeAddr/NodeHostName go back to the node name.
+ * of the nodes, all at once.  A VM that is already gone is success; a VM
+ * that is not provably azrdma's (power_vm_ours()) is left alone and the
+ * node fails.  The nodes' NodeAddr/NodeHostName become those of a node
+ * without a VM (sl_powered_down_addr()).
  *
  * Built a second time as azrdma-resume-fail (RESUME_FAIL defined): Slurm's
  * ResumeFailProgram, for nodes that missed ResumeTimeout.  It logs what
@@ -153,25 +155,44 @@ static void _vm_deallocate(struct sp_node *n)
 		_fail(n, NULL, err);
 }
 
-#ifdef RESUME_FAIL
+/*
+ * The node's VM, looked at before anything is done to it: only azrdma's VM
+ * of this node in this cluster (its tags) is deallocated or deleted.
+ */
 static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 {
 	struct sp_node *n = arg;
+	char why[POWER_REASON_LEN];
+#ifdef RESUME_FAIL
 	const char *power, *prov;
+#endif
 
 	if (res->rc == AZ_ENOTFOUND) {
+#ifdef RESUME_FAIL
 		log_info(
 		        "%s: missed ResumeTimeout with no VM; removing its NIC",
 		        n->name);
 		n->sp->gone++;
 		power_image_forget(n->sp->conf, n->name);
 		_nic_delete(n);
+#else
+		if (n->sp->conf->suspend_action == SUSPEND_DELETE)
+			_vm_deleted(c, res, n);
+		else
+			_vm_deallocated(c, res, n);
+#endif
 		return;
 	}
 	if (res->rc != AZ_OK) {
 		_fail(n, res, "VM lookup");
 		return;
 	}
+	if (!power_vm_ours(n->sp->conf, res->body, n->name, why, sizeof(why))) {
+		n->failed = true;
+		log_error("%s: %s", n->name, why);
+		return;
+	}
+#ifdef RESUME_FAIL
 	power = arm_vm_power_state(res->body);
 	prov = arm_provisioning_state(res->body);
 	log_info("%s: missed ResumeTimeout; VM provisioning %s, power %s",
@@ -183,24 +204,27 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 		_vm_delete(n);
 	else
 		_vm_deallocate(n);
-}
-#endif
-
-static void _node_begin(struct sp_node *n)
-{
-#ifdef RESUME_FAIL
-	char err[AZ_ERRLEN];
-
-	if (arm_vm_get_async(n->sp->arm, n->name, ARM_VM_INSTANCE_VIEW,
-	                     _vm_known, n, err, sizeof(err))
-	    != AZ_OK)
-		_fail(n, NULL, err);
 #else
 	if (n->sp->conf->suspend_action == SUSPEND_DELETE)
 		_vm_delete(n);
 	else
 		_vm_deallocate(n);
 #endif
+}
+
+static void _node_begin(struct sp_node *n)
+{
+	char err[AZ_ERRLEN];
+#ifdef RESUME_FAIL
+	unsigned flags = ARM_VM_INSTANCE_VIEW;
+#else
+	unsigned flags = 0;
+#endif
+
+	if (arm_vm_get_async(n->sp->arm, n->name, flags, _vm_known, n, err,
+	                     sizeof(err))
+	    != AZ_OK)
+		_fail(n, NULL, err);
 }
 
 /*

@@ -70,19 +70,9 @@ static void _report(struct sync *s, const char *node, const char *fmt, ...)
 	s->actions++;
 }
 
-static const char *_tag(json_object *res, const char *key)
-{
-	json_object *tags, *v;
-
-	if (!json_object_object_get_ex(res, "tags", &tags)
-	    || !json_object_object_get_ex(tags, key, &v))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 static bool _ours(const struct sync *s, json_object *res)
 {
-	const char *cluster = _tag(res, TAG_CLUSTER);
+	const char *cluster = power_tag(res, TAG_CLUSTER);
 
 	return cluster && !strcmp(cluster, s->conf->cluster_name);
 }
@@ -357,7 +347,7 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 		    || !json_object_object_get_ex(vm, "name", &v))
 			continue;
 		name = json_object_get_string(v);
-		node = _tag(vm, TAG_NODE) ? _tag(vm, TAG_NODE) : name;
+		node = power_tag(vm, TAG_NODE) ? power_tag(vm, TAG_NODE) : name;
 		power = arm_vm_power_state(vm);
 		/* Any VM of the resource group counts as a node's VM, ours or
 		 * made by hand; only ours are ever deallocated. */
@@ -365,7 +355,8 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 			if (!strcmp(s->nodes.items[d].name, node)
 			    && !vm_state[d])
 				vm_state[d] = strdup(power ? power : "unknown");
-		if (!_ours(s, vm) || !power || strcmp(power, "running"))
+		if (!power_vm_ours(s->conf, vm, node, whybuf, sizeof(whybuf))
+		    || !power || strcmp(power, "running"))
 			continue;
 		/* Tags are anyone's to write: a node name becomes a lock and
 		 * state file name only once azrdma.conf has that node. */

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -277,13 +278,16 @@ def test_addresses_reach_slurmctld_across_its_restart(cloud, azrdma):
 
 
 class SiteDns:
-    """A site's own DNS server that knows no node and never answers (the
-    controller's 127.0.0.53): each lookup costs slurmctld the resolver's
-    timeouts.  It records the names it is asked."""
+    """A site's own DNS server on the controller host (127.0.0.53) that
+    cannot resolve the VMs' names: it never answers a query for one of
+    nodes (its upstream does not), and every other query (the controller's
+    own reverse lookups among them) at once with NXDOMAIN.  It records the
+    names it is asked."""
 
     ADDR = "127.0.0.53"
 
-    def __init__(self, host):
+    def __init__(self, host, nodes):
+        self.nodes = set(nodes)
         self.sock = host.bind_udp(self.ADDR, 53)
         self.sock.settimeout(0.2)
         self.names = []
@@ -295,7 +299,7 @@ class SiteDns:
     def _listen(self):
         while not self._stop:
             try:
-                packet = self.sock.recv(512)
+                packet, peer = self.sock.recvfrom(512)
             except (socket.timeout, OSError):
                 continue
             labels, pos = [], 12
@@ -303,7 +307,15 @@ class SiteDns:
                 labels.append(packet[pos + 1:pos + 1 + packet[pos]].decode(
                     "ascii", "replace"))
                 pos += 1 + packet[pos]
-            self.names.append(".".join(labels))
+            name = ".".join(labels)
+            self.names.append(name)
+            if len(packet) < pos + 5 or name.split(".")[0].lower() in self.nodes:
+                continue
+            # NXDOMAIN: the id, QR|RD|RA and rcode 3, the question echoed.
+            flags = 0x8000 | (packet[2] << 8 & 0x0100) | 0x0080 | 3
+            reply = packet[:2] + struct.pack("!HHHHH", flags, 1, 0, 0, 0) \
+                + packet[12:pos + 5]
+            self.sock.sendto(reply, peer)
 
     def close(self):
         self._stop = True
@@ -330,7 +342,7 @@ def test_a_job_cancelled_before_its_addresses_makes_slurmctld_look_up_no_node(
         assert cloud.node(node)["NodeAddr"] == cloud.slurm.powered_down_addr(node)
     site = None
     if dns == "site":
-        site = SiteDns(cloud.ctl)
+        site = SiteDns(cloud.ctl, nodes)
         # A resolver's defaults: 5 s a try, two tries.
         cloud.set_controller_dns(SiteDns.ADDR, "timeout:5 attempts:2")
     else:
@@ -338,15 +350,19 @@ def test_a_job_cancelled_before_its_addresses_makes_slurmctld_look_up_no_node(
     vnet_before = len(cloud.dns_queries())
     log = cloud.path("logs", "slurmctld.log")
     start = os.path.getsize(log)
-    # The resume holds at the NICs, before it knows the addresses.
+    # The resume holds at the NICs (a new one's PUT, or an existing VM's
+    # NIC GET), before it knows the addresses.
     cloud.emulator_admin("POST", "faults", {
-        "method": "PUT", "path": r"/networkInterfaces/f3n[68]-nic$", "count": 2,
+        "method": "*", "path": r"/networkInterfaces/f3n[68]-nic$", "count": 2,
         "action": "delay", "seconds": 8})
     job_id = cloud.submit("-N", "2", "-p", "fab3", "-w", ",".join(nodes),
                           wrap="srun hostname")
     try:
         wait_for(lambda: _resume_pids(azrdma, "f3n[6,8]"), 60, "the resume running")
+        # Cancelled while the nodes have no address of a VM yet.
+        addrs = {n: cloud.node(n)["NodeAddr"] for n in nodes}
         cloud.run_ctl("scancel", str(job_id))
+        assert addrs == {n: cloud.slurm.powered_down_addr(n) for n in nodes}, addrs
         # slurmctld answers at once, the kill sent (before 23.11.2) or not.
         t0 = time.monotonic()
         for _ in range(5):

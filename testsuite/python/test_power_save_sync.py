@@ -165,6 +165,68 @@ def test_sync_leaves_a_vm_whose_node_tag_names_no_node_of_azrdma_conf(cloud, azr
                 (sub, os.listdir(d))
 
 
+FOREIGN = "f3n7"
+
+
+def _delete_vm_and_nic(world, name):
+    """Someone else deletes a VM and its NIC through ARM (404s are fine)."""
+    world.run_ctl("/usr/bin/python3", "-B", "-c", (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import azt_power as p; "
+        "conf = json.load(open(sys.argv[2])); arm = p.Arm(conf, print); "
+        "rg = arm.rg_path; name = sys.argv[3]\n"
+        "for path, api in ((f'{rg}/providers/Microsoft.Compute/virtualMachines/{name}', "
+        "p.COMPUTE_API), (f'{rg}/providers/Microsoft.Network/networkInterfaces/{name}-nic', "
+        "p.NETWORK_API)):\n"
+        "    try:\n"
+        "        _, h, _ = arm.call('DELETE', path, api=api); arm.wait(h, 'delete')\n"
+        "    except p.ArmError as e:\n"
+        "        assert e.status == 404, e"),
+        HOOKS, world.hooks_conf_path, name, timeout=120)
+
+
+def test_no_program_touches_a_vm_that_is_not_azrdmas(cloud, azrdma):
+    """Issue 18 item 3: suspend, resume-fail and resume's re-create acted
+    on any VM named after the node.  A VM without azrdma's tags for this
+    cluster and node is reported and left alone by each of them."""
+    cloud.wait_powered_down([FOREIGN])
+    azrdma.wait_programs_done()
+    _delete_vm_and_nic(cloud, FOREIGN)
+    _put_tagged_vm(cloud, FOREIGN, {"owner": "someone-else"})
+    refused = (rf"{FOREIGN}: VM {FOREIGN} is not azrdma's: its tags "
+               rf"azrdma-cluster=\(none\) azrdma-node=\(none\) are not "
+               rf"{cloud.prefix} and {FOREIGN}; left alone")
+    try:
+        for prog in ("azrdma-suspend", "azrdma-resume-fail"):
+            before = len(re.findall(refused, azrdma.log_text()))
+            _as_slurm(cloud, prog, FOREIGN, check=False)
+            assert cloud.vm_power(FOREIGN) == "running", prog
+            assert FOREIGN in cloud.vms(), prog
+            assert len(re.findall(refused, azrdma.log_text())) == before + 1, \
+                (prog, azrdma.log_text()[-2000:])
+        # A job on the node: its resume neither starts nor re-creates the
+        # VM (here deallocated by its owner), the node fails with the reason.
+        _deallocate_behind_slurms_back(cloud, FOREIGN)
+        cloud.scontrol("update", f"nodename={FOREIGN}", "state=power_down_force")
+        cloud.wait_powered_down([FOREIGN])
+        seen = max((e["seq"] for e in cloud.emulator_admin("GET", "log")), default=0)
+        job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", FOREIGN, wrap="true")
+        cloud.wait_nodes([FOREIGN], lambda f: "DOWN" in f, 120, "the node DOWN")
+        azrdma.wait_programs_done()
+        assert re.search(r"azrdma: NotOurs: VM \S+ is not azrdma's",
+                         cloud.node(FOREIGN)["Reason"]), cloud.node(FOREIGN)
+        assert cloud.vm_power(FOREIGN) == "deallocated"
+        acted = [e for e in cloud.emulator_admin("GET", "log")
+                 if e["seq"] > seen and e["method"] != "GET"
+                 and f"/virtualmachines/{FOREIGN}" in e["path"].lower()]
+        assert not acted, acted
+        cloud.run_ctl("scancel", str(job_id), check=False)
+    finally:
+        _delete_vm_and_nic(cloud, FOREIGN)
+        azrdma.wait_programs_done()
+        if "DOWN" in cloud.node_flags(FOREIGN):
+            cloud.resume_down_node(FOREIGN)
+
+
 def test_sync_resets_the_address_of_a_powered_down_node(cloud, azrdma):
     cloud.wait_powered_down([STALE])
     cloud.scontrol("update", f"nodename={STALE}", "nodeaddr=10.123.250.250")

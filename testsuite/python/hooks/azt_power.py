@@ -182,7 +182,10 @@ def resume_node(arm, conf, node):
                   f"# azrdma:slurm_conf={os.environ['SLURM_CONF']}\n")
         _, hdrs, _ = arm.call("PUT", vm, {
             "location": loc,
-            "tags": {"azt-world": conf["world_id"], "slurm-node": node},
+            # And azrdma's own tags (ClusterName is the prefix in the
+            # test world): azrdma's programs touch only VMs that carry them.
+            "tags": {"azt-world": conf["world_id"], "slurm-node": node,
+                     "azrdma-cluster": conf["prefix"], "azrdma-node": node},
             "properties": {
                 "hardwareProfile": {"vmSize": dom["vm_size"]},
                 "availabilitySet": {"id": aset},
