@@ -167,6 +167,9 @@ struct arm_tuning {
 	/* Random numbers in [0, 1) for jitter; NULL: the client's own. */
 	double (*random)(void *arg);
 	void *random_arg;
+	/* The token cache is read, never written or removed (a dry run
+	 * changes nothing in StateDir). */
+	bool cache_read_only;
 };
 
 /* Fill t with the defaults programs use. */

@@ -294,7 +294,8 @@ static void _save_cache(struct arm_client *c)
 	char err[AZ_ERRLEN];
 	json_object *id;
 
-	if (!c->cache_path || !_token_chars_ok(c->token.access_token))
+	if (!c->cache_path || c->tuning.cache_read_only
+	    || !_token_chars_ok(c->token.access_token))
 		return;
 	id = json_object_new_string(c->identity);
 	if (!id)
@@ -350,7 +351,8 @@ void arm_auth_drop(struct arm_client *c, unsigned gen)
 	arm_token_free(&c->token);
 	/* Never read that file again: ARM has just rejected what it holds. */
 	c->cache_tried = true;
-	if (c->cache_path && unlink(c->cache_path) < 0 && errno != ENOENT)
+	if (c->cache_path && !c->tuning.cache_read_only
+	    && unlink(c->cache_path) < 0 && errno != ENOENT)
 		log_warn("arm: cannot remove the token cache %s: %s",
 		         c->cache_path, strerror(errno));
 }

@@ -68,8 +68,11 @@ enum az_rc log_open(const char *ident, const char *logfile, char *err,
 		pthread_mutex_unlock(&_lock);
 		return AZ_OK;
 	}
-	/* 0640: logs never hold secrets, but they do name the subscription. */
-	fd = open(logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* 0640: logs never hold secrets, but they do name the subscription.
+	 * Never through a symlink: whoever can write the directory would
+	 * choose the file a root run appends to. */
+	fd = open(logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	          0640);
 	if (fd < 0 || !(_file = fdopen(fd, "a"))) {
 		int e = errno;
 

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "power.h"
+#include "sl_slurm.h"
 
 void power_stdio_init(void)
 {
@@ -38,6 +41,55 @@ void power_stdio_init(void)
 	}
 }
 
+/*
+ * StateDir (locks, journal, token cache) and LogFile are SlurmUser's, who
+ * runs the programs for slurmctld: a file root made there would lock
+ * SlurmUser out ("Permission denied", nodes DOWN).  So root, an admin by
+ * hand, becomes SlurmUser before any file is touched, and any other user
+ * is refused, told whom to run as.  The usual case, SlurmUser in its own
+ * StateDir, asks slurmctld nothing.
+ */
+static enum az_rc _be_slurm_user(const struct azrdma_conf *conf, char *err,
+                                 size_t errlen)
+{
+	struct sl_ctl_settings ctl;
+	uid_t me = geteuid();
+	struct passwd *pw;
+	struct stat st;
+	char why[256];
+
+	if (me != 0 && stat(conf->state_dir, &st) == 0 && st.st_uid == me)
+		return AZ_OK;
+	if (sl_ctl_settings(&ctl, why, sizeof(why)) != AZ_OK)
+		return az_err(AZ_EPERM, err, errlen,
+		              "cannot tell who SlurmUser is (%s), and StateDir "
+		              "%s is not this user's: run this as SlurmUser",
+		              why, conf->state_dir);
+	if (me == ctl.slurm_user_id)
+		return AZ_OK;
+	pw = getpwuid(ctl.slurm_user_id);
+	if (me != 0)
+		return az_err(AZ_EPERM, err, errlen,
+		              "running as uid %u, but StateDir %s and LogFile "
+		              "must stay SlurmUser's: run this as %s (uid %u), "
+		              "e.g. sudo -u %s",
+		              (unsigned)me, conf->state_dir,
+		              pw ? pw->pw_name : "SlurmUser",
+		              (unsigned)ctl.slurm_user_id,
+		              pw ? pw->pw_name : "<SlurmUser>");
+	if (!pw)
+		return az_err(AZ_EPERM, err, errlen,
+		              "SlurmUser (uid %u) is not in the user database",
+		              (unsigned)ctl.slurm_user_id);
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0
+	    || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0
+	    || geteuid() != pw->pw_uid || setuid(0) == 0)
+		return az_err(AZ_EPERM, err, errlen,
+		              "cannot become SlurmUser %s: %s", pw->pw_name,
+		              strerror(errno));
+	return AZ_OK;
+}
+
 enum az_rc power_setup(const char *ident, struct azrdma_conf **conf, char *err,
                        size_t errlen)
 {
@@ -51,6 +103,8 @@ enum az_rc power_setup(const char *ident, struct azrdma_conf **conf, char *err,
 	}
 	rc = conf_load(path, CONF_CHECK_FILES, conf, NULL, err, errlen);
 	free(path);
+	if (rc == AZ_OK)
+		rc = _be_slurm_user(*conf, err, errlen);
 	if (rc != AZ_OK) {
 		log_open(ident, NULL, NULL, 0);
 		return rc;

@@ -90,6 +90,18 @@ static bool _in_rg(const struct sync *s, json_object *vm)
 }
 
 /*
+ * A node's lock, as the power-save programs take it.  A dry run changes
+ * nothing, so it needs none, and makes no lock file either.
+ */
+static bool _lock_node(struct sync *s, const char *node, int *fd)
+{
+	*fd = -1;
+	if (s->dry_run)
+		return true;
+	return power_lock_node(s->conf, node, 0, fd, NULL, 0) == AZ_OK;
+}
+
+/*
  * How long a VM has been seen as an orphan: the first sighting is kept in
  * StateDir/orphans/<vm>; forgotten once it is no orphan any more.
  */
@@ -99,10 +111,12 @@ static long _orphan_age(struct sync *s, const char *vm, bool orphan)
 	long age = 0;
 
 	snprintf(path, sizeof(path), "%s/orphans", s->conf->state_dir);
-	fs_mkdir_p(path, 0700, NULL, 0);
+	if (!s->dry_run)
+		fs_mkdir_p(path, 0700, NULL, 0);
 	snprintf(path, sizeof(path), "%s/orphans/%s", s->conf->state_dir, vm);
 	if (!orphan) {
-		unlink(path);
+		if (!s->dry_run)
+			unlink(path);
 		return 0;
 	}
 	if (fs_read_file(path, 64, &data, NULL, NULL, 0) == AZ_OK) {
@@ -376,8 +390,7 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 		else if (_powered_down(sn->state))
 			why = "node powered down";
 		if (why
-		    && power_lock_node(s->conf, node, 0, &lock, NULL, 0)
-		               != AZ_OK) {
+		    && !_lock_node(s, node, &lock)) {
 			log_verbose("%s: busy, next time", node);
 			continue;
 		}
@@ -512,8 +525,7 @@ static void _sync_nodes(struct sync *s, char **vm_state)
 
 		if (!domain_for_node(s->conf, sn->name) || _busy(sn->state))
 			continue;
-		if (power_lock_node(s->conf, sn->name, 0, &lock, NULL, 0)
-		    != AZ_OK)
+		if (!_lock_node(s, sn->name, &lock))
 			continue;
 		/* What another program did before the lock was free counts:
 		 * read the node again, and its VM before acting on it. */
@@ -719,6 +731,7 @@ int main(int argc, char **argv)
 	        {NULL, 0, NULL, 0}};
 	struct sync s = {.grace_s = SYNC_DEFAULT_GRACE_S};
 	struct sl_ctl_settings ctl;
+	struct arm_tuning tuning;
 	char err[AZ_ERRLEN], *path = NULL, **vm_state = NULL;
 	json_object *vms = NULL;
 	int verbose = 0, c, status = 1;
@@ -745,13 +758,15 @@ int main(int argc, char **argv)
 	}
 	sl_init();
 	if (power_setup("azrdma-sync", &s.conf, err, sizeof(err)) != AZ_OK) {
-		fprintf(stderr, "azrdma-sync: azrdma.conf: %s\n", err);
+		fprintf(stderr, "azrdma-sync: %s\n", err);
 		goto out;
 	}
 	log_also_stderr(LOG_LVL_WARN);
 	for (int i = 0; i < verbose; i++)
 		log_set_level(log_get_level() + 1);
-	if (arm_client_new(s.conf, NULL, &s.arm, err, sizeof(err)) != AZ_OK
+	arm_tuning_default(&tuning);
+	tuning.cache_read_only = s.dry_run;
+	if (arm_client_new(s.conf, &tuning, &s.arm, err, sizeof(err)) != AZ_OK
 	    || sl_nodes_load(&s.nodes, err, sizeof(err)) != AZ_OK) {
 		log_error("%s", err);
 		goto out;

@@ -870,6 +870,7 @@ static void _print_names(const char *title, struct arm_result *res,
 
 static int _cmd_azure(const struct options *o)
 {
+	struct arm_tuning tuning;
 	struct azrdma_conf *conf = _load(o, CONF_CHECK_FILES, false);
 	struct arm_client *client = NULL;
 	struct arm_result *res = NULL;
@@ -878,7 +879,11 @@ static int _cmd_azure(const struct options *o)
 
 	if (!conf)
 		return 1;
-	if (arm_client_new(conf, NULL, &client, err, sizeof(err)) != AZ_OK) {
+	/* A check changes nothing: an admin's run (root, often) leaves no
+	 * token cache in SlurmUser's StateDir. */
+	arm_tuning_default(&tuning);
+	tuning.cache_read_only = true;
+	if (arm_client_new(conf, &tuning, &client, err, sizeof(err)) != AZ_OK) {
 		fprintf(stderr, "azrdma-config: %s\n", err);
 		goto out;
 	}

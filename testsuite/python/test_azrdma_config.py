@@ -228,12 +228,11 @@ def test_azure_lists_vms_with_a_managed_identity(cloud, run_ctl, tmp_path):
     assert "token: OK (ManagedIdentity, https://127.0.0.1:8443)" in res.stdout
     assert re.search(r"^virtual machines: \d+", res.stdout, re.M)
     assert re.search(r"^availability sets: \d+", res.stdout, re.M)
-    # The token is cached privately, and never printed.
-    cached = list((tmp_path / "state").glob("token-*"))
-    assert cached and all(p.stat().st_mode & 0o077 == 0 for p in cached)
-    token = cached[0].read_text()
-    assert "access_token" in token
-    assert token.split('"access_token"')[1][:40] not in res.stdout
+    # A check changes nothing (issue 18 item 5): no token cache is left in
+    # StateDir, which is SlurmUser's while an admin runs this as root.  And
+    # the token (a JWT) is never printed.
+    assert not list((tmp_path / "state").glob("token-*"))
+    assert not re.search(r"[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}\.", res.stdout)
 
 
 def test_azure_reports_a_wrong_service_principal_secret(cloud, run_ctl,

@@ -2,9 +2,12 @@
 with --dry-run), zombies set DOWN with a reason, stale addresses reset, and
 empty availability sets of the cluster deleted."""
 
+import glob
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import subprocess
 
@@ -225,6 +228,65 @@ def test_no_program_touches_a_vm_that_is_not_azrdmas(cloud, azrdma):
         azrdma.wait_programs_done()
         if "DOWN" in cloud.node_flags(FOREIGN):
             cloud.resume_down_node(FOREIGN)
+
+
+def _state_files(state_dir):
+    """{path: (uid, mtime_ns)} of everything below StateDir."""
+    out = {}
+    for root, dirs, files in os.walk(state_dir):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            out[path] = (st.st_uid, st.st_mtime_ns)
+    return out
+
+
+def _forget_made_files(azrdma):
+    """What a run makes when it is missing: lock files, orphan stamps and
+    the token cache (no program runs now)."""
+    azrdma.wait_programs_done()
+    for sub in ("locks", "orphans"):
+        shutil.rmtree(os.path.join(azrdma.state_dir, sub), ignore_errors=True)
+    for path in glob.glob(os.path.join(azrdma.state_dir, "token-*.json")):
+        os.unlink(path)
+
+
+def test_sync_dry_run_changes_nothing_in_state_dir(cloud, azrdma):
+    """Issue 18 item 5: --dry-run made lock files, the orphans directory
+    and the token cache.  It now changes nothing at all."""
+    _forget_made_files(azrdma)
+    before = _state_files(azrdma.state_dir)
+    out = _sync(cloud, "--dry-run", "--grace", "0")
+    assert "(dry run)" in out, out
+    assert _state_files(azrdma.state_dir) == before
+
+
+def test_programs_keep_state_dir_slurm_users_whoever_runs_them(cloud, azrdma):
+    """Issue 18 item 5: run by root, azrdma-sync made StateDir files (lock
+    files, the token cache) SlurmUser could not use later: its nodes went
+    DOWN with "Permission denied".  Root now runs as SlurmUser; any other
+    user is refused and told whom to run as."""
+    slurm = pwd.getpwnam("slurm").pw_uid
+    _forget_made_files(azrdma)
+    res = cloud.run_ctl(program("azrdma-sync"), check=False, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    made = _state_files(azrdma.state_dir)
+    assert any("/locks/" in p for p in made), made
+    assert any("/token-" in p for p in made), made
+    assert {p: u for p, (u, _) in made.items() if u != slurm} == {}
+    assert os.stat(azrdma.log_path).st_uid == slurm
+    # Not root, not SlurmUser: refused before anything is touched.
+    res = cloud.run_ctl("setpriv", "--reuid=nobody", "--regid=nogroup",
+                        "--clear-groups", program("azrdma-sync"), "--dry-run",
+                        check=False, timeout=180)
+    assert res.returncode != 0
+    assert re.search(r"running as uid \d+, but StateDir \S+ and LogFile must "
+                     r"stay SlurmUser's: run this as slurm \(uid \d+\), "
+                     r"e.g. sudo -u slurm", res.stderr + res.stdout), \
+        res.stderr + res.stdout
+    assert _state_files(azrdma.state_dir) == made
+    # SlurmUser goes on as before in what root left.
+    assert "Permission denied" not in _sync(cloud)
 
 
 def test_sync_resets_the_address_of_a_powered_down_node(cloud, azrdma):

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "testutil.h"
@@ -53,6 +54,26 @@ START_TEST(unwritable_log_file_is_an_error_that_names_it)
 			 AZ_EIO);
 	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir/x.log"));
 	log_close();
+}
+END_TEST
+
+/* Issue 18 item 5: whoever can write LogFile's directory could point a
+ * symlink there at any file a root run would then append to. */
+START_TEST(log_file_is_never_opened_through_a_symlink)
+{
+	char link_path[512], target[512], err[AZ_ERRLEN];
+	struct stat st;
+
+	snprintf(target, sizeof(target), "%s/victim", tu_tmpdir());
+	snprintf(link_path, sizeof(link_path), "%s/linked.log", tu_tmpdir());
+	tu_write("victim", "", 0600);
+	ck_assert_int_eq(symlink(target, link_path), 0);
+	ck_assert_int_eq(log_open("t", link_path, err, sizeof(err)), AZ_EIO);
+	ck_assert_ptr_nonnull(strstr(err, link_path));
+	log_error("must not reach the victim");
+	log_close();
+	ck_assert_int_eq(stat(target, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
 }
 END_TEST
 
@@ -112,6 +133,7 @@ int main(void)
 
 	tcase_add_test(tc, file_log_has_timestamp_program_and_level);
 	tcase_add_test(tc, unwritable_log_file_is_an_error_that_names_it);
+	tcase_add_test(tc, log_file_is_never_opened_through_a_symlink);
 	tcase_add_test(tc, environment_raises_the_level);
 	tcase_add_test(tc, sink_receives_messages_for_plugins);
 	tcase_add_test(tc, secrets_are_scrubbed_from_messages);
