@@ -10,6 +10,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +248,7 @@ static const struct gkey _global_keys[] = {
 	{"MaxParallelRequests", G_UINT, OFF(max_parallel_requests), 1, 256},
 	{"CapacityCooldown", G_UINT, OFF(capacity_cooldown), 0, 86400},
 	{"RdmaPartitions", G_SPECIAL, 0, 0, 0},
+	{"AllowUserBoot", G_SPECIAL, 0, 0, 0},
 	{"Tags", G_SPECIAL, 0, 0, 0},
 	{"NodeImageFile", G_PATH, OFF(node_image_file), 0, 0},
 };
@@ -515,10 +518,29 @@ static bool _set_special(struct parse *ps, int line, const struct gkey *k,
 	}
 	if (!strcasecmp(k->name, "RdmaPartitions")) {
 		hostnames_free(c->rdma_partitions, c->rdma_partition_count);
+	hostnames_free(c->allow_user_boot, c->allow_user_boot_count);
 		c->rdma_partitions = NULL;
 		c->rdma_partition_count = 0;
 		return _split_list(v, &c->rdma_partitions,
 				   &c->rdma_partition_count);
+	}
+	if (!strcasecmp(k->name, "AllowUserBoot")) {
+		hostnames_free(c->allow_user_boot, c->allow_user_boot_count);
+		c->allow_user_boot = NULL;
+		c->allow_user_boot_count = 0;
+		if (!_split_list(v, &c->allow_user_boot,
+		                 &c->allow_user_boot_count))
+			return false;
+		for (size_t i = 0; i < c->allow_user_boot_count; i++) {
+			const char *u = c->allow_user_boot[i];
+
+			if (strcasecmp(u, "ALL") && !conf_is_name(u, 32))
+				_err(ps, line,
+				     "AllowUserBoot: '%s' is no user name; list "
+				     "user names, or ALL",
+				     u);
+		}
+		return true;
 	}
 	if (!strcasecmp(k->name, "Tags"))
 		return _parse_tags(ps, line, v);
@@ -1457,6 +1479,27 @@ void conf_free(struct azrdma_conf *c)
 }
 
 /* ---- lookups ------------------------------------------------------------ */
+
+bool conf_user_may_boot(const struct azrdma_conf *c, uint32_t uid,
+                        uint32_t slurm_user_id)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (uid == 0 || uid == slurm_user_id)
+		return true;
+	for (size_t i = 0; i < c->allow_user_boot_count; i++)
+		if (!strcasecmp(c->allow_user_boot[i], "ALL"))
+			return true;
+	if (!c->allow_user_boot_count
+	    || getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &found) != 0
+	    || !found)
+		return false;
+	for (size_t i = 0; i < c->allow_user_boot_count; i++)
+		if (!strcmp(c->allow_user_boot[i], found->pw_name))
+			return true;
+	return false;
+}
 
 const struct conf_domain *conf_domain_find(const struct azrdma_conf *c,
 					   const char *name)

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "az_rc.h"
 #include "catalog.h"
@@ -121,6 +122,12 @@ struct azrdma_conf {
 	unsigned capacity_cooldown;	/* seconds */
 	char **rdma_partitions;
 	size_t rdma_partition_count;
+	/*
+	 * AllowUserBoot: users (names, or ALL) who may have nodes booted into
+	 * another image (a job's -C img_<name>) besides root and SlurmUser.
+	 */
+	char **allow_user_boot;
+	size_t allow_user_boot_count;
 	struct conf_tag *tags;
 	size_t tag_count;
 
@@ -201,6 +208,13 @@ conf_mpi_profile_find(const struct azrdma_conf *conf, const char *name);
 const struct conf_mpi_profile *
 conf_domain_mpi_profile(const struct azrdma_conf *conf,
 			const struct conf_domain *domain);
+
+/*
+ * May uid have nodes booted into another image (AllowUserBoot)?  root and
+ * slurm_user_id always may.  Names are looked up now, not at load.
+ */
+bool conf_user_may_boot(const struct azrdma_conf *conf, uint32_t uid,
+                        uint32_t slurm_user_id);
 
 const char *conf_cloud_name(enum conf_cloud cloud);
 const char *conf_auth_name(enum conf_auth auth);

@@ -48,3 +48,37 @@ def test_a_job_asking_an_image_gets_the_first_domain_that_fits(plugins):
     assert features == f"rdma&img_alma&{first}"
     assert (f"sbatch: azrdma: domain {first} (the first that fits: an image "
             "feature takes one domain") in err, err
+
+
+def _as_nobody(world, *cmd):
+    return world.run_ctl("setpriv", "--reuid=nobody", "--regid=nogroup",
+                         "--clear-groups", *cmd, check=False)
+
+
+def test_a_user_azrdma_conf_does_not_allow_is_refused_an_image(plugins):
+    """Issue 18 item 2: any user could have idle nodes deleted and re-created
+    by alternating -C img_a and -C img_b.  Only root, SlurmUser and
+    AllowUserBoot's users may ask an image; others are refused at submit,
+    and when they update their job to one."""
+    msg = ("azrdma: image alma is asked (-C img_...), and only root, SlurmUser "
+           "and the users AllowUserBoot of azrdma.conf names may have nodes "
+           "booted into another image")
+    for constraint in ("rdma&img_alma", "img_alma"):
+        r = _as_nobody(plugins, "sbatch", "--parsable", "--hold", "-p", "all",
+                       "-N", "2", "-C", constraint, "--chdir=/tmp",
+                       "--output=/dev/null", "--wrap", "true")
+        assert r.returncode != 0, r.stdout
+        assert msg in r.stderr, r.stderr
+    # Their own job, updated to an image: refused the same way.
+    r = _as_nobody(plugins, "sbatch", "--parsable", "--hold", "-p", "all",
+                   "-N", "2", "-C", "rdma", "--chdir=/tmp",
+                   "--output=/dev/null", "--wrap", "true")
+    assert r.returncode == 0, r.stderr
+    job_id = int(r.stdout.strip().split(";")[0])
+    try:
+        r = _as_nobody(plugins, "scontrol", "update", f"jobid={job_id}",
+                       "features=rdma&img_alma")
+        assert r.returncode != 0, r.stdout
+        assert "img_alma" not in plugins.job(job_id)["Features"]
+    finally:
+        plugins.run_ctl("scancel", str(job_id))

@@ -3,6 +3,7 @@
  * with file:line and a fix.
  */
 #include <check.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,43 @@ START_TEST(bad_enum_value_lists_the_accepted_values)
 		      "AzurePublic, AzureUSGovernment, AzureChinaCloud or "
 		      "Custom");
 	_expect_error(&r, 8, "SuspendAction=Stop", "Deallocate or Delete");
+	_release(&r);
+}
+END_TEST
+
+/* Issue 18 item 2: who may have nodes booted into another image. */
+START_TEST(allow_user_boot_names_who_may_change_an_image)
+{
+	struct passwd *nobody = getpwnam("nobody");
+	struct result r;
+
+	ck_assert_ptr_nonnull(nobody);
+	/* By default root and SlurmUser only. */
+	_load(&r, _with(_domain_line), 0);
+	ck_assert_int_eq(r.rc, AZ_OK);
+	ck_assert(conf_user_may_boot(r.conf, 0, 990));
+	ck_assert(conf_user_may_boot(r.conf, 990, 990));
+	ck_assert(!conf_user_may_boot(r.conf, nobody->pw_uid, 990));
+	_release(&r);
+
+	_load(&r, _with("AllowUserBoot=alice,nobody\n"
+	                "Domain=hb0 Nodes=hb-[000-003] VmSize=HB120rs_v3\n"),
+	      0);
+	ck_assert_int_eq(r.rc, AZ_OK);
+	ck_assert(conf_user_may_boot(r.conf, nobody->pw_uid, 990));
+	ck_assert(!conf_user_may_boot(r.conf, 4242424, 990));
+	_release(&r);
+
+	_load(&r, _with("AllowUserBoot=ALL\n"
+	                "Domain=hb0 Nodes=hb-[000-003] VmSize=HB120rs_v3\n"),
+	      0);
+	ck_assert_int_eq(r.rc, AZ_OK);
+	ck_assert(conf_user_may_boot(r.conf, 4242424, 990));
+	_release(&r);
+
+	_load(&r, _with("AllowUserBoot=alice,-rf\n"), 0);
+	_expect_error(&r, 7, "AllowUserBoot: '-rf' is no user name",
+	              "user names, or ALL");
 	_release(&r);
 }
 END_TEST
@@ -782,6 +820,7 @@ static Suite *_suite(void)
 	tcase_add_test(tc, unknown_key_names_line_and_suggests_the_right_one);
 	tcase_add_test(tc, bad_enum_value_lists_the_accepted_values);
 	tcase_add_test(tc, bad_scalar_values_say_what_is_expected);
+	tcase_add_test(tc, allow_user_boot_names_who_may_change_an_image);
 	tcase_add_test(tc, node_in_two_domains_names_both_lines);
 	tcase_add_test(
 		tc,

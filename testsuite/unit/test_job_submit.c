@@ -290,6 +290,9 @@ START_TEST(an_image_feature_gets_one_domain_and_the_images_profile)
 	job_desc_msg_t *job = _job("rdma&img_ubuntu", 4, 4);
 	char *msg = NULL;
 
+	/* Jobs of SlurmUser (whom slurmctld, here this program, runs as):
+	 * others may not ask an image (the test below). */
+	job->user_id = (uint32_t)geteuid();
 	_batch_env(job, _user_env);
 	ck_assert_int_eq(_submit(job, 1000, &msg), SLURM_SUCCESS);
 	/* Brackets and img_ do not mix: the first domain that fits. */
@@ -303,6 +306,7 @@ START_TEST(an_image_feature_gets_one_domain_and_the_images_profile)
 
 	/* The image's Mpi= wins over the domain's own image. */
 	job = _job("rdma&img_legacy&a9", 4, 4);
+	job->user_id = (uint32_t)geteuid();
 	_batch_env(job, _user_env);
 	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
 	ck_assert_str_eq(job->features, "rdma&img_legacy&a9&nd0");
@@ -310,10 +314,48 @@ START_TEST(an_image_feature_gets_one_domain_and_the_images_profile)
 	_job_free(job);
 
 	job = _job("rdma&img_ubuntu&a9", 4, 4);
+	job->user_id = 0;
 	_batch_env(job, _user_env);
 	ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
 	ck_assert_str_eq(env_of(job, "I_MPI_FABRICS"), "shm:dapl");
 	_job_free(job);
+}
+END_TEST
+
+/*
+ * Issue 18 item 2: an image feature can have idle VMs deleted and
+ * re-created; a user AllowUserBoot does not name is refused at submit,
+ * RDMA job or not, and nothing of the job is changed.
+ */
+START_TEST(an_image_feature_of_a_user_who_may_not_boot_is_refused)
+{
+	static const char *const features[] = {"rdma&img_ubuntu", "img_legacy"};
+
+	for (size_t i = 0; i < 2; i++) {
+		job_desc_msg_t *job = _job(features[i], 2, 2);
+		char *msg = NULL;
+
+		_batch_env(job, _user_env);
+		ck_assert_int_eq(_submit(job, 1000, &msg), ESLURM_ACCESS_DENIED);
+		ck_assert_str_eq(job->features, features[i]);
+		ck_assert_ptr_null(env_of(job, "OMPI_MCA_pml"));
+		ck_assert_msg(msg && strstr(msg, "azrdma: image ") &&
+		                      strstr(msg, " is asked (-C img_...), and "
+		                                  "only root, SlurmUser and the "
+		                                  "users AllowUserBoot of "
+		                                  "azrdma.conf names may"),
+		              "%s", msg ? msg : "(no message)");
+		slurm_xfree((void **)&msg);
+		_job_free(job);
+	}
+	/* Without an image feature the same user is placed as ever. */
+	{
+		job_desc_msg_t *job = _job("rdma", 2, 2);
+
+		_batch_env(job, _user_env);
+		ck_assert_int_eq(_submit(job, 1000, NULL), SLURM_SUCCESS);
+		_job_free(job);
+	}
 }
 END_TEST
 
@@ -928,6 +970,7 @@ int main(void)
 	tcase_add_test(tc, a_job_naming_its_domain_is_checked_not_rewritten);
 	tcase_add_test(tc,
 	               an_image_feature_gets_one_domain_and_the_images_profile);
+	tcase_add_test(tc, an_image_feature_of_a_user_who_may_not_boot_is_refused);
 	tcase_add_test(tc, named_domain_too_small_is_rejected_with_what_fits);
 	tcase_add_test(tc,
 	               more_nodes_than_any_domain_holds_is_rejected_at_submit);

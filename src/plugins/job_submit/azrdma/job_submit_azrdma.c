@@ -857,6 +857,32 @@ static int _refuse(char *why, int code, const char *what, uint32_t uid,
 }
 
 /*
+ * An image feature can have idle nodes' VMs deleted and re-created: only
+ * root, SlurmUser (whom slurmctld runs as) and AllowUserBoot's users may
+ * ask one, whatever the partition; node_features/azrdma answers Slurm the
+ * same.  Returns 0, or the Slurm error with the user told why.
+ */
+static int _image_allowed(const struct job_ask *ask, uint32_t owner,
+                          const char *what, char **err_msg)
+{
+	char *why;
+
+	if (!ask->names_image
+	    || conf_user_may_boot(_st.conf, owner, (uint32_t)geteuid()))
+		return 0;
+	if (asprintf(&why,
+	             "azrdma: image %s is asked (-C img_...), and only root, "
+	             "SlurmUser and the users AllowUserBoot of azrdma.conf "
+	             "names may have nodes booted into another image; submit "
+	             "without the img_ feature (the nodes keep their image), "
+	             "or ask an administrator",
+	             ask->image ? ask->image->name : "(unknown)")
+	    < 0)
+		why = NULL;
+	return _refuse(why, ESLURM_ACCESS_DENIED, what, owner, err_msg);
+}
+
+/*
  * A hetjob component with RDMA intent: the first goes to the candidate
  * with the most nodes (room for the components after it), the others to
  * that domain if it still holds them.  Returns 0 or the Slurm error.
@@ -926,6 +952,8 @@ extern int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid,
 		memset(&_het, 0, sizeof(_het));
 	view = _view_of(job_desc);
 	_ask_read(&view, &ask);
+	if (_image_allowed(&ask, job_desc->user_id, "job", err_msg))
+		return ESLURM_ACCESS_DENIED;
 	if (!ask.rdma_feature
 	    && !_rdma_partition(job_desc->partition ? job_desc->partition
 	                                            : _default_partition()))
@@ -1116,8 +1144,6 @@ static int _modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
 	}
 	view = _view_updated(cur, job_desc);
 	_ask_read(&view, &ask);
-	if (!ask.rdma_feature && !_rdma_partition(view.partition))
-		goto out;
 	/* scontrol names the job by job_id_str; the record has its id. */
 	if (cur)
 		snprintf(what, sizeof(what), "update of job %" PRIu32,
@@ -1125,6 +1151,14 @@ static int _modify(job_desc_msg_t *job_desc, job_record_t *job_ptr,
 	else
 		snprintf(what, sizeof(what), "update of job %s",
 		         job_desc->job_id_str ? job_desc->job_id_str : "?");
+	/* The job's owner, as Slurm asks node_features about (no record
+	 * here: who updates it). */
+	rc = _image_allowed(&ask, cur ? cur->user_id : submit_uid, what,
+	                    err_msg);
+	if (rc)
+		goto out;
+	if (!ask.rdma_feature && !_rdma_partition(view.partition))
+		goto out;
 	if (!ask.too_many)
 		_place(&ask, NO_DOMAIN, 0, &pl);
 	if (ask.too_many || !pl.candidates) {

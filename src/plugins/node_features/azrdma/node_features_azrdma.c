@@ -643,10 +643,16 @@ extern int node_features_p_reconfig(void)
 }
 #endif
 
-/* Any user may pick the image of the nodes of their job. */
+/*
+ * Who may have nodes rebooted (their VMs re-created) into another image:
+ * root, SlurmUser (whom slurmctld runs as) and AllowUserBoot's users.
+ * job_submit/azrdma refuses the others' image features at submit.
+ */
 extern bool node_features_p_user_update(uid_t uid)
 {
-	return true;
+	if (!_conf)
+		return uid == 0 || uid == geteuid();
+	return conf_user_may_boot(_conf, (uint32_t)uid, (uint32_t)geteuid());
 }
 
 static void _add_pair(config_plugin_params_t *p, const char *name,
