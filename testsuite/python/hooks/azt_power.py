@@ -216,7 +216,12 @@ def suspend_node(arm, conf, node):
         raise
     arm.wait(hdrs, f"deallocate of {node}")
     arm.log(f"{node}: deallocated")
-    # As azrdma-suspend does: the address of a node without a VM.
+
+
+def suspend_program_node(arm, conf, node):
+    """The SuspendProgram's part for one node: as azrdma-suspend, the VM
+    deallocated and the node given the address of a node without a VM."""
+    suspend_node(arm, conf, node)
     addr = conf.get("powered_down_addr") or node
     scontrol("update", f"nodename={node}", f"nodeaddr={addr}",
              f"nodehostname={node}")
@@ -245,7 +250,7 @@ def main(action):
     log(f"argv={sys.argv[1:]} resume_file={resume_file}")
     nodes = scontrol("show", "hostnames", sys.argv[1]).split()
     arm = Arm(conf, log)
-    work = resume_node if action == "resume" else suspend_node
+    work = resume_node if action == "resume" else suspend_program_node
     failed = {}
 
     def one(node):
