@@ -518,7 +518,6 @@ static bool _set_special(struct parse *ps, int line, const struct gkey *k,
 	}
 	if (!strcasecmp(k->name, "RdmaPartitions")) {
 		hostnames_free(c->rdma_partitions, c->rdma_partition_count);
-	hostnames_free(c->allow_user_boot, c->allow_user_boot_count);
 		c->rdma_partitions = NULL;
 		c->rdma_partition_count = 0;
 		return _split_list(v, &c->rdma_partitions,
@@ -1450,6 +1449,7 @@ void conf_free(struct azrdma_conf *c)
 	free(c->compute_api_version);
 	free(c->network_api_version);
 	hostnames_free(c->rdma_partitions, c->rdma_partition_count);
+	hostnames_free(c->allow_user_boot, c->allow_user_boot_count);
 	for (size_t i = 0; i < c->tag_count; i++) {
 		free(c->tags[i].key);
 		free(c->tags[i].value);
