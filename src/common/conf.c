@@ -1488,6 +1488,8 @@ bool conf_user_may_boot(const struct azrdma_conf *c, uint32_t uid,
 
 	if (uid == 0 || uid == slurm_user_id)
 		return true;
+	if (!c)
+		return false;
 	for (size_t i = 0; i < c->allow_user_boot_count; i++)
 		if (!strcasecmp(c->allow_user_boot[i], "ALL"))
 			return true;

@@ -211,7 +211,8 @@ conf_domain_mpi_profile(const struct azrdma_conf *conf,
 
 /*
  * May uid have nodes booted into another image (AllowUserBoot)?  root and
- * slurm_user_id always may.  Names are looked up now, not at load.
+ * slurm_user_id always may, and nobody else without conf (NULL).  Names
+ * are looked up now, not at load.
  */
 bool conf_user_may_boot(const struct azrdma_conf *conf, uint32_t uid,
                         uint32_t slurm_user_id);

@@ -213,7 +213,10 @@ START_TEST(allow_user_boot_names_who_may_change_an_image)
 	struct result r;
 
 	ck_assert_ptr_nonnull(nobody);
-	/* By default root and SlurmUser only. */
+	/* Without azrdma.conf, and by default, root and SlurmUser only. */
+	ck_assert(conf_user_may_boot(NULL, 0, 990));
+	ck_assert(conf_user_may_boot(NULL, 990, 990));
+	ck_assert(!conf_user_may_boot(NULL, nobody->pw_uid, 990));
 	_load(&r, _with(_domain_line), 0);
 	ck_assert_int_eq(r.rc, AZ_OK);
 	ck_assert(conf_user_may_boot(r.conf, 0, 990));

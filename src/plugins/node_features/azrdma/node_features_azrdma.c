@@ -650,8 +650,6 @@ extern int node_features_p_reconfig(void)
  */
 extern bool node_features_p_user_update(uid_t uid)
 {
-	if (!_conf)
-		return uid == 0 || uid == geteuid();
 	return conf_user_may_boot(_conf, (uint32_t)uid, (uint32_t)geteuid());
 }
 
