@@ -230,17 +230,6 @@ def test_no_program_touches_a_vm_that_is_not_azrdmas(cloud, azrdma):
             cloud.resume_down_node(FOREIGN)
 
 
-def _state_files(state_dir):
-    """{path: (uid, mtime_ns)} of everything below StateDir."""
-    out = {}
-    for root, dirs, files in os.walk(state_dir):
-        for name in dirs + files:
-            path = os.path.join(root, name)
-            st = os.lstat(path)
-            out[path] = (st.st_uid, st.st_mtime_ns)
-    return out
-
-
 def _forget_made_files(azrdma):
     """What a run makes when it is missing: lock files, orphan stamps and
     the token cache (no program runs now)."""
@@ -255,10 +244,10 @@ def test_sync_dry_run_changes_nothing_in_state_dir(cloud, azrdma):
     """Issue 18 item 5: --dry-run made lock files, the orphans directory
     and the token cache.  It now changes nothing at all."""
     _forget_made_files(azrdma)
-    before = _state_files(azrdma.state_dir)
-    out = _sync(cloud, "--dry-run", "--grace", "0")
+    before, after, out = azrdma.state_around(
+        lambda: _sync(cloud, "--dry-run", "--grace", "0"))
     assert "(dry run)" in out, out
-    assert _state_files(azrdma.state_dir) == before
+    assert after == before
 
 
 def test_programs_keep_state_dir_slurm_users_whoever_runs_them(cloud, azrdma):
@@ -270,21 +259,21 @@ def test_programs_keep_state_dir_slurm_users_whoever_runs_them(cloud, azrdma):
     _forget_made_files(azrdma)
     res = cloud.run_ctl(program("azrdma-sync"), check=False, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
-    made = _state_files(azrdma.state_dir)
+    made = azrdma.state_files()
     assert any("/locks/" in p for p in made), made
     assert any("/token-" in p for p in made), made
     assert {p: u for p, (u, _) in made.items() if u != slurm} == {}
     assert os.stat(azrdma.log_path).st_uid == slurm
     # Not root, not SlurmUser: refused before anything is touched.
-    res = cloud.run_ctl("setpriv", "--reuid=nobody", "--regid=nogroup",
-                        "--clear-groups", program("azrdma-sync"), "--dry-run",
-                        check=False, timeout=180)
+    before, after, res = azrdma.state_around(lambda: cloud.run_ctl(
+        "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+        program("azrdma-sync"), "--dry-run", check=False, timeout=180))
     assert res.returncode != 0
     assert re.search(r"running as uid \d+, but StateDir \S+ and LogFile must "
                      r"stay SlurmUser's: run this as slurm \(uid \d+\), "
                      r"e.g. sudo -u slurm", res.stderr + res.stdout), \
         res.stderr + res.stdout
-    assert _state_files(azrdma.state_dir) == made
+    assert after == before
     # SlurmUser goes on as before in what root left.
     assert "Permission denied" not in _sync(cloud)
 

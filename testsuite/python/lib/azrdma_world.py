@@ -172,6 +172,34 @@ class AzrdmaSetup:
         except FileNotFoundError:
             return ""
 
+    def state_files(self):
+        """{path: (uid, mtime_ns)} of everything below StateDir."""
+        out = {}
+        for root, dirs, files in os.walk(self.state_dir):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                st = os.lstat(path)
+                out[path] = (st.st_uid, st.st_mtime_ns)
+        return out
+
+    def state_around(self, action, tries=4):
+        """(StateDir before, StateDir after, what action() returned), from
+        a try in which none of slurmctld's power-save programs ran: a
+        suspend slurmctld starts for an idle node meanwhile changes StateDir
+        too, and must not count as action's doing."""
+        for _ in range(tries):
+            self.wait_programs_done()
+            start = len(self.log_text())
+            before = self.state_files()
+            result = action()
+            self.wait_programs_done()
+            after = self.state_files()
+            logged = self.log_text()[start:]
+            if not re.search(r"\] (%s)\[" % "|".join(PROGRAMS), logged):
+                return before, after, result
+        raise AssertionError(f"slurmctld ran power-save programs during each of "
+                             f"{tries} tries; last:\n{logged}")
+
 
 def _check_program_modes():
     """slurmctld refuses group/world-writable programs; the build may make them so."""
