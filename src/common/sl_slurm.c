@@ -137,6 +137,21 @@ enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
 	return AZ_OK;
 }
 
+enum az_rc sl_auth_info(char **out, char *err, size_t errlen)
+{
+	slurm_conf_t *conf = NULL;
+	enum az_rc rc = AZ_OK;
+
+	*out = NULL;
+	if (slurm_load_ctl_conf((time_t)0, &conf) != SLURM_SUCCESS)
+		return _slurm_err(err, errlen, "asking for its configuration");
+	if (conf->authinfo && *conf->authinfo
+	    && !(*out = strdup(conf->authinfo)))
+		rc = az_err(AZ_ENOMEM, err, errlen, "out of memory");
+	sl_free_ctl_conf(conf);
+	return rc;
+}
+
 enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
                                       size_t errlen)
 {

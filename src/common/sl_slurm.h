@@ -80,6 +80,10 @@ struct sl_ctl_settings {
 enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
                            size_t errlen);
 
+/* slurm.conf's AuthInfo as slurmctld has it ("socket=...,cred_expire=20"),
+ * or NULL when it has none; caller frees. */
+enum az_rc sl_auth_info(char **out, char *err, size_t errlen);
+
 /*
  * Requeue a batch job whose nodes are still booting (CONFIGURING): *done
  * says whether it was.  A job that runs already, has ended or is not a

@@ -8,17 +8,28 @@
  * next node of the list (the last with the first):
  *
  *   1. over the management network it asks the neighbour for its RDMA
- *      address ("AZPP1 <job> HELLO <node>" -> "AZPP1 <job> ADDR <ip>");
+ *      address ("AZPP2 <job> HELLO <me> <next> <cred>" -> "AZPP2 <job>
+ *      ADDR <ip> <token> <next> <me> <cred>");
  *   2. from its own RDMA address it connects to that one and echoes a few
- *      chunks ("AZPP1 <job> ECHO <bytes> <count>"), checking every byte;
- *   3. it says "AZPP1 <job> DONE" on the management connection.
+ *      chunks ("AZPP2 <job> ECHO <bytes> <count> <token>"), checking every
+ *      byte;
+ *   3. it says "AZPP2 <job> DONE" on the management connection.
+ *
+ * Any process of any node can connect to the port, so nothing a peer says
+ * is believed on its word: HELLO and every answer carry a munge credential
+ * (peer_auth.h) of root over the exact words, both node names included; the
+ * echo needs the one-time token of the ADDR answer; each connection has a
+ * deadline and a bound on what it can make the listener do; the listener
+ * never waits on one connection.  Reasons are built from our own words and
+ * the names of azrdma.conf, never from what a peer sent.  The port is a
+ * privileged one, so no user process can hold it before the check.
  *
  * A node without an RDMA interface up (it drains itself, or is taken for
  * a node without RDMA) still takes part on the management network: it
- * answers HELLO with "AZPP1 <job> BROKEN", so that the node before it does
- * not drain itself for a path it cannot tell from a silent neighbour, and
- * it says HELLO and DONE to the node after it, which then need not wait
- * out its deadline.
+ * answers HELLO with "AZPP2 <job> BROKEN <node> <asker> <cred>", so that the node before
+ * it does not drain itself for a path it cannot tell from a silent
+ * neighbour, and it says HELLO and DONE to the node after it, which then
+ * need not wait out its deadline.
  *
  * Each node keeps answering until the node before it has said DONE (or
  * hung up), or the deadline passes.  A pair is broken when the neighbour's
@@ -35,15 +46,16 @@
 #include "az_rc.h"
 
 /*
- * The listen port is base + job id % span.  The range lies below Linux's
- * default ephemeral ports (32768-60999): a port that one of the node's own
- * outgoing connections holds cannot be listened on, and the neighbour would
- * take the silence for a broken pair.
+ * The listen port is base + job id % span: a privileged port, which only
+ * root (the Prolog) can listen on, below the ports the kernel's NFS client
+ * and bindresvport() take for their own connections (600-1023).
  */
-#define PF_PORT_BASE 29100
-#define PF_PORT_SPAN 800
+#define PF_PORT_BASE 300
+#define PF_PORT_SPAN 250
 #define PF_CHUNK_BYTES 65536 /* echoed chunk */
 #define PF_CHUNK_COUNT 16
+
+struct peer_auth;
 
 /* Where a node is reached over the management network (NodeAddr). */
 typedef enum az_rc (*pf_resolve_fn)(void *arg, const char *node,
@@ -62,6 +74,7 @@ struct pf_config {
 	double connect_s;        /* one connect over the RDMA network */
 	bool broken;             /* no RDMA interface up: answer BROKEN,
 	                            check nothing (rdma unused) */
+	struct peer_auth *auth;  /* signs and checks what nodes say */
 	pf_resolve_fn resolve;   /* management address of a node */
 	void *resolve_arg;
 };
@@ -71,6 +84,8 @@ struct pf_result {
 	bool peer_broken;  /* not ok because next said BROKEN */
 	bool other_job;    /* not checked: next's port is held by the check
 	                      of another job (ids the same modulo the span) */
+	bool unverified;   /* not checked: what answered on next's port
+	                      could not prove it is job's check there */
 	double rtt_us;     /* one echo round trip of a chunk, when ok */
 	char detail[512];  /* why the pair is broken */
 };

@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "healthcheck_checks.h"
 #include "hostlist.h"
+#include "peer_auth.h"
 #include "pingpong_fabric.h"
 #include "pingpong_prolog.h"
 #include "sl_slurm.h"
@@ -236,6 +237,94 @@ static int _fail(const struct prolog_opts *o, const char *me,
 	return 1;
 }
 
+/*
+ * munge as slurmd's node uses it (AuthInfo's socket=), believing root
+ * only: slurmd runs every node's Prolog as root, and no user can.
+ */
+static enum az_rc _auth_new(struct peer_auth **auth, char *err,
+                            size_t errlen)
+{
+	char *info = NULL, socket[256];
+	enum az_rc rc;
+
+	rc = sl_auth_info(&info, err, errlen);
+	if (rc == AZ_OK)
+		rc = peer_auth_socket_from_authinfo(info, socket,
+		                                    sizeof(socket), err,
+		                                    errlen);
+	if (rc == AZ_OK)
+		rc = peer_auth_new(socket, 0, auth, err, errlen);
+	free(info);
+	return rc;
+}
+
+/* This node's part, once munge and the interfaces are known. */
+static int _run_pair(const struct prolog_opts *o, struct pf_config *cfg,
+                     bool has_rdma, bool conf_read)
+{
+	struct pf_result res;
+	char err[AZ_ERRLEN], reason[600];
+
+	if (!has_rdma && !conf_read) {
+		/* A Prolog runs on every node of the cluster: without
+		 * azrdma.conf, no RDMA interface at all is taken for a node
+		 * without RDMA, not for a broken one.  The neighbours hear
+		 * so and drain nobody. */
+		printf("azrdma-pingpong: %s has no RDMA interface and "
+		       "azrdma.conf cannot be read: taken for a node without "
+		       "RDMA, not checked\n",
+		       cfg->me);
+		pf_run(cfg, &res, err, sizeof(err));
+		return 0;
+	}
+	if (cfg->broken) {
+		int rc;
+
+		snprintf(reason, sizeof(reason),
+		         PROLOG_REASON_PREFIX "%s <-> %s: %s has no RDMA "
+		                              "interface up with a "
+		                              "172.16.0.0/16 address",
+		         cfg->me, cfg->next, cfg->me);
+		rc = _fail(o, cfg->me, reason);
+		/* Tell the neighbours, so that they fail the job without
+		 * draining themselves for it. */
+		pf_run(cfg, &res, err, sizeof(err));
+		return rc;
+	}
+
+	if (pf_run(cfg, &res, err, sizeof(err)) != AZ_OK) {
+		/* Not the fabric's fault: never drain a node for it. */
+		fprintf(stderr, "azrdma-pingpong: job %u: cannot check the "
+		                "RDMA path: %s\n",
+		        cfg->job_id, err);
+		return 0;
+	}
+	if (!res.ok && (res.other_job || res.unverified)) {
+		/* Two jobs' checks met on one port of the next node (its own
+		 * check says it cannot run), or what answered there proved
+		 * nothing: nobody is to blame for the pair. */
+		fprintf(stderr, "azrdma-pingpong: job %u: cannot check the "
+		                "RDMA path to %s: %s\n",
+		        cfg->job_id, cfg->next, res.detail);
+		return 0;
+	}
+	if (!res.ok && res.peer_broken) {
+		/* Its own Prolog decides on it (and stops the job if it is
+		 * an RDMA node): nothing wrong was found with this node. */
+		printf("azrdma-pingpong: %s <-> %s: %s; not draining %s\n",
+		       cfg->me, cfg->next, res.detail, cfg->me);
+		return 0;
+	}
+	if (!res.ok) {
+		pf_reason(cfg, &res, reason, sizeof(reason));
+		return _fail(o, cfg->me, reason);
+	}
+	printf("azrdma-pingpong: %s <-> %s: RDMA path ok (%u KiB echo "
+	       "round trip %.0f us)\n",
+	       cfg->me, cfg->next, PF_CHUNK_BYTES / 1024, res.rtt_us);
+	return 0;
+}
+
 static int _check(const struct prolog_opts *o, const char *me,
                   unsigned job_id, char **nodes, size_t count,
                   bool conf_read)
@@ -249,9 +338,9 @@ static int _check(const struct prolog_opts *o, const char *me,
 	struct hc_iface *ifaces = NULL;
 	struct hc_ctx ctx = {0};
 	const struct hc_iface *rdma;
-	struct pf_result res;
-	char err[AZ_ERRLEN], reason[600];
-	bool alone;
+	char err[AZ_ERRLEN];
+	bool alone, has_rdma;
+	int rc;
 
 	if (pf_neighbours(nodes, count, me, &cfg.next, &cfg.prev, &alone, err,
 	                  sizeof(err))
@@ -271,69 +360,27 @@ static int _check(const struct prolog_opts *o, const char *me,
 	}
 	ctx.ifaces = ifaces;
 	rdma = hc_rdma_iface(&ctx);
+	has_rdma = rdma != NULL;
 	cfg.broken = !rdma || !rdma->up;
 	if (!cfg.broken)
 		cfg.rdma = rdma->addr;
 	cfg.listen.s_addr = htonl(INADDR_ANY);
 	free(ifaces);
-	if (!rdma && !conf_read) {
-		/* A Prolog runs on every node of the cluster: without
-		 * azrdma.conf, no RDMA interface at all is taken for a node
-		 * without RDMA, not for a broken one.  The neighbours hear
-		 * so and drain nobody. */
-		printf("azrdma-pingpong: %s has no RDMA interface and "
-		       "azrdma.conf cannot be read: taken for a node without "
-		       "RDMA, not checked\n",
-		       me);
-		pf_run(&cfg, &res, err, sizeof(err));
-		return 0;
-	}
-	if (cfg.broken) {
-		int rc;
-
-		snprintf(reason, sizeof(reason),
-		         PROLOG_REASON_PREFIX "%s <-> %s: %s has no RDMA "
-		                              "interface up with a "
-		                              "172.16.0.0/16 address",
-		         me, cfg.next, me);
-		rc = _fail(o, me, reason);
-		/* Tell the neighbours, so that they fail the job without
-		 * draining themselves for it. */
-		pf_run(&cfg, &res, err, sizeof(err));
-		return rc;
-	}
-
-	if (pf_run(&cfg, &res, err, sizeof(err)) != AZ_OK) {
-		/* Not the fabric's fault: never drain a node for it. */
+	if (_auth_new(&cfg.auth, err, sizeof(err)) != AZ_OK) {
 		fprintf(stderr, "azrdma-pingpong: job %u: cannot check the "
 		                "RDMA path: %s\n",
 		        job_id, err);
-		return 0;
+		/* Not the fabric's fault: never drain a node for it.  A
+		 * node without its RDMA interface fails all the same; only
+		 * its neighbours cannot hear so. */
+		if (!cfg.broken)
+			return 0;
 	}
-	if (!res.ok && res.other_job) {
-		/* Two jobs' checks met on one port of the next node: its own
-		 * check says it cannot run, and so does this one. */
-		fprintf(stderr, "azrdma-pingpong: job %u: cannot check the "
-		                "RDMA path to %s: %s\n",
-		        job_id, cfg.next, res.detail);
-		return 0;
-	}
-	if (!res.ok && res.peer_broken) {
-		/* Its own Prolog decides on it (and stops the job if it is
-		 * an RDMA node): nothing wrong was found with this node. */
-		printf("azrdma-pingpong: %s <-> %s: %s; not draining %s\n",
-		       me, cfg.next, res.detail, me);
-		return 0;
-	}
-	if (!res.ok) {
-		pf_reason(&cfg, &res, reason, sizeof(reason));
-		return _fail(o, me, reason);
-	}
-	printf("azrdma-pingpong: %s <-> %s: RDMA path ok (%u KiB echo "
-	       "round trip %.0f us)\n",
-	       me, cfg.next, PF_CHUNK_BYTES / 1024, res.rtt_us);
-	return 0;
+	rc = _run_pair(o, &cfg, has_rdma, conf_read);
+	peer_auth_free(cfg.auth);
+	return rc;
 }
+
 
 int pp_prolog_main(int argc, char **argv)
 {

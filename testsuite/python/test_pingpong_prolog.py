@@ -4,7 +4,9 @@ MPI; a job across two fabrics is stopped and the node is drained with a
 reason that names the pair."""
 
 import os
+import re
 import subprocess
+import time
 
 import pytest
 
@@ -140,3 +142,93 @@ def test_a_job_across_two_fabrics_is_stopped_and_the_pair_named(cloud,
                     "azrdma-prolog: "):
                 cloud.run_ctl("scontrol", "update", f"nodename={node}",
                               "state=resume", check=False)
+
+
+# The hostile user of issue 18 item 1, inside a node: it tries to take the
+# job's port first, then, while the job's Prologs run, says HELLO in the
+# name of the node before its target (with its own munge credential) and
+# hangs up, again and again, and keeps dozens of connections open that
+# never say anything.
+HOSTILE = r"""
+import os, socket, subprocess, sys, time
+target, port, job, me, munge_socket, stop = sys.argv[1:7]
+port = int(port)
+try:
+    socket.socket().bind(("0.0.0.0", port))
+    print("took the port", flush=True)
+except PermissionError:
+    print("port refused", flush=True)
+words = f"AZPP2 {job} HELLO {me} {target.split('/')[1]}"
+cred = subprocess.run(["munge", "-S", munge_socket, "-s", words],
+                      capture_output=True, text=True).stdout.strip()
+forged = f"AZPP2 {job} HELLO {me} {target.split('/')[1]} {cred}\n".encode()
+addr = target.split("/")[0]
+idle, hellos, end = [], 0, time.time() + 300
+while not os.path.exists(stop) and time.time() < end:
+    try:
+        s = socket.create_connection((addr, port), timeout=1)
+        s.sendall(forged)
+        s.close()
+        hellos += 1
+        for _ in range(8):
+            idle.append(socket.create_connection((addr, port), timeout=1))
+        for s in idle[:-40]:
+            s.close()
+        del idle[:-40]
+    except OSError:
+        pass
+    time.sleep(0.02)
+print(f"forged {hellos} HELLOs", flush=True)
+"""
+
+
+def test_a_hostile_user_on_the_nodes_drains_nobody(cloud, prolog):
+    """Issue 18 item 1: a user process on a node could take the check's
+    port first (the check then skipped and the user answered the
+    neighbour), or say HELLO in a neighbour's name and hang up (the
+    neighbour then drained itself), or starve the listener with 8 idle
+    connections.  Now the port is privileged, HELLO needs root's munge
+    credential, and idle connections make room."""
+    a, b = SAME_FABRIC
+    # Both nodes up first, so that the attack runs during the Prologs.
+    warm = cloud.submit("-p", "all", "-N", "2", "-w", ",".join(SAME_FABRIC),
+                        wrap="true")
+    cloud.wait_job(warm, timeout=240)
+    job_id = cloud.submit("-H", "-p", "all", "-N", "2",
+                          "-w", ",".join(SAME_FABRIC), wrap=f"echo {MARK}")
+    port = 300 + job_id % 250  # pf_port(), azrdma-pingpong(1)
+    stop = cloud.path("jobs", f"stop-hostile-{job_id}")
+    attackers = []
+    try:
+        for me, target in ((a, b), (b, a)):
+            addr = cloud.node(target)["NodeAddr"]
+            attackers.append(cloud.vm_host(me).popen(
+                ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                 "--clear-groups", "/usr/bin/python3", "-c", HOSTILE,
+                 f"{addr}/{target}", str(port), str(job_id), me,
+                 cloud.munge_socket, stop],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        time.sleep(2)
+        cloud.run_ctl("scontrol", "release", str(job_id))
+        cloud.wait_job(job_id, timeout=180)
+        # The attack went on all through the Prologs.
+        assert [p.poll() for p in attackers] == [None, None]
+        open(stop, "w").close()
+        assert MARK in cloud.job_output(job_id)
+        for node, peer in zip(SAME_FABRIC, reversed(SAME_FABRIC)):
+            rc, out = prolog.run_of(node, job_id)
+            assert rc == 0, out
+            assert f"{node} <-> {peer}: RDMA path ok" in out, out
+            assert "DRAIN" not in cloud.node_flags(node)
+        for proc in attackers:
+            out, _ = proc.communicate(timeout=60)
+            assert "port refused" in out, out
+            hellos = re.search(r"forged (\d+) HELLOs", out)
+            assert hellos and int(hellos.group(1)) > 0, out
+    finally:
+        open(stop, "w").close()
+        for proc in attackers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        cloud.run_ctl("scancel", str(job_id), check=False)

@@ -8,9 +8,17 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <munge.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "peer_auth.h"
 #include "pingpong_core.h"
 #include "pingpong_fabric.h"
 #include "testutil.h"
@@ -423,9 +431,11 @@ START_TEST(ring_neighbours_by_position_in_the_node_list)
 	ck_assert_str_eq(err, "this node (f2n1) is not in the job's node list");
 	ck_assert_uint_eq(pf_port(1), PF_PORT_BASE + 1);
 	ck_assert_uint_eq(pf_port(PF_PORT_SPAN + 7), PF_PORT_BASE + 7);
-	/* Below Linux's default ephemeral ports: no outgoing connection of
-	 * the node can hold the port its check listens on. */
-	ck_assert_uint_le(PF_PORT_BASE + PF_PORT_SPAN, 32768);
+	/* Privileged, so that no user process can take it first, and below
+	 * the ports that the kernel's NFS client and bindresvport() take for
+	 * outgoing connections (600-1023). */
+	ck_assert_uint_ge(PF_PORT_BASE, 1);
+	ck_assert_uint_le(PF_PORT_BASE + PF_PORT_SPAN, 600);
 }
 END_TEST
 
@@ -439,6 +449,84 @@ static enum az_rc _loop_resolve(void *arg, const char *node,
 	if (!strcmp(node, "b"))
 		return inet_aton("127.0.0.3", out) ? AZ_OK : AZ_EINVAL;
 	return az_err(AZ_ENOTFOUND, err, len, "no node %s", node);
+}
+
+/*
+ * A munged of the tests' own (a fresh key in the temporary directory), as
+ * every Slurm node has one: the fabric check signs and checks with it.
+ */
+static char _munge_socket[300];
+static pid_t _munged = -1;
+
+static void _munged_start(void)
+{
+	char key[300], arg[6][340];
+	const char *dir = tu_tmpdir();
+	unsigned char bytes[1024];
+	FILE *f;
+
+	/* munged wants its socket reachable by every user. */
+	chmod(dir, 0711);
+	snprintf(key, sizeof(key), "%s/munge.key", dir);
+	snprintf(_munge_socket, sizeof(_munge_socket), "%s/munge.socket", dir);
+	f = fopen("/dev/urandom", "rb");
+	if (!f || fread(bytes, 1, sizeof(bytes), f) != sizeof(bytes)) {
+		perror("/dev/urandom");
+		exit(EXIT_FAILURE);
+	}
+	fclose(f);
+	f = fopen(key, "wb");
+	if (!f || fwrite(bytes, 1, sizeof(bytes), f) != sizeof(bytes)
+	    || fclose(f)) {
+		perror(key);
+		exit(EXIT_FAILURE);
+	}
+	chmod(key, 0400);
+	snprintf(arg[0], sizeof(arg[0]), "--socket=%s", _munge_socket);
+	snprintf(arg[1], sizeof(arg[1]), "--key-file=%s", key);
+	snprintf(arg[2], sizeof(arg[2]), "--pid-file=%s/munged.pid", dir);
+	snprintf(arg[3], sizeof(arg[3]), "--seed-file=%s/munged.seed", dir);
+	snprintf(arg[4], sizeof(arg[4]), "--log-file=%s/munged.log", dir);
+	snprintf(arg[5], sizeof(arg[5]), "--origin=127.0.0.1");
+	_munged = fork();
+	if (_munged == 0) {
+		/* It logs to its --log-file. */
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(127);
+		execl("/usr/sbin/munged", "munged", "--foreground", arg[0],
+		      arg[1], arg[2], arg[3], arg[4], arg[5], (char *)NULL);
+		perror("/usr/sbin/munged");
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		if (access(_munge_socket, F_OK) == 0)
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "munged did not start (see %s/munged.log)\n", dir);
+	exit(EXIT_FAILURE);
+}
+
+static void _munged_stop(void)
+{
+	if (_munged <= 0)
+		return;
+	kill(_munged, SIGTERM);
+	waitpid(_munged, NULL, 0);
+	_munged = -1;
+}
+
+/* Believing the uid the tests run as (root in CI, as the Prolog). */
+static struct peer_auth *_auth(void)
+{
+	struct peer_auth *auth = NULL;
+	char err[AZ_ERRLEN];
+
+	ck_assert_msg(peer_auth_new(_munge_socket, getuid(), &auth, err,
+	                            sizeof(err))
+	                      == AZ_OK,
+	              "%s", err);
+	return auth;
 }
 
 struct loop_node {
@@ -489,6 +577,7 @@ static void _loop_node(struct loop_node *n, unsigned job, const char *me,
 	n->cfg.deadline_s = deadline;
 	n->cfg.connect_s = 2.0;
 	n->cfg.resolve = _loop_resolve;
+	n->cfg.auth = _auth();
 	ck_assert(inet_aton(listen, &n->cfg.listen));
 	ck_assert(inet_aton(rdma, &n->cfg.rdma));
 }
@@ -509,6 +598,8 @@ static void *_loop_run(void *arg)
 	struct loop_node *n = arg;
 
 	n->rc = pf_run(&n->cfg, &n->res, n->err, sizeof(n->err));
+	peer_auth_free(n->cfg.auth);
+	n->cfg.auth = NULL;
 	return NULL;
 }
 
@@ -636,10 +727,418 @@ START_TEST(a_port_held_by_another_job_leaves_the_pair_unchecked)
 }
 END_TEST
 
+/* A connection to addr:port, waiting up to 5 s for a listener there. */
+static int _dial(const char *addr, unsigned short port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons(port)};
+	struct timeval tv = {.tv_sec = 5};
+
+	ck_assert(inet_aton(addr, &sa.sin_addr));
+	for (int i = 0; i < 100; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		ck_assert_int_ge(fd, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+			           sizeof(tv));
+			return fd;
+		}
+		close(fd);
+		usleep(50000);
+	}
+	ck_abort_msg("nothing listens on %s:%u", addr, port);
+	return -1;
+}
+
+/* What the peer sends until it closes (or 5 s pass), as text. */
+static void _read_until_closed(int fd, char *out, size_t len)
+{
+	size_t n = 0;
+	ssize_t got;
+
+	while (n + 1 < len && (got = recv(fd, out + n, len - 1 - n, 0)) > 0)
+		n += (size_t)got;
+	out[n] = '\0';
+}
+
+/* A munge credential over words, made by uid nobody. */
+static char *_cred_of_nobody(const char *words)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char cred[1024] = "";
+	int pipefd[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(pw);
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct peer_auth *auth = NULL;
+		char err[AZ_ERRLEN], *c = NULL;
+
+		close(pipefd[0]);
+		if (setgid(pw->pw_gid) || setuid(pw->pw_uid)
+		    || peer_auth_new(_munge_socket, 0, &auth, err, sizeof(err))
+		    || peer_auth_sign(auth, words, &c, err, sizeof(err)))
+			_exit(1);
+		n = write(pipefd[1], c, strlen(c));
+		free(c);
+		peer_auth_free(auth);
+		_exit(n < 0 ? 1 : 0);
+	}
+	close(pipefd[1]);
+	n = read(pipefd[0], cred, sizeof(cred) - 1);
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	ck_assert_msg(WIFEXITED(status) && !WEXITSTATUS(status) && n > 0,
+	              "nobody could not make a credential");
+	cred[n] = '\0';
+	return strdup(cred);
+}
+
+static void _say(int fd, const char *line)
+{
+	ck_assert_int_eq(send(fd, line, strlen(line), MSG_NOSIGNAL),
+	                 (ssize_t)strlen(line));
+}
+
+START_TEST(a_forged_hello_neither_answers_nor_ends_the_wait)
+{
+	struct loop_node a, b;
+	struct peer_auth *root = _auth();
+	pthread_t tid;
+	char words[200], line[1400], got[4096], err[AZ_ERRLEN], *cred;
+	const char *forged[3];
+	char want[100];
+
+	/* Issue 18 item 1: "AZPP1 <job> HELLO a" and a hang-up made b take
+	 * a's check for done; a's real HELLO then met nobody, and a
+	 * drained itself. */
+	_loop_pair(&a, &b, "127.0.0.3");
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
+	snprintf(words, sizeof(words), "AZPP2 %u HELLO a b", a.cfg.job_id);
+	cred = _cred_of_nobody(words);
+	forged[0] = "MUNGE:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA:";
+	forged[1] = cred; /* the right words, but a user's */
+	forged[2] = NULL; /* root's, but over other words (to c): below */
+	snprintf(words, sizeof(words), "AZPP2 %u HELLO a c", a.cfg.job_id);
+	{
+		char *other = NULL;
+
+		ck_assert_int_eq(peer_auth_sign(root, words, &other, err,
+		                                sizeof(err)),
+		                 AZ_OK);
+		forged[2] = other;
+	}
+	snprintf(want, sizeof(want), "AZPP2 %u REFUSED\n", a.cfg.job_id);
+	for (int i = 0; i < 3; i++) {
+		int fd = _dial("127.0.0.3", b.cfg.port);
+
+		snprintf(line, sizeof(line), "AZPP2 %u HELLO a b %s\n",
+		         a.cfg.job_id, forged[i]);
+		_say(fd, line);
+		_read_until_closed(fd, got, sizeof(got));
+		ck_assert_str_eq(got, want);
+		close(fd);
+	}
+	free((char *)forged[2]);
+	free(cred);
+	peer_auth_free(root);
+	_loop_run(&a);
+	pthread_join(tid, NULL);
+	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
+	              a.res.detail);
+	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
+	              b.res.detail);
+}
+END_TEST
+
+struct slow_peer {
+	unsigned short port;
+	int fd;
+};
+
+/* A peer that sends a line a byte at a time, one every 100 ms. */
+static void *_slow_peer(void *arg)
+{
+	struct slow_peer *p = arg;
+	const char *text = "AZPP2 1 HELLO a b MUNGE:AAAAAAAAAAAAAAAAAAAAAAAA:\n";
+
+	for (size_t i = 0; text[i]; i++) {
+		if (send(p->fd, &text[i], 1, MSG_NOSIGNAL) != 1)
+			break;
+		usleep(100000);
+	}
+	return NULL;
+}
+
+START_TEST(idle_and_slow_connections_do_not_shut_the_check_out)
+{
+	struct loop_node a, b;
+	struct slow_peer slow;
+	pthread_t tid, slow_tid;
+	int idle[40], closed = 0;
+	char got[64];
+
+	/* Issue 18 item 1: 8 idle connections filled the listener's table
+	 * and a slow one held its only thread: a's HELLO was never
+	 * answered, and a drained itself. */
+	_loop_pair(&a, &b, "127.0.0.3");
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
+	for (int i = 0; i < 40; i++)
+		idle[i] = _dial("127.0.0.3", b.cfg.port);
+	slow.port = b.cfg.port;
+	slow.fd = _dial("127.0.0.3", b.cfg.port);
+	ck_assert_int_eq(pthread_create(&slow_tid, NULL, _slow_peer, &slow),
+	                 0);
+	_loop_run(&a);
+	pthread_join(tid, NULL);
+	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
+	              a.res.detail);
+	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
+	              b.res.detail);
+	/* None was kept: each was dropped for a newer one or its deadline,
+	 * the slow one included. */
+	for (int i = 0; i < 40; i++) {
+		if (recv(idle[i], got, sizeof(got), 0) == 0)
+			closed++;
+		close(idle[i]);
+	}
+	ck_assert_int_eq(closed, 40);
+	ck_assert_int_eq(recv(slow.fd, got, sizeof(got), 0), 0);
+	shutdown(slow.fd, SHUT_RDWR);
+	pthread_join(slow_tid, NULL);
+	close(slow.fd);
+}
+END_TEST
+
+START_TEST(an_echo_needs_the_token_of_this_jobs_answer)
+{
+	struct loop_node a, b;
+	pthread_t tid;
+	char line[200], got[256];
+	static char chunk[PF_CHUNK_BYTES];
+	int fd;
+
+	/* Issue 18 item 1: anyone could have the listener echo 64 KiB
+	 * chunks a thousand times over. */
+	_loop_pair(&a, &b, "127.0.0.3");
+	b.cfg.deadline_s = 3.0;
+	ck_assert_int_eq(pthread_create(&tid, NULL, _loop_run, &b), 0);
+	fd = _dial("127.0.0.3", b.cfg.port);
+	snprintf(line, sizeof(line),
+	         "AZPP2 %u ECHO %u %u 0123456789abcdef0123456789abcdef\n",
+	         b.cfg.job_id, PF_CHUNK_BYTES, PF_CHUNK_COUNT);
+	_say(fd, line);
+	send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+	/* Closed without a byte echoed (a reset counts as closed too). */
+	ck_assert_int_le(recv(fd, got, sizeof(got), 0), 0);
+	close(fd);
+	pthread_join(tid, NULL);
+	peer_auth_free(a.cfg.auth);
+}
+END_TEST
+
+START_TEST(no_user_process_can_take_the_port_first)
+{
+	unsigned short port = pf_port(_free_job_id());
+	struct passwd *pw = getpwnam("nobody");
+	FILE *f;
+	int start = 0, status;
+	pid_t pid;
+
+	/* Issue 18 item 1: a user process that listened on the job's port
+	 * first made the check skip, and answered the neighbour itself. */
+	if (getuid() != 0) {
+		fprintf(stderr, "not root: the privileged port is not tested\n");
+		return;
+	}
+	f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%d", &start), 1);
+	fclose(f);
+	ck_assert_msg(start >= PF_PORT_BASE + PF_PORT_SPAN,
+	              "net.ipv4.ip_unprivileged_port_start=%d lets users "
+	              "take the check's ports",
+	              start);
+	ck_assert_ptr_nonnull(pw);
+	pid = fork();
+	if (pid == 0) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_port = htons(port),
+		                         .sin_addr.s_addr = htonl(INADDR_ANY)};
+		int fd;
+
+		if (setgid(pw->pw_gid) || setuid(pw->pw_uid))
+			_exit(3);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			_exit(0);
+		_exit(errno == EACCES ? 1 : 2);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) == 1,
+	              "uid nobody: bind to port %u: exit %d (0: it could)", port,
+	              WEXITSTATUS(status));
+}
+END_TEST
+
+struct impostor {
+	int lfd;
+	const char *answer;
+};
+
+/* A root service that happens to hold the port: answers one connection. */
+static void *_impostor_run(void *arg)
+{
+	struct impostor *imp = arg;
+	char line[1200];
+	int fd = accept(imp->lfd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	if (recv(fd, line, sizeof(line), 0) > 0)
+		send(fd, imp->answer, strlen(imp->answer), MSG_NOSIGNAL);
+	usleep(200000);
+	close(fd);
+	return NULL;
+}
+
+START_TEST(an_impostor_on_the_port_drains_nobody_and_is_not_quoted)
+{
+	/* After "AZPP2 <job> ", or the whole line for the last. */
+	static const char *answers[] = {
+	        "ADDR 127.0.0.9 0123456789abcdef0123456789abcdef b a "
+	        "MUNGE:AAAAAAAAAAAAAAAAAAAAAAAAAAAA:\n",
+	        "BROKEN b a MUNGE:AAAAAAAAAAAAAAAAAAAAAAAAAAAA:\n",
+	        "OTHERJOB b a MUNGE:AAAAAAAAAAAAAAAAAAAAAAAAAAAA:\n",
+	        "drain me; all your nodes are broken\n",
+	};
+	const size_t count = sizeof(answers) / sizeof(answers[0]);
+
+	for (size_t i = 0; i < count; i++) {
+		unsigned job = _free_job_id();
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_port = htons(pf_port(job))};
+		struct impostor imp;
+		struct loop_node a;
+		char answer[200], want[300];
+		pthread_t tid;
+		int one = 1;
+
+		if (i + 1 == count)
+			snprintf(answer, sizeof(answer), "%s", answers[i]);
+		else
+			snprintf(answer, sizeof(answer), "AZPP2 %u %s",
+			         i == 2 ? job + 1 : job, answers[i]);
+		imp.answer = answer;
+		imp.lfd = socket(AF_INET, SOCK_STREAM, 0);
+		inet_aton("127.0.0.3", &sa.sin_addr);
+		setsockopt(imp.lfd, SOL_SOCKET, SO_REUSEADDR, &one,
+		           sizeof(one));
+		ck_assert_int_eq(bind(imp.lfd, (struct sockaddr *)&sa,
+		                      sizeof(sa)),
+		                 0);
+		ck_assert_int_eq(listen(imp.lfd, 4), 0);
+		ck_assert_int_eq(pthread_create(&tid, NULL, _impostor_run,
+		                                &imp),
+		                 0);
+		_loop_node(&a, job, "a", "b", "127.0.0.2", "127.0.0.2", 3.0);
+		_loop_run(&a);
+		pthread_join(tid, NULL);
+		close(imp.lfd);
+		ck_assert_int_eq(a.rc, AZ_OK);
+		ck_assert(!a.res.ok);
+		/* Not a broken pair: the Prolog drains nobody for it. */
+		ck_assert_msg(a.res.unverified, "%zu: %s", i, a.res.detail);
+		ck_assert(!a.res.peer_broken && !a.res.other_job);
+		/* Our words only: nothing the impostor said. */
+		ck_assert_ptr_null(strstr(a.res.detail, "127.0.0.9"));
+		ck_assert_ptr_null(strstr(a.res.detail, "MUNGE"));
+		ck_assert_ptr_null(strstr(a.res.detail, "drain me"));
+		snprintf(want, sizeof(want),
+		         "127.0.0.3:%u on b answered, but not as job %u's check (",
+		         pf_port(job), job);
+		ck_assert_msg(!strncmp(a.res.detail, want, strlen(want)),
+		              "%s", a.res.detail);
+	}
+}
+END_TEST
+
+START_TEST(munge_credentials_prove_uid_and_words)
+{
+	struct peer_auth *auth = _auth(), *other = NULL;
+	char err[AZ_ERRLEN], *cred = NULL, want[100];
+
+	ck_assert_int_eq(peer_auth_sign(auth, "AZPP2 1 HELLO a b", &cred, err,
+	                                sizeof(err)),
+	                 AZ_OK);
+	ck_assert_ptr_null(strchr(cred, ' '));
+	ck_assert_int_eq(peer_auth_check(auth, cred, "AZPP2 1 HELLO a c", err,
+	                                 sizeof(err)),
+	                 AZ_EPERM);
+	ck_assert_str_eq(err, "credential made for another message");
+	/* munged has decoded it once now: never again. */
+	ck_assert_int_eq(peer_auth_check(auth, cred, "AZPP2 1 HELLO a b", err,
+	                                 sizeof(err)),
+	                 AZ_EPERM);
+	ck_assert_msg(strstr(err, "credential refused: Replayed credential"),
+	              "%s", err);
+	free(cred);
+	ck_assert_int_eq(peer_auth_sign(auth, "x", &cred, err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_int_eq(peer_auth_new(_munge_socket, getuid() + 4242, &other,
+	                               err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_int_eq(peer_auth_check(other, cred, "x", err, sizeof(err)),
+	                 AZ_EPERM);
+	snprintf(want, sizeof(want), "credential of uid %u, not of uid %u",
+	         (unsigned)getuid(), (unsigned)getuid() + 4242);
+	ck_assert_str_eq(err, want);
+	free(cred);
+	ck_assert_int_eq(peer_auth_check(auth, "MUNGE:AAAA:", "x", err,
+	                                 sizeof(err)),
+	                 AZ_EPERM);
+	ck_assert_msg(!strncmp(err, "credential refused: ", 20), "%s", err);
+	peer_auth_free(other);
+	peer_auth_free(auth);
+}
+END_TEST
+
+START_TEST(the_munge_socket_comes_from_authinfo)
+{
+	char out[32], err[AZ_ERRLEN];
+
+	ck_assert_int_eq(peer_auth_socket_from_authinfo(
+	                         "cred_expire=20,socket=/run/m.sock", out,
+	                         sizeof(out), err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_str_eq(out, "/run/m.sock");
+	ck_assert_int_eq(peer_auth_socket_from_authinfo("cred_expire=20", out,
+	                                                sizeof(out), err,
+	                                                sizeof(err)),
+	                 AZ_OK);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(peer_auth_socket_from_authinfo(NULL, out, sizeof(out),
+	                                                err, sizeof(err)),
+	                 AZ_OK);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(peer_auth_socket_from_authinfo(
+	                         "socket=/a/very/long/path/to/munge.socket.2",
+	                         out, sizeof(out), err, sizeof(err)),
+	                 AZ_EINVAL);
+	ck_assert_str_eq(err, "AuthInfo socket= path is longer than 31 bytes");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pingpong");
 	TCase *tc = tcase_create("pingpong");
+	int rc;
 
 	tcase_add_test(tc, default_plan_is_imb_sizes_and_repetitions);
 	tcase_add_test(tc, warm_up_is_a_tenth_but_at_least_ten);
@@ -658,6 +1157,13 @@ int main(void)
 	tcase_add_test(tc, a_silent_neighbour_is_named_after_the_deadline);
 	tcase_add_test(tc, a_taken_port_is_an_error_not_a_broken_pair);
 	tcase_add_test(tc, a_port_held_by_another_job_leaves_the_pair_unchecked);
+	tcase_add_test(tc, a_forged_hello_neither_answers_nor_ends_the_wait);
+	tcase_add_test(tc, idle_and_slow_connections_do_not_shut_the_check_out);
+	tcase_add_test(tc, an_echo_needs_the_token_of_this_jobs_answer);
+	tcase_add_test(tc, no_user_process_can_take_the_port_first);
+	tcase_add_test(tc, an_impostor_on_the_port_drains_nobody_and_is_not_quoted);
+	tcase_add_test(tc, munge_credentials_prove_uid_and_words);
+	tcase_add_test(tc, the_munge_socket_comes_from_authinfo);
 	tcase_add_test(tc, quick_plan_covers_both_thresholds);
 	tcase_add_test(tc, all_pairs_run_in_rounds_of_disjoint_pairs);
 	tcase_add_test(tc, ring_pairs_each_node_with_the_next);
@@ -668,6 +1174,11 @@ int main(void)
 	tcase_add_test(tc, table_has_imb_columns_and_widths);
 	tcase_add_test(tc, summary_names_bad_pairs_and_the_node_they_share);
 	tcase_add_test(tc, json_holds_every_point_and_the_verdict);
+	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
-	return tu_run(s);
+	tu_tmpdir();
+	_munged_start();
+	rc = tu_run(s);
+	_munged_stop();
+	return rc;
 }
