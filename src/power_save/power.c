@@ -420,21 +420,22 @@ const char *power_tag(json_object *res, const char *key)
 	return json_object_get_string(v);
 }
 
-bool power_vm_ours(const struct azrdma_conf *conf, json_object *vm,
-                   const char *node, char *why, size_t len)
+bool power_resource_ours(const struct azrdma_conf *conf, json_object *res,
+                         const char *kind, const char *name,
+                         const char *node, char *why, size_t len)
 {
-	const char *cluster = power_tag(vm, TAG_CLUSTER);
-	const char *owner = power_tag(vm, TAG_NODE);
+	const char *cluster = power_tag(res, TAG_CLUSTER);
+	const char *owner = power_tag(res, TAG_NODE);
 
 	if (cluster && owner && !strcmp(cluster, conf->cluster_name)
 	    && !strcmp(owner, node))
 		return true;
 	snprintf(why, len,
-	         "VM %s is not azrdma's: its tags %s=%.40s %s=%.40s are not "
+	         "%s %s is not azrdma's: its tags %s=%.40s %s=%.40s are not "
 	         "%s and %s; left alone (delete it, or tag it so, for azrdma "
 	         "to use it)",
-	         node, TAG_CLUSTER, cluster ? cluster : "(none)", TAG_NODE,
-	         owner ? owner : "(none)", conf->cluster_name, node);
+	         kind, name, TAG_CLUSTER, cluster ? cluster : "(none)",
+	         TAG_NODE, owner ? owner : "(none)", conf->cluster_name, node);
 	power_reason_clean(why, len);
 	return false;
 }

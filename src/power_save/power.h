@@ -28,13 +28,15 @@ struct arm_result;
 const char *power_tag(json_object *res, const char *key);
 
 /*
- * Is vm (its ARM JSON) provably azrdma's VM of node in this cluster: tags
- * azrdma-cluster = ClusterName and azrdma-node = node?  Only such a VM is
- * started, deallocated or deleted for a node.  If not, why says what its
- * tags are (printable, bounded).
+ * Is res (its ARM JSON; kind "VM" or "NIC", named name) provably azrdma's
+ * resource of node in this cluster: tags azrdma-cluster = ClusterName and
+ * azrdma-node = node?  Only such a VM is started, deallocated or deleted
+ * for a node, and only such a NIC overwritten or deleted.  If not, why says
+ * what its tags are (printable, bounded).
  */
-bool power_vm_ours(const struct azrdma_conf *conf, json_object *vm,
-                   const char *node, char *why, size_t len);
+bool power_resource_ours(const struct azrdma_conf *conf, json_object *res,
+                         const char *kind, const char *name,
+                         const char *node, char *why, size_t len);
 
 /* Longest node reason azrdma writes (Slurm keeps longer ones, sinfo not). */
 #define POWER_REASON_LEN 200

@@ -806,8 +806,8 @@ static void _nic_create(struct rs_node *n)
 	                          .flags = ARM_REQ_NO_LRO};
 	char err[AZ_ERRLEN];
 
+	/* nics_outstanding was counted by _nic_create_in_domain(). */
 	n->made_nic = true;
-	n->rs->nics_outstanding++;
 	_journal(n, "nic");
 	if (!path
 	    || arm_submit(n->rs->arm, &req, _nic_made, n, err, sizeof(err))
@@ -819,14 +819,54 @@ static void _nic_create(struct rs_node *n)
 	free(path);
 }
 
+/*
+ * A NIC of the node's name, looked at before the PUT that would overwrite
+ * it: only a missing NIC or azrdma's NIC of this node in this cluster (its
+ * tags) is written.
+ */
+static void _nic_before_put(struct arm_client *c, struct arm_result *res,
+                            void *arg)
+{
+	struct rs_node *n = arg;
+	char why[POWER_REASON_LEN - 20], reason[POWER_REASON_LEN];
+
+	if (res->rc == AZ_ENOTFOUND) {
+		_nic_create(n);
+		return;
+	}
+	if (res->rc != AZ_OK) {
+		n->rs->nics_outstanding--;
+		_node_fail_res(n, res, "NIC lookup failed");
+		_vm_queue_flush(n->rs);
+		return;
+	}
+	if (!power_resource_ours(n->rs->conf, res->body, "NIC", n->nic_name,
+	                         n->name, why, sizeof(why))) {
+		n->rs->nics_outstanding--;
+		snprintf(reason, sizeof(reason), "azrdma: NotOurs: %s", why);
+		_node_fail(n, reason);
+		_vm_queue_flush(n->rs);
+		return;
+	}
+	_nic_create(n); /* ours: the PUT is idempotent */
+}
+
 /* A node without a VM: its NIC, unless its domain can take no VM. */
 static void _nic_create_in_domain(struct rs_node *n)
 {
+	char err[AZ_ERRLEN];
+
 	if (n->rsd->state == DOM_FAILED) {
 		_node_fail(n, n->rsd->reason);
 		return;
 	}
-	_nic_create(n);
+	n->rs->nics_outstanding++;
+	if (arm_nic_get_async(n->rs->arm, n->nic_name, _nic_before_put, n, err,
+	                      sizeof(err))
+	    != AZ_OK) {
+		n->rs->nics_outstanding--;
+		_node_fail_submit(n, err);
+	}
 }
 
 /* The NIC of an existing VM: push its address, then start if stopped. */
@@ -859,7 +899,7 @@ static void _old_vm_deleted(struct arm_client *c, struct arm_result *res,
 		return;
 	}
 	power_image_forget(n->rs->conf, n->name);
-	/* The NIC may be there already: PUT is idempotent, we own it now. */
+	/* The NIC may be there already: kept if it is ours. */
 	_nic_create_in_domain(n);
 }
 
@@ -878,8 +918,8 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 		return;
 	}
 	/* Someone else's VM of that name is neither started nor deleted. */
-	if (!power_vm_ours(n->rs->conf, res->body, n->name, why,
-	                   sizeof(why))) {
+	if (!power_resource_ours(n->rs->conf, res->body, "VM", n->name,
+	                         n->name, why, sizeof(why))) {
 		char reason[POWER_REASON_LEN];
 
 		snprintf(reason, sizeof(reason), "azrdma: NotOurs: %s", why);

@@ -2,7 +2,7 @@
  * azrdma-suspend - Slurm's SuspendProgram: deallocate (SuspendAction=
  * Deallocate) or delete (SuspendAction=Delete: VM, NIC and OS disk) the VMs
  * of the nodes, all at once.  A VM that is already gone is success; a VM
- * that is not provably azrdma's (power_vm_ours()) is left alone and the
+ * that is not provably azrdma's (power_resource_ours()) is left alone and the
  * node fails.  The nodes' NodeAddr/NodeHostName become those of a node
  * without a VM (sl_powered_down_addr()).
  *
@@ -85,12 +85,42 @@ static void _nic_deleted(struct arm_client *c, struct arm_result *res,
 	log_info("%s: VM and NIC deleted", n->name);
 }
 
+/* The NIC of the node's name, looked at before it is deleted: only
+ * azrdma's NIC of this node in this cluster (its tags) is. */
+static void _nic_known(struct arm_client *c, struct arm_result *res,
+                       void *arg)
+{
+	struct sp_node *n = arg;
+	char err[AZ_ERRLEN], why[POWER_REASON_LEN];
+
+	if (res->rc == AZ_ENOTFOUND) {
+		n->ok = true;
+		log_info("%s: no VM and no NIC left", n->name);
+		return;
+	}
+	if (res->rc != AZ_OK) {
+		_fail(n, res, "NIC lookup");
+		return;
+	}
+	if (!power_resource_ours(n->sp->conf, res->body, "NIC", n->nic_name,
+	                         n->name, why, sizeof(why))) {
+		/* Nothing of azrdma's is left: the node is done with. */
+		n->ok = true;
+		log_warn("%s: %s", n->name, why);
+		return;
+	}
+	if (arm_nic_delete_async(c, n->nic_name, _nic_deleted, n, err,
+	                         sizeof(err))
+	    != AZ_OK)
+		_fail(n, NULL, err);
+}
+
 static void _nic_delete(struct sp_node *n)
 {
 	char err[AZ_ERRLEN];
 
-	if (arm_nic_delete_async(n->sp->arm, n->nic_name, _nic_deleted, n, err,
-	                         sizeof(err))
+	if (arm_nic_get_async(n->sp->arm, n->nic_name, _nic_known, n, err,
+	                      sizeof(err))
 	    != AZ_OK)
 		_fail(n, NULL, err);
 }
@@ -187,7 +217,8 @@ static void _vm_known(struct arm_client *c, struct arm_result *res, void *arg)
 		_fail(n, res, "VM lookup");
 		return;
 	}
-	if (!power_vm_ours(n->sp->conf, res->body, n->name, why, sizeof(why))) {
+	if (!power_resource_ours(n->sp->conf, res->body, "VM", n->name,
+	                         n->name, why, sizeof(why))) {
 		n->failed = true;
 		log_error("%s: %s", n->name, why);
 		return;

@@ -179,10 +179,36 @@ static void _deallocate(struct sync *s, const char *vm, const char *why)
 static bool _nic_delete(struct sync *s, const char *node)
 {
 	struct arm_result *res = NULL;
-	char *nic = power_nic_name(node);
+	char *nic = power_nic_name(node), why[POWER_REASON_LEN];
 	enum az_rc rc;
 	bool gone = true;
 
+	/* Only azrdma's NIC of this node is deleted (its tags). */
+	rc = arm_nic_get(s->arm, nic, &res);
+	if (rc == AZ_ENOTFOUND) {
+		arm_result_free(res);
+		free(nic);
+		return true;
+	}
+	if (rc != AZ_OK) {
+		log_error("%s: NIC lookup: %s; its journal entry stays for the "
+		          "next run",
+		          node, res ? res->err : "");
+		s->failures++;
+		arm_result_free(res);
+		free(nic);
+		return false;
+	}
+	if (!power_resource_ours(s->conf, res->body, "NIC", nic, node, why,
+	                         sizeof(why))) {
+		/* azrdma made no NIC there: nothing of its own is left. */
+		log_warn("%s: %s", node, why);
+		arm_result_free(res);
+		free(nic);
+		return true;
+	}
+	arm_result_free(res);
+	res = NULL;
 	_report(s, node, "delete NIC %s of an unfinished resume", nic);
 	if (!s->dry_run) {
 		rc = arm_nic_delete(s->arm, nic, &res);
@@ -369,7 +395,8 @@ static void _sync_vms(struct sync *s, json_object *vms, char **vm_state)
 			if (!strcmp(s->nodes.items[d].name, node)
 			    && !vm_state[d])
 				vm_state[d] = strdup(power ? power : "unknown");
-		if (!power_vm_ours(s->conf, vm, node, whybuf, sizeof(whybuf))
+		if (!power_resource_ours(s->conf, vm, "VM", node, node, whybuf,
+		                         sizeof(whybuf))
 		    || !power || strcmp(power, "running"))
 			continue;
 		/* Tags are anyone's to write: a node name becomes a lock and

@@ -368,84 +368,82 @@ static void _server_line(struct server *s, struct conn *c, const char *line)
 	_conn_close(s, c);
 }
 
+/*
+ * Move what can move now on c without waiting: the bytes moved, 0 when
+ * none can yet, -1 when c is closed (end, error).
+ */
+static ssize_t _conn_move(struct server *s, struct conn *c, void *buf,
+                          size_t len, bool sending)
+{
+	ssize_t n = sending ? send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+	                    : recv(c->fd, buf, len, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		_conn_close(s, c);
+		return -1;
+	}
+	return n;
+}
+
+/* A line is coming: act once it is whole. */
+static void _conn_line_in(struct server *s, struct conn *c)
+{
+	char line[PF_LINE], *nl;
+	ssize_t n = _conn_move(s, c, c->line + c->len,
+	                       sizeof(c->line) - 1 - c->len, false);
+	size_t rest;
+
+	if (n <= 0)
+		return;
+	c->len += (size_t)n;
+	c->line[c->len] = '\0';
+	nl = memchr(c->line, '\n', c->len);
+	if (!nl) {
+		if (c->len + 1 >= sizeof(c->line))
+			_conn_close(s, c); /* no line is this long */
+		return;
+	}
+	if (c->state == CS_PREV) {
+		/* DONE or anything else: this conversation is over. */
+		_conn_close(s, c);
+		return;
+	}
+	/* What follows the line (the echo's first bytes) stays in c. */
+	*nl = '\0';
+	rest = c->len - (size_t)(nl + 1 - c->line);
+	memcpy(line, c->line, (size_t)(nl - c->line) + 1);
+	memmove(c->line, nl + 1, rest);
+	c->len = rest;
+	_server_line(s, c, line);
+}
+
 /* Readable (or, echoing out, writable): move what can move now. */
 static void _conn_io(struct server *s, struct conn *c)
 {
+	bool out = c->state == CS_ECHO_OUT;
 	ssize_t n;
-	char *nl;
 
-	switch (c->state) {
-	case CS_LINE:
-	case CS_PREV:
-		n = recv(c->fd, c->line + c->len, sizeof(c->line) - 1 - c->len,
-		         MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			_conn_close(s, c);
-			return;
-		}
-		c->len += (size_t)n;
-		c->line[c->len] = '\0';
-		nl = memchr(c->line, '\n', c->len);
-		if (!nl) {
-			if (c->len + 1 >= sizeof(c->line))
-				_conn_close(s, c); /* no line is this long */
-			return;
-		}
-		if (c->state == CS_PREV) {
-			/* DONE or anything else: this conversation is
-			 * over. */
-			_conn_close(s, c);
-			return;
-		}
-		*nl = '\0';
-		{
-			char line[PF_LINE];
-			size_t rest = c->len - (size_t)(nl + 1 - c->line);
-
-			memcpy(line, c->line, (size_t)(nl - c->line) + 1);
-			memmove(c->line, nl + 1, rest);
-			c->len = rest;
-			_server_line(s, c, line);
-		}
-		return;
-	case CS_ECHO_IN:
-		n = recv(c->fd, c->chunk + c->at, c->chunk_bytes - c->at,
-		         MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			_conn_close(s, c);
-			return;
-		}
-		c->at += (size_t)n;
-		if (c->at == c->chunk_bytes) {
-			c->state = CS_ECHO_OUT;
-			c->at = 0;
-		}
-		return;
-	case CS_ECHO_OUT:
-		n = send(c->fd, c->chunk + c->at, c->chunk_bytes - c->at,
-		         MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			_conn_close(s, c);
-			return;
-		}
-		c->at += (size_t)n;
-		if (c->at < c->chunk_bytes)
-			return;
-		c->at = 0;
-		if (--c->chunks_left)
-			c->state = CS_ECHO_IN;
-		else
-			_conn_close(s, c); /* all echoed: done */
-		return;
-	case CS_FREE:
+	if (c->state == CS_LINE || c->state == CS_PREV) {
+		_conn_line_in(s, c);
 		return;
 	}
+	if (!out && c->state != CS_ECHO_IN)
+		return;
+	n = _conn_move(s, c, c->chunk + c->at, c->chunk_bytes - c->at, out);
+	if (n <= 0)
+		return;
+	c->at += (size_t)n;
+	if (c->at < c->chunk_bytes)
+		return;
+	c->at = 0;
+	if (!out)
+		c->state = CS_ECHO_OUT;
+	else if (--c->chunks_left)
+		c->state = CS_ECHO_IN;
+	else
+		_conn_close(s, c); /* all echoed: done */
 }
 
 /*

@@ -16,7 +16,7 @@ import pytest
 from lib.azrdma_world import (HB120_FAMILY, azrdma_power_save, have_programs,
                               program)
 from lib.wait import wait_for
-from lib.world import HOOKS
+from lib.world import HOOKS, SUSPEND_TIMEOUT
 
 pytestmark = pytest.mark.skipif(
     not have_programs() or not program("azrdma-sync"),
@@ -187,6 +187,38 @@ def _delete_vm_and_nic(world, name):
         HOOKS, world.hooks_conf_path, name, timeout=120)
 
 
+def _a_job_finds_it_not_ours(cloud, azrdma, kind, path):
+    """A job on FOREIGN: its resume fails the node with "NotOurs" for the
+    kind of resource, and calls ARM for path with nothing but GET."""
+    seen = max((e["seq"] for e in cloud.emulator_admin("GET", "log")), default=0)
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", FOREIGN, wrap="true")
+    try:
+        cloud.wait_nodes([FOREIGN], lambda f: "DOWN" in f, 120, "the node DOWN")
+        azrdma.wait_programs_done()
+        assert re.search(rf"azrdma: NotOurs: {kind} \S+ is not azrdma's",
+                         cloud.node(FOREIGN)["Reason"]), cloud.node(FOREIGN)
+        acted = [e for e in cloud.emulator_admin("GET", "log")
+                 if e["seq"] > seen and e["method"] != "GET"
+                 and path in e["path"].lower()]
+        assert not acted, acted
+    finally:
+        cloud.run_ctl("scancel", str(job_id), check=False)
+
+
+def _give_foreign_back(cloud, azrdma):
+    """FOREIGN without a VM or NIC, powered down and not DOWN, for the
+    tests after.  A node whose resume failed is powered down by slurmctld,
+    and azrdma-suspend sets it DOWN again with its reason: wait for that
+    before an admin's resume, or the resume is undone."""
+    _delete_vm_and_nic(cloud, FOREIGN)
+    cloud.wait_nodes([FOREIGN], lambda f: "POWERED_DOWN" in f
+                     and not f & {"POWERING_DOWN", "POWER_DOWN"},
+                     SUSPEND_TIMEOUT + 60, "powered down")
+    azrdma.wait_programs_done()
+    if "DOWN" in cloud.node_flags(FOREIGN):
+        cloud.resume_down_node(FOREIGN)
+
+
 def test_no_program_touches_a_vm_that_is_not_azrdmas(cloud, azrdma):
     """Issue 18 item 3: suspend, resume-fail and resume's re-create acted
     on any VM named after the node.  A VM without azrdma's tags for this
@@ -211,23 +243,61 @@ def test_no_program_touches_a_vm_that_is_not_azrdmas(cloud, azrdma):
         _deallocate_behind_slurms_back(cloud, FOREIGN)
         cloud.scontrol("update", f"nodename={FOREIGN}", "state=power_down_force")
         cloud.wait_powered_down([FOREIGN])
-        seen = max((e["seq"] for e in cloud.emulator_admin("GET", "log")), default=0)
-        job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", FOREIGN, wrap="true")
-        cloud.wait_nodes([FOREIGN], lambda f: "DOWN" in f, 120, "the node DOWN")
-        azrdma.wait_programs_done()
-        assert re.search(r"azrdma: NotOurs: VM \S+ is not azrdma's",
-                         cloud.node(FOREIGN)["Reason"]), cloud.node(FOREIGN)
+        _a_job_finds_it_not_ours(cloud, azrdma, "VM",
+                                 f"/virtualmachines/{FOREIGN}")
         assert cloud.vm_power(FOREIGN) == "deallocated"
-        acted = [e for e in cloud.emulator_admin("GET", "log")
-                 if e["seq"] > seen and e["method"] != "GET"
-                 and f"/virtualmachines/{FOREIGN}" in e["path"].lower()]
-        assert not acted, acted
-        cloud.run_ctl("scancel", str(job_id), check=False)
     finally:
-        _delete_vm_and_nic(cloud, FOREIGN)
-        azrdma.wait_programs_done()
-        if "DOWN" in cloud.node_flags(FOREIGN):
-            cloud.resume_down_node(FOREIGN)
+        _give_foreign_back(cloud, azrdma)
+
+
+def _foreign_nic(world, name, tags=None):
+    """Someone else's NIC <name>-nic: PUT with tags (tags given), or its
+    tags as ARM has them (None: no such NIC)."""
+    res = world.run_ctl("/usr/bin/python3", "-B", "-c", (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import azt_power as p; "
+        "conf = json.load(open(sys.argv[2])); arm = p.Arm(conf, print); "
+        "rg = arm.rg_path; name = sys.argv[3]; tags = json.loads(sys.argv[4]); "
+        "nic = f'{rg}/providers/Microsoft.Network/networkInterfaces/{name}-nic'; "
+        "sub = f'{rg}/providers/Microsoft.Network/virtualNetworks/cluster/subnets/default'\n"
+        "if tags is not None:\n"
+        "    _, h, _ = arm.call('PUT', nic, {'location': 'eastus', 'tags': tags, "
+        "'properties': {'ipConfigurations': [{'name': 'ipconfig1', 'properties': "
+        "{'subnet': {'id': sub}}}]}}, api=p.NETWORK_API); arm.wait(h, 'nic')\n"
+        "try:\n"
+        "    print(json.dumps(arm.call('GET', nic, api=p.NETWORK_API)[2].get('tags', {})))\n"
+        "except p.ArmError as e:\n"
+        "    assert e.status == 404, e; print('null')"),
+        HOOKS, world.hooks_conf_path, name, json.dumps(tags), timeout=120)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_no_program_touches_a_nic_that_is_not_azrdmas(cloud, azrdma):
+    """Issue 18 item 3, the NIC: resume-fail and suspend deleted the NIC
+    named after the node whoever owned it, and resume overwrote it with a
+    PUT.  A NIC without azrdma's tags for this cluster and node is now
+    reported and left alone."""
+    cloud.wait_powered_down([FOREIGN])
+    azrdma.wait_programs_done()
+    _delete_vm_and_nic(cloud, FOREIGN)
+    theirs = {"owner": "someone-else"}
+    assert _foreign_nic(cloud, FOREIGN, theirs) == theirs
+    refused = (rf"NIC {FOREIGN}-nic is not azrdma's: its tags "
+               rf"azrdma-cluster=\(none\) azrdma-node=\(none\) are not "
+               rf"{cloud.prefix} and {FOREIGN}; left alone")
+    try:
+        # No VM: resume-fail goes for the NIC, and leaves this one.
+        before = len(re.findall(refused, azrdma.log_text()))
+        _as_slurm(cloud, "azrdma-resume-fail", FOREIGN, check=False)
+        assert _foreign_nic(cloud, FOREIGN) == theirs
+        assert len(re.findall(refused, azrdma.log_text())) == before + 1, \
+            azrdma.log_text()[-2000:]
+        # A job on the node: its resume does not overwrite the NIC.
+        _a_job_finds_it_not_ours(cloud, azrdma, "NIC",
+                                 f"/networkinterfaces/{FOREIGN}-nic")
+        assert _foreign_nic(cloud, FOREIGN) == theirs
+        assert FOREIGN not in cloud.vms()
+    finally:
+        _give_foreign_back(cloud, azrdma)
 
 
 def _forget_made_files(azrdma):

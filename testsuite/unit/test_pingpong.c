@@ -616,16 +616,23 @@ static void _loop_run_both(struct loop_node *first, struct loop_node *second,
 	pthread_join(tid, NULL);
 }
 
+/* Both nodes checked the pair, and found it whole. */
+static void _assert_pair_ok(const struct loop_node *a,
+                            const struct loop_node *b)
+{
+	ck_assert_msg(a->rc == AZ_OK && a->res.ok, "a: %s %s", a->err,
+	              a->res.detail);
+	ck_assert_msg(b->rc == AZ_OK && b->res.ok, "b: %s %s", b->err,
+	              b->res.detail);
+}
+
 START_TEST(two_nodes_reach_each_other_and_echo)
 {
 	struct loop_node a, b;
 
 	_loop_pair(&a, &b, "127.0.0.3");
 	_loop_run_both(&b, &a, 0);
-	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
-	              a.res.detail);
-	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
-	              b.res.detail);
+	_assert_pair_ok(&a, &b);
 	ck_assert(a.res.rtt_us > 0.0);
 }
 END_TEST
@@ -848,10 +855,7 @@ START_TEST(a_forged_hello_neither_answers_nor_ends_the_wait)
 	peer_auth_free(root);
 	_loop_run(&a);
 	pthread_join(tid, NULL);
-	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
-	              a.res.detail);
-	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
-	              b.res.detail);
+	_assert_pair_ok(&a, &b);
 }
 END_TEST
 
@@ -895,10 +899,7 @@ START_TEST(idle_and_slow_connections_do_not_shut_the_check_out)
 	                 0);
 	_loop_run(&a);
 	pthread_join(tid, NULL);
-	ck_assert_msg(a.rc == AZ_OK && a.res.ok, "a: %s %s", a.err,
-	              a.res.detail);
-	ck_assert_msg(b.rc == AZ_OK && b.res.ok, "b: %s %s", b.err,
-	              b.res.detail);
+	_assert_pair_ok(&a, &b);
 	/* None was kept: each was dropped for a newer one or its deadline,
 	 * the slow one included. */
 	for (int i = 0; i < 40; i++) {
