@@ -94,8 +94,7 @@ static void _nic_known(struct arm_client *c, struct arm_result *res,
 	char err[AZ_ERRLEN], why[POWER_REASON_LEN];
 
 	if (res->rc == AZ_ENOTFOUND) {
-		n->ok = true;
-		log_info("%s: no VM and no NIC left", n->name);
+		_nic_deleted(c, res, n); /* gone with its VM, or before */
 		return;
 	}
 	if (res->rc != AZ_OK) {
