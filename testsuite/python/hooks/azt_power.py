@@ -159,9 +159,13 @@ def resume_node(arm, conf, node):
         if err.status != 404:
             raise
         exists = False
+    # azrdma's tags on the NIC as on the VM: azrdma's programs overwrite or
+    # delete only a NIC that carries them.
+    tags = {"azt-world": conf["world_id"], "slurm-node": node,
+            "azrdma-cluster": conf["prefix"], "azrdma-node": node}
     if not exists:
         _, hdrs, _ = arm.call("PUT", nic, {
-            "location": loc,
+            "location": loc, "tags": tags,
             "properties": {"ipConfigurations": [{
                 "name": "ipconfig1",
                 "properties": {"subnet": {"id": f"{rg}/providers/Microsoft.Network"
@@ -184,8 +188,7 @@ def resume_node(arm, conf, node):
             "location": loc,
             # And azrdma's own tags (ClusterName is the prefix in the
             # test world): azrdma's programs touch only VMs that carry them.
-            "tags": {"azt-world": conf["world_id"], "slurm-node": node,
-                     "azrdma-cluster": conf["prefix"], "azrdma-node": node},
+            "tags": tags,
             "properties": {
                 "hardwareProfile": {"vmSize": dom["vm_size"]},
                 "availabilitySet": {"id": aset},
