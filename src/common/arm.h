@@ -318,6 +318,10 @@ enum az_rc arm_nic_get(struct arm_client *c, const char *name,
 enum az_rc arm_nic_get_async(struct arm_client *c, const char *name,
                              arm_done_fn done, void *arg, char *err,
                              size_t errlen);
+/* Every NIC of the resource group, page by page as arm_vm_list_async(). */
+enum az_rc arm_nic_list_async(struct arm_client *c, arm_page_fn page,
+                              arm_done_fn done, void *arg, char *err,
+                              size_t errlen);
 enum az_rc arm_nic_delete(struct arm_client *c, const char *name,
                           struct arm_result **res);
 enum az_rc arm_nic_delete_async(struct arm_client *c, const char *name,

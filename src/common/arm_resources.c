@@ -300,6 +300,19 @@ enum az_rc arm_vm_list_async(struct arm_client *c, arm_page_fn page,
 	           page, done, arg, err, errlen);
 }
 
+static const struct _call _nic_list = {.path = _collection,
+                                       .method = ARM_GET,
+                                       .api = ARM_API_NETWORK,
+                                       .flags = ARM_REQ_PAGED};
+
+enum az_rc arm_nic_list_async(struct arm_client *c, arm_page_fn page,
+                              arm_done_fn done, void *arg, char *err,
+                              size_t errlen)
+{
+	return _do(c, "Microsoft.Network/networkInterfaces", &_nic_list, NULL,
+	           NULL, page, done, arg, err, errlen);
+}
+
 enum az_rc arm_avset_list(struct arm_client *c, struct arm_result **res)
 {
 	return _sync(c, "Microsoft.Compute/availabilitySets", &_list, NULL,

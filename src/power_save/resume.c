@@ -70,8 +70,11 @@ enum { VM_QUEUED_NONE = 0, VM_QUEUED_CREATE, VM_QUEUED_START };
 /* Where a node is on its way to an address (the window above). */
 enum { ADDR_NOT_YET = 0, ADDR_WAITING, ADDR_ACTIVE, ADDR_DONE };
 
-/* The resource group's VM list, read once at the start. */
+/* The resource group's VM and NIC lists, each read once at the start. */
 enum { LIST_PENDING = 0, LIST_DONE, LIST_FAILED };
+
+/* What the NIC list said of a node's NIC (NIC_LOOKUP: ask on its own). */
+enum { NIC_UNSEEN = 0, NIC_OURS, NIC_FOREIGN, NIC_LOOKUP };
 
 /*
  * Pages of the list that nodes wait for: once a page beyond these comes,
@@ -109,6 +112,8 @@ struct rs_node {
 	bool released;     /* healthy, but its job lost another node */
 	bool powered_down; /* power_down_force sent */
 	bool listed;       /* its VM is in the resource group's list */
+	int nic_seen;      /* NIC_*: its NIC in the resource group's list */
+	char *nic_why;     /* when NIC_FOREIGN: why it is not ours */
 	int vm_queued;     /* VM_QUEUED_*: create or start, after the NICs */
 	int addr_phase;    /* ADDR_* */
 	char reason[POWER_REASON_LEN];
@@ -133,6 +138,9 @@ struct rs {
 	int vm_list;             /* LIST_*: a VM not in a complete list
 	                          * does not exist, and needs no lookup */
 	size_t vm_list_pages;    /* pages of it seen so far */
+	int nic_list;            /* LIST_*: the same for the NICs, so that a
+	                          * fresh node's NIC needs no lookup either */
+	size_t nic_list_pages;
 	struct rs_domain *doms;  /* one per Domain= line */
 	/* Addresses answered in this round of the ARM client and not yet
 	 * pushed (_addr_flush()), room for every node: the nodes' names
@@ -819,6 +827,15 @@ static void _nic_create(struct rs_node *n)
 	free(path);
 }
 
+/* A NIC of the node's name that someone else made is never overwritten. */
+static void _nic_not_ours(struct rs_node *n, const char *why)
+{
+	char reason[POWER_REASON_LEN];
+
+	snprintf(reason, sizeof(reason), "azrdma: NotOurs: %s", why);
+	_node_fail(n, reason);
+}
+
 /*
  * A NIC of the node's name, looked at before the PUT that would overwrite
  * it: only a missing NIC or azrdma's NIC of this node in this cluster (its
@@ -828,7 +845,7 @@ static void _nic_before_put(struct arm_client *c, struct arm_result *res,
                             void *arg)
 {
 	struct rs_node *n = arg;
-	char why[POWER_REASON_LEN - 20], reason[POWER_REASON_LEN];
+	char why[POWER_REASON_LEN - 20];
 
 	if (res->rc == AZ_ENOTFOUND) {
 		_nic_create(n);
@@ -843,8 +860,7 @@ static void _nic_before_put(struct arm_client *c, struct arm_result *res,
 	if (!power_resource_ours(n->rs->conf, res->body, "NIC", n->nic_name,
 	                         n->name, why, sizeof(why))) {
 		n->rs->nics_outstanding--;
-		snprintf(reason, sizeof(reason), "azrdma: NotOurs: %s", why);
-		_node_fail(n, reason);
+		_nic_not_ours(n, why);
 		_vm_queue_flush(n->rs);
 		return;
 	}
@@ -858,6 +874,18 @@ static void _nic_create_in_domain(struct rs_node *n)
 
 	if (n->rsd->state == DOM_FAILED) {
 		_node_fail(n, n->rsd->reason);
+		return;
+	}
+	/* A node without a VM in the complete lists kept its NIC's name: the
+	 * NIC list has answered for it. */
+	if (n->rs->nic_list == LIST_DONE && n->rs->vm_list == LIST_DONE
+	    && !n->listed && n->nic_seen != NIC_LOOKUP) {
+		if (n->nic_seen == NIC_FOREIGN) {
+			_nic_not_ours(n, n->nic_why);
+			return;
+		}
+		n->rs->nics_outstanding++;
+		_nic_create(n);
 		return;
 	}
 	n->rs->nics_outstanding++;
@@ -1029,9 +1057,12 @@ static void _addr_fill(struct rs *rs)
 	 * the loop below goes on in its place. */
 	if (rs->addr_filling)
 		return;
-	/* The list answers whether each node needs a lookup at all. */
+	/* The lists answer whether each node needs lookups at all. */
 	if (rs->vm_list == LIST_PENDING
 	    && rs->vm_list_pages <= RESUME_LIST_WAIT_PAGES)
+		return;
+	if (rs->nic_list == LIST_PENDING
+	    && rs->nic_list_pages <= RESUME_LIST_WAIT_PAGES)
 		return;
 	rs->addr_filling = true;
 	for (size_t i = 0; i < rs->count && rs->addr_waiting
@@ -1125,6 +1156,62 @@ static void _vm_list_done(struct arm_client *c, struct arm_result *res,
 	_addr_fill(rs);
 }
 
+/*
+ * Whose each node's NIC is, from the list of the resource group's NICs
+ * read beside the VMs': a fresh node's NIC is then PUT without a lookup of
+ * its own, and one that is not ours is still never overwritten.
+ */
+static void _nic_list_page(struct arm_client *c, json_object *items,
+                           void *arg)
+{
+	struct rs *rs = arg;
+
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		json_object *nic = json_object_array_get_idx(items, i), *name;
+		char why[POWER_REASON_LEN - 20];
+		const char *s;
+
+		if (!json_object_object_get_ex(nic, "name", &name)
+		    || !json_object_is_type(name, json_type_string))
+			continue;
+		s = json_object_get_string(name);
+		for (size_t k = 0; k < rs->count; k++) {
+			struct rs_node *n = &rs->nodes[k];
+
+			if (strcasecmp(n->nic_name, s))
+				continue;
+			if (power_resource_ours(rs->conf, nic, "NIC",
+			                        n->nic_name, n->name, why,
+			                        sizeof(why))) {
+				n->nic_seen = NIC_OURS;
+				continue;
+			}
+			free(n->nic_why);
+			n->nic_why = strdup(why);
+			/* Without the text, the node looks its NIC up. */
+			n->nic_seen = n->nic_why ? NIC_FOREIGN : NIC_LOOKUP;
+		}
+	}
+	if (++rs->nic_list_pages == RESUME_LIST_WAIT_PAGES + 1)
+		_addr_fill(rs);
+}
+
+static void _nic_list_done(struct arm_client *c, struct arm_result *res,
+                           void *arg)
+{
+	struct rs *rs = arg;
+
+	if (res->rc != AZ_OK) {
+		log_warn("listing the resource group's NICs failed (%s); "
+		         "looking each node's NIC up instead",
+		         res->err);
+		rs->nic_list = LIST_FAILED;
+	} else {
+		rs->nic_list = LIST_DONE;
+	}
+	_addr_fill(rs);
+}
+
 static void _vm_list_begin(struct rs *rs)
 {
 	char err[AZ_ERRLEN];
@@ -1134,6 +1221,12 @@ static void _vm_list_begin(struct rs *rs)
 	    != AZ_OK) {
 		log_warn("listing the resource group's VMs: %s", err);
 		rs->vm_list = LIST_FAILED;
+	}
+	if (arm_nic_list_async(rs->arm, _nic_list_page, _nic_list_done, rs,
+	                       err, sizeof(err))
+	    != AZ_OK) {
+		log_warn("listing the resource group's NICs: %s", err);
+		rs->nic_list = LIST_FAILED;
 	}
 }
 
@@ -1604,6 +1697,7 @@ out:
 	for (size_t i = 0; i < rs.count; i++) {
 		free(rs.nodes[i].name);
 		free(rs.nodes[i].nic_name);
+		free(rs.nodes[i].nic_why);
 	}
 	free(rs.nodes);
 	free(rs.addr_names);

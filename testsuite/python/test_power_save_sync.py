@@ -187,9 +187,10 @@ def _delete_vm_and_nic(world, name):
         HOOKS, world.hooks_conf_path, name, timeout=120)
 
 
-def _a_job_finds_it_not_ours(cloud, azrdma, kind, path):
+def _a_job_finds_it_not_ours(cloud, azrdma, kind, path, looked_up=None):
     """A job on FOREIGN: its resume fails the node with "NotOurs" for the
-    kind of resource, and calls ARM for path with nothing but GET."""
+    kind of resource, and calls ARM for path with nothing but GET (and
+    with a GET of its own, or none, as looked_up says when not None)."""
     seen = max((e["seq"] for e in cloud.emulator_admin("GET", "log")), default=0)
     job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", FOREIGN, wrap="true")
     try:
@@ -197,10 +198,12 @@ def _a_job_finds_it_not_ours(cloud, azrdma, kind, path):
         azrdma.wait_programs_done()
         assert re.search(rf"azrdma: NotOurs: {kind} \S+ is not azrdma's",
                          cloud.node(FOREIGN)["Reason"]), cloud.node(FOREIGN)
-        acted = [e for e in cloud.emulator_admin("GET", "log")
-                 if e["seq"] > seen and e["method"] != "GET"
-                 and path in e["path"].lower()]
+        calls = [e for e in cloud.emulator_admin("GET", "log")
+                 if e["seq"] > seen and path in e["path"].lower()]
+        acted = [e for e in calls if e["method"] != "GET"]
         assert not acted, acted
+        if looked_up is not None:
+            assert bool(calls) == looked_up, calls
     finally:
         cloud.run_ctl("scancel", str(job_id), check=False)
 
@@ -211,6 +214,10 @@ def _give_foreign_back(cloud, azrdma):
     and azrdma-suspend sets it DOWN again with its reason: wait for that
     before an admin's resume, or the resume is undone."""
     _delete_vm_and_nic(cloud, FOREIGN)
+    _powered_down_in_service(cloud, azrdma)
+
+
+def _powered_down_in_service(cloud, azrdma):
     cloud.wait_nodes([FOREIGN], lambda f: "POWERED_DOWN" in f
                      and not f & {"POWERING_DOWN", "POWER_DOWN"},
                      SUSPEND_TIMEOUT + 60, "powered down")
@@ -291,9 +298,18 @@ def test_no_program_touches_a_nic_that_is_not_azrdmas(cloud, azrdma):
         assert _foreign_nic(cloud, FOREIGN) == theirs
         assert len(re.findall(refused, azrdma.log_text())) == before + 1, \
             azrdma.log_text()[-2000:]
-        # A job on the node: its resume does not overwrite the NIC.
-        _a_job_finds_it_not_ours(cloud, azrdma, "NIC",
-                                 f"/networkinterfaces/{FOREIGN}-nic")
+        # A job on the node: its resume does not overwrite the NIC, told
+        # whose it is by the list of the resource group's NICs ...
+        nic = f"/networkinterfaces/{FOREIGN}-nic"
+        _a_job_finds_it_not_ours(cloud, azrdma, "NIC", nic, looked_up=False)
+        # ... or, that list failing, by a lookup of its own.
+        _powered_down_in_service(cloud, azrdma)
+        cloud.emulator_admin("POST", "faults", {
+            "method": "GET", "path": r"/networkInterfaces$", "count": 1,
+            "status": 403, "code": "AuthorizationFailed",
+            "message": "injected: the NIC list is refused"})
+        _a_job_finds_it_not_ours(cloud, azrdma, "NIC", nic, looked_up=True)
+        assert "injected: the NIC list is refused" in azrdma.log_text()
         assert _foreign_nic(cloud, FOREIGN) == theirs
         assert FOREIGN not in cloud.vms()
     finally:
