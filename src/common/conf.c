@@ -243,6 +243,7 @@ static const struct gkey _global_keys[] = {
 	{"SuspendAction", G_SPECIAL, 0, 0, 0},
 	{"StateDir", G_PATH, OFF(state_dir), 0, 0},
 	{"LogFile", G_PATH, OFF(log_file), 0, 0},
+	{"SitePrologSlurmctld", G_PATH, OFF(site_prolog_slurmctld), 0, 0},
 	{"ComputeApiVersion", G_SPECIAL, OFF(compute_api_version), 0, 0},
 	{"NetworkApiVersion", G_SPECIAL, OFF(network_api_version), 0, 0},
 	{"MaxParallelRequests", G_UINT, OFF(max_parallel_requests), 1, 256},
@@ -1270,6 +1271,20 @@ static void _check_files(struct parse *ps)
 	if (c->ca_bundle && access(c->ca_bundle, R_OK) < 0)
 		_err(ps, _key_line(ps, "CaBundle"), "CaBundle %s: %s",
 		     c->ca_bundle, strerror(errno));
+	if (c->site_prolog_slurmctld) {
+		const char *p = c->site_prolog_slurmctld;
+		const char *base = strrchr(p, '/') + 1; /* G_PATH: absolute */
+
+		if (!strcmp(base, "azrdma-prolog-slurmctld"))
+			_err(ps, _key_line(ps, "SitePrologSlurmctld"),
+			     "SitePrologSlurmctld=%s is azrdma's own program, "
+			     "which would run itself; name the site's "
+			     "PrologSlurmctld there, or remove the key", p);
+		else if (access(p, X_OK) < 0)
+			_err(ps, _key_line(ps, "SitePrologSlurmctld"),
+			     "SitePrologSlurmctld %s: %s (it must be a program "
+			     "SlurmUser can run)", p, strerror(errno));
+	}
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -1445,6 +1460,7 @@ void conf_free(struct azrdma_conf *c)
 	free(c->custom_data_file);
 	free(c->state_dir);
 	free(c->log_file);
+	free(c->site_prolog_slurmctld);
 	free(c->node_image_file);
 	free(c->compute_api_version);
 	free(c->network_api_version);

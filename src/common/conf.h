@@ -111,6 +111,8 @@ struct azrdma_conf {
 	enum conf_suspend_action suspend_action;
 	char *state_dir;
 	char *log_file;
+	/* The site's own PrologSlurmctld, run by azrdma-prolog-slurmctld. */
+	char *site_prolog_slurmctld;
 	/*
 	 * On a compute node, the file naming the image the VM runs (written
 	 * at boot from its customData); "%n" stands for the node name.

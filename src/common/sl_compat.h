@@ -118,6 +118,18 @@ static inline void sl_free_ctl_conf(slurm_conf_t *conf)
  * it is always defined.
  */
 
+/*
+ * How long slurmctld lets PrologSlurmctld run: PrologEpilogTimeout up to
+ * 24.11, PrologTimeout from 25.05 (0 or NO_VAL16: no limit).
+ */
+#if SL_SLURM_AT_LEAST(25, 5)
+#define SL_CONF_PROLOG_TIMEOUT(c) ((c)->prolog_timeout)
+#define SL_PROLOG_TIMEOUT_KEY "PrologTimeout"
+#else
+#define SL_CONF_PROLOG_TIMEOUT(c) ((c)->prolog_epilog_timeout)
+#define SL_PROLOG_TIMEOUT_KEY "PrologEpilogTimeout"
+#endif
+
 /* slurm_load_job() and slurm_requeue() take a slurm_step_id_t from 26.05. */
 #define SL_JOB_CALLS_TAKE_STEP_ID SL_SLURM_AT_LEAST(26, 5)
 

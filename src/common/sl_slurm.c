@@ -11,6 +11,7 @@
 #include <slurm/slurm_errno.h>
 
 #include "buf.h"
+#include "hostlist.h"
 #include "sl_compat.h"
 #include "sl_slurm.h"
 
@@ -133,6 +134,10 @@ enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
 	out->suspend_timeout = conf->suspend_timeout;
 	out->slurm_user_id = conf->slurm_user_id;
 	out->boot_time = conf->boot_time;
+	out->resume_timeout = conf->resume_timeout;
+	out->prolog_timeout = SL_CONF_PROLOG_TIMEOUT(conf) == NO_VAL16
+	                              ? 0
+	                              : SL_CONF_PROLOG_TIMEOUT(conf);
 	sl_free_ctl_conf(conf);
 	return AZ_OK;
 }
@@ -186,6 +191,98 @@ enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
 		return _slurm_err(err, errlen, what);
 	*done = true;
 	return AZ_OK;
+}
+
+/* Up as slurmctld sees it: registered, answering, in service. */
+static bool _node_up(const node_info_t *n)
+{
+	uint32_t base = n->node_state & NODE_STATE_BASE;
+
+	if (n->node_state & (NODE_STATE_POWERED_DOWN | NODE_STATE_POWERING_UP
+	                     | NODE_STATE_NO_RESPOND))
+		return false;
+	return base != NODE_STATE_DOWN && base != NODE_STATE_FUTURE
+	       && base != NODE_STATE_UNKNOWN;
+}
+
+/* The nodes, sent again by slurmctld only when they changed. */
+static enum az_rc _nodes_refresh(struct sl_node_watch *w, char *err,
+                                 size_t errlen)
+{
+	node_info_msg_t *old = w->msg, *msg = NULL;
+
+	if (slurm_load_node(old ? old->last_update : (time_t)0, &msg, SHOW_ALL)
+	    != SLURM_SUCCESS) {
+		if (old && errno == SLURM_NO_CHANGE_IN_DATA)
+			return AZ_OK;
+		return _slurm_err(err, errlen, "loading nodes from slurmctld");
+	}
+	if (old)
+		slurm_free_node_info_msg(old);
+	w->msg = msg;
+	return AZ_OK;
+}
+
+enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
+                       enum sl_job_boot *out, char *err, size_t errlen)
+{
+	job_info_msg_t *job = NULL;
+	node_info_msg_t *nodes;
+	char what[64], **names = NULL;
+	size_t count = 0, up = 0;
+	uint32_t state;
+	enum az_rc rc;
+
+	*out = SL_JOB_NOT_WAITING;
+	snprintf(what, sizeof(what), "loading job %u", job_id);
+	if (sl_load_job(&job, job_id, SHOW_ALL) != SLURM_SUCCESS) {
+		if (errno == ESLURM_INVALID_JOB_ID)
+			return AZ_OK; /* gone: nothing waits for it */
+		return _slurm_err(err, errlen, what);
+	}
+	if (!job->record_count) {
+		slurm_free_job_info_msg(job);
+		return AZ_OK;
+	}
+	state = job->job_array[0].job_state;
+	if ((state & JOB_STATE_BASE) != JOB_RUNNING
+	    || !(state & JOB_CONFIGURING) || !job->job_array[0].nodes) {
+		slurm_free_job_info_msg(job);
+		return AZ_OK;
+	}
+	rc = hostlist_expand(job->job_array[0].nodes, &names, &count, err,
+	                     errlen);
+	slurm_free_job_info_msg(job);
+	if (rc != AZ_OK)
+		return rc;
+	rc = _nodes_refresh(w, err, errlen);
+	if (rc != AZ_OK) {
+		hostnames_free(names, count);
+		return rc;
+	}
+	/* A node missing from the answer (hidden while powered down) is not
+	 * up: it counts as booting. */
+	nodes = w->msg;
+	for (size_t i = 0; i < count; i++)
+		for (uint32_t k = 0; k < nodes->record_count; k++) {
+			const node_info_t *n = &nodes->node_array[k];
+
+			if (!n->name || strcmp(n->name, names[i]))
+				continue;
+			if (_node_up(n))
+				up++;
+			break;
+		}
+	hostnames_free(names, count);
+	*out = up == count ? SL_JOB_NODES_UP : SL_JOB_BOOTING;
+	return AZ_OK;
+}
+
+void sl_node_watch_free(struct sl_node_watch *w)
+{
+	if (w->msg)
+		slurm_free_node_info_msg(w->msg);
+	w->msg = NULL;
 }
 
 void sl_version_string(uint32_t number, char *buf, size_t len)

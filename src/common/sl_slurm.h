@@ -75,6 +75,8 @@ struct sl_ctl_settings {
 	unsigned suspend_timeout; /* SuspendTimeout, seconds */
 	uint32_t slurm_user_id;   /* SlurmUser: slurmctld's own reasons */
 	time_t boot_time;         /* slurmctld's start: a restart changes it */
+	unsigned resume_timeout;  /* ResumeTimeout, seconds */
+	unsigned prolog_timeout;  /* PrologSlurmctld's limit, 0 if none */
 };
 
 enum az_rc sl_ctl_settings(struct sl_ctl_settings *out, char *err,
@@ -92,6 +94,27 @@ enum az_rc sl_auth_info(char **out, char *err, size_t errlen);
  */
 enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
                                       size_t errlen);
+
+/*
+ * Where a job stands with its nodes' boot: still booting (some node is
+ * powered down, powering up or not responding), every node up, or the job
+ * no longer waits at all (it ended, was requeued, or slurmctld already
+ * finished its configuration).
+ */
+enum sl_job_boot { SL_JOB_BOOTING, SL_JOB_NODES_UP, SL_JOB_NOT_WAITING };
+
+/*
+ * The nodes' last snapshot between calls of sl_job_boot(): slurmctld sends
+ * the nodes again only when they changed.  Zero it before the first call;
+ * sl_node_watch_free() releases it.
+ */
+struct sl_node_watch {
+	void *msg; /* node_info_msg_t */
+};
+
+enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
+                       enum sl_job_boot *out, char *err, size_t errlen);
+void sl_node_watch_free(struct sl_node_watch *w);
 
 /* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
 char *sl_state_string(uint32_t state);

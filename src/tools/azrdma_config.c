@@ -366,6 +366,81 @@ static void _check_configless(struct check *ck)
 		      "azrdma.conf on the nodes");
 }
 
+/*
+ * PrologSlurmctld: without azrdma's, slurmctld starts a job whose nodes it
+ * powered up only at its periodic check (every 30 s).  Releases before
+ * 24.05 run one PrologSlurmctld (the last line); later ones run each line.
+ */
+static void _check_prolog_slurmctld(struct check *ck,
+                                    const struct azrdma_conf *conf)
+{
+	const struct slurm_conf_line *ours = NULL, *site = NULL, *last = NULL;
+	const char *file, *v, *site_v = NULL;
+	int line;
+
+	for (size_t i = 0; i < ck->sc->global_count; i++) {
+		const struct slurm_conf_line *l = &ck->sc->globals[i];
+
+		if (!(v = slurm_conf_line_get(l, "PrologSlurmctld")))
+			continue;
+		last = l;
+		if (strstr(v, "azrdma-prolog-slurmctld")) {
+			ours = l;
+		} else {
+			site = l;
+			site_v = v;
+		}
+	}
+	if (!ours) {
+		conf_diag_add(&ck->diags, false,
+			      site ? site->file : ck->sc_path,
+			      site ? site->lineno : 0,
+			      "PrologSlurmctld is not azrdma-prolog-slurmctld, so "
+			      "a job whose nodes were powered down starts only at "
+			      "slurmctld's periodic check, up to 30 s (15 s on "
+			      "average) after its last node registered; add "
+			      "PrologSlurmctld=%s/azrdma-prolog-slurmctld%s%s%s",
+			      SBINDIR,
+			      site ? " and move " : "", site ? site_v : "",
+			      site ? " to azrdma.conf's SitePrologSlurmctld "
+			             "(it runs first, and its exit status "
+			             "still counts)"
+			           : "");
+		return;
+	}
+#if !SL_SLURM_AT_LEAST(24, 5)
+	if (last != ours) {
+		conf_diag_add(&ck->diags, false, last->file, last->lineno,
+			      "PrologSlurmctld is set again after azrdma's line; "
+			      "Slurm %s runs only the last one, so cold jobs wait "
+			      "up to 30 s; keep azrdma's line and name the other "
+			      "program in azrdma.conf's SitePrologSlurmctld",
+			      AZRDMA_SLURM_VERSION);
+		return;
+	}
+#else
+	(void)last;
+#endif
+	if (site && conf->site_prolog_slurmctld
+	    && !strcmp(site_v, conf->site_prolog_slurmctld))
+		conf_diag_add(&ck->diags, false, site->file, site->lineno,
+			      "PrologSlurmctld=%s is also azrdma.conf's "
+			      "SitePrologSlurmctld, so it runs twice per job; "
+			      "keep it in one place",
+			      site_v);
+	v = slurm_conf_get(ck->sc, SL_PROLOG_TIMEOUT_KEY, NULL);
+	line = _line_of(ck->sc, SL_PROLOG_TIMEOUT_KEY, &file);
+	if (v && strtoul(v, NULL, 10) > 0
+	    && strtoul(v, NULL, 10) < EXPECTED_BOOT_SECONDS)
+		conf_diag_add(&ck->diags, false, file, line,
+			      "%s=%s is shorter than the %d s a VM takes to "
+			      "boot, so azrdma-prolog-slurmctld stops waiting "
+			      "before the nodes are up and such jobs start at "
+			      "slurmctld's periodic check (up to 30 s late); "
+			      "raise it above ResumeTimeout or remove it",
+			      SL_PROLOG_TIMEOUT_KEY, v, EXPECTED_BOOT_SECONDS);
+}
+
 static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 {
 	const struct slurm_conf *sc = ck->sc;
@@ -415,6 +490,7 @@ static void _check_globals(struct check *ck, const struct azrdma_conf *conf)
 	}
 	_check_cloud_reg_addrs(ck);
 	_check_configless(ck);
+	_check_prolog_slurmctld(ck, conf);
 }
 
 /*
@@ -724,6 +800,9 @@ static int _cmd_slurm_conf(const struct options *o)
 	printf("ResumeProgram=%s/azrdma-resume\n", SBINDIR);
 	printf("SuspendProgram=%s/azrdma-suspend\n", SBINDIR);
 	printf("ResumeFailProgram=%s/azrdma-resume-fail\n", SBINDIR);
+	/* A cold job starts as its last node registers, not up to 30 s
+	 * later; a site's own one goes to azrdma.conf's SitePrologSlurmctld. */
+	printf("PrologSlurmctld=%s/azrdma-prolog-slurmctld\n", SBINDIR);
 	printf("ResumeTimeout=%d\nSuspendTime=600\nSuspendTimeout=300\n",
 	       EXPECTED_BOOT_SECONDS + 300);
 	printf("PrivateData=cloud\nTreeWidth=65533\n");

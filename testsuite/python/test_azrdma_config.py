@@ -326,3 +326,48 @@ def test_check_names_a_plugin_built_for_another_slurm_and_the_rebuild(
                   r"(\S+)", lines[0])
     assert m, lines[0]
     assert m.group(1) != running and m.group(2) == running == m.group(3)
+
+
+def test_check_names_the_wait_without_azrdmas_prolog_slurmctld(tmp_path):
+    """Issue 19: without azrdma-prolog-slurmctld a cold job starts at
+    slurmctld's periodic check; check says so, and how to keep a site's
+    own PrologSlurmctld."""
+    site = tmp_path / "site-prolog"
+    site.write_text("#!/bin/sh\nexit 0\n")
+    site.chmod(0o755)
+    conf = _conf(tmp_path, "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+    slurm_conf = tmp_path / "slurm.conf"
+    ours = "PrologSlurmctld=/usr/sbin/azrdma-prolog-slurmctld\n"
+    cost = r"up to 30 s \(15 s on average\) after its last node registered"
+    for text, want in (
+            ("", rf"{slurm_conf}: .*is not azrdma-prolog-slurmctld.*{cost}; "
+                 r"add PrologSlurmctld=\S+/azrdma-prolog-slurmctld$"),
+            (f"PrologSlurmctld={site}\n",
+             rf"{slurm_conf}:1: .*{cost}; add PrologSlurmctld=\S+/azrdma-"
+             rf"prolog-slurmctld and move {site} to azrdma.conf's "
+             r"SitePrologSlurmctld"),
+            (ours + "PrologEpilogTimeout=60\nPrologTimeout=60\n",
+             r"Timeout=60 is shorter than the 600 s a VM takes to boot"),
+            (ours, None)):
+        slurm_conf.write_text(text)
+        out = _run("-f", str(conf), "-s", str(slurm_conf), "check").stdout
+        if want:
+            assert re.search(want, out, re.M), (text, out)
+        else:
+            assert "azrdma-prolog-slurmctld" not in out, out
+            assert "a VM takes to boot" not in out, out
+
+    # The site's own program goes to azrdma.conf; azrdma's own, or one
+    # SlurmUser cannot run, is refused there with its line.
+    for value, want in ((site, None),
+                        ("/usr/sbin/azrdma-prolog-slurmctld", "would run itself"),
+                        (tmp_path / "missing", "No such file")):
+        conf = _conf(tmp_path, f"SitePrologSlurmctld={value}\n"
+                     "Domain=hb0 Nodes=hb-[000-003] VmSize=HB60rs\n")
+        res = _run("-f", str(conf), "-s", str(slurm_conf), "check")
+        if want is None:
+            assert "SitePrologSlurmctld" not in res.stdout, res.stdout
+        else:
+            assert res.returncode == 1, res.stdout
+            assert re.search(rf"{conf}:\d+: SitePrologSlurmctld.*{want}",
+                             res.stdout), res.stdout

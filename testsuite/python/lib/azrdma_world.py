@@ -20,7 +20,8 @@ import subprocess
 from .wait import wait_for
 from .world import ARM_PORT, IMDS_PORT, REPO, SLURM_USER
 
-PROGRAMS = ("azrdma-resume", "azrdma-suspend", "azrdma-resume-fail")
+PROGRAMS = ("azrdma-resume", "azrdma-suspend", "azrdma-resume-fail",
+            "azrdma-prolog-slurmctld")
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 IMAGE_URN = "almalinux:almalinux-hpc:8_7-hpc-gen2:latest"
 SSH_KEY = os.path.join(REPO, "testsuite", "data", "id_test.pub")
@@ -210,13 +211,30 @@ def _check_program_modes():
             os.chmod(path, mode & ~0o022)
 
 
-def _power_save_overrides(slurm_overrides):
+def _prolog_slurmctld(world):
+    """slurmctld runs PrologSlurmctld with the job's environment only, so
+    azrdma-prolog-slurmctld finds slurm.conf where libslurm looks by default;
+    this world's is elsewhere, as at a site that starts slurmctld with
+    SLURM_CONF: such a site, like this world, runs it through a wrapper."""
+    wrapper = world.path("bin", "azrdma-prolog-slurmctld")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\n# generated: PrologSlurmctld of this test world\n"
+                f"SLURM_CONF='{world.slurm_conf_path}' exec "
+                f"'{program('azrdma-prolog-slurmctld')}'\n")
+    os.chmod(wrapper, 0o755)
+    return wrapper
+
+
+def _power_save_overrides(world, slurm_overrides):
     """azrdma's programs as slurmctld's power-save programs, plus
     slurm_overrides."""
     _check_program_modes()
     overrides = {"ResumeProgram": program("azrdma-resume"),
                  "SuspendProgram": program("azrdma-suspend"),
-                 "ResumeFailProgram": program("azrdma-resume-fail")}
+                 "ResumeFailProgram": program("azrdma-resume-fail"),
+                 # A cold job starts as its last node registers, not at
+                 # slurmctld's next 30 s check (issue 19).
+                 "PrologSlurmctld": _prolog_slurmctld(world)}
     overrides.update(slurm_overrides or {})
     return overrides
 
@@ -245,7 +263,7 @@ def azrdma_power_save_on(world, extra_conf="", slurm_overrides=None):
     setup = AzrdmaSetup(world)
     setup.write(extra_conf)
     setup.clear_cooldowns()
-    overrides = _power_save_overrides(slurm_overrides)
+    overrides = _power_save_overrides(world, slurm_overrides)
     world.set_slurm_conf(overrides, restart=True, node_features=node_features(
         world, setup.conf_path, overrides))
     return setup
@@ -264,7 +282,7 @@ def azrdma_power_save(world, extra_conf="", slurm_overrides=None):
     setup.write(extra_conf)
     # StateDir outlives a module: no module inherits another's cooldown.
     setup.clear_cooldowns()
-    overrides = _power_save_overrides(slurm_overrides)
+    overrides = _power_save_overrides(world, slurm_overrides)
     features = node_features(world, setup.conf_path, overrides)
     try:
         with world.slurm_conf_changed(overrides, restart=True,
