@@ -159,7 +159,8 @@ def test_fragment_is_what_slurm_conf_prints(tmp_path):
             # differs.
             assert line.endswith("," + images), (line, images)
             line = line[:-len(images) - 1]
-        if key in ("ResumeProgram", "SuspendProgram", "ResumeFailProgram"):
+        if key in ("ResumeProgram", "SuspendProgram", "ResumeFailProgram",
+                   "PrologSlurmctld"):
             line = f"{key}=/usr/sbin/{os.path.basename(value)}"
         if key == "SlurmctldParameters":
             ours = [x for x in fragment if x.startswith(key + "=")]
