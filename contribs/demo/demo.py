@@ -167,7 +167,9 @@ def configure(world, builddir, p):
     p.block(res.stdout + res.stderr)
     p.say("slurm.conf: JobSubmitPlugins=azrdma, NodeFeaturesPlugins=azrdma, "
           "spank_azrdma.so in plugstack.conf, ResumeProgram=azrdma-resume, "
-          f"SuspendProgram=azrdma-suspend, SuspendTime={SUSPEND_TIME}")
+          f"SuspendProgram=azrdma-suspend, SuspendTime={SUSPEND_TIME}, "
+          "PrologSlurmctld=azrdma-prolog-slurmctld (a job starts as its last "
+          "node registers)")
     p.say("sinfo: every node is a powered-down CLOUD node (idle~):")
     p.block(_sinfo(world))
     return setup
@@ -218,8 +220,9 @@ def rdma_job(world, p):
     p.block(res.stdout + res.stderr)
     job = _watch_power_up(world, job_id, p)
     nodes = world.hostnames(job["NodeList"])
-    p.say(f"job {job_id} is RUNNING on {job['NodeList']} (Slurm 22.05 starts a "
-          "batch job on nodes that just powered up at its 30 s periodic check)")
+    p.say(f"job {job_id} is RUNNING on {job['NodeList']} (azrdma-prolog-slurmctld "
+          "let slurmctld start it as its last node registered, not at its 30 s "
+          "periodic check)")
     world.wait_up(nodes)
     vms = world.vms()
     p.say("the VMs in the emulator:")

@@ -1212,7 +1212,8 @@ static void _nic_list_done(struct arm_client *c, struct arm_result *res,
 	_addr_fill(rs);
 }
 
-static void _vm_list_begin(struct rs *rs)
+/* The resource group's VMs and NICs, read beside the domains' setup. */
+static void _lists_begin(struct rs *rs)
 {
 	char err[AZ_ERRLEN];
 
@@ -1644,8 +1645,8 @@ int main(int argc, char **argv)
 	}
 
 	/*
-	 * Every node with work waits for its address step; the list of the
-	 * resource group's VMs, then the window, let them begin.  The
+	 * Every node with work waits for its address step; the lists of the
+	 * resource group's VMs and NICs, then the window, let them begin.  The
 	 * domains' placements are set up beside them: only VM creates and
 	 * starts wait for those.
 	 */
@@ -1653,7 +1654,7 @@ int main(int argc, char **argv)
 		if (!rs.nodes[i].failed)
 			_addr_wait(&rs.nodes[i]);
 	if (rs.addr_waiting)
-		_vm_list_begin(&rs);
+		_lists_begin(&rs);
 	for (size_t d = 0; d < rs.conf->domain_count; d++)
 		for (size_t i = 0; i < rs.count; i++)
 			if (rs.nodes[i].rsd == &rs.doms[d]

@@ -13,6 +13,7 @@ waits 0 to 30 s); bench/cold-start measures the figures.
 import datetime
 import os
 import re
+import signal
 import stat
 import time
 
@@ -20,6 +21,7 @@ import pytest
 
 from lib.azrdma_world import azrdma_power_save, have_programs
 from lib.wait import wait_for
+from lib.world import RESUME_TIMEOUT
 
 pytestmark = pytest.mark.skipif(
     not have_programs(), reason="azrdma power-save programs not built "
@@ -140,3 +142,46 @@ def test_a_failing_site_prolog_slurmctld_still_fails_the_job(cloud, azrdma, site
         os.unlink(site[2])
         if job_id:
             cloud.run_ctl("scancel", str(job_id), check=False)
+
+
+def _prologs(azrdma):
+    return [pid for pid, argv in azrdma.running_programs()
+            if os.path.basename(argv[0]) == "azrdma-prolog-slurmctld"]
+
+
+def test_a_node_that_never_registers_leaves_no_prolog_waiting(cloud, azrdma):
+    """The job is requeued at ResumeTimeout as without the prolog, which
+    then stops waiting: nothing is left behind."""
+    node = NODES[0]
+    cloud.wait_powered_down([node])
+    azrdma.wait_programs_done()
+    # The resume is killed while it lists the resource group's VMs, before
+    # it asks Azure for anything: nothing ever boots.
+    cloud.emulator_admin("POST", "faults", {
+        "method": "GET", "path": r"/virtualMachines$", "count": 1,
+        "action": "delay", "seconds": 5})
+    job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", node,
+                          wrap="echo the script ran")
+    try:
+        pids = wait_for(lambda: [pid for pid, argv in azrdma.running_programs()
+                                 if os.path.basename(argv[0]) == "azrdma-resume"
+                                 and node in " ".join(argv[1:])],
+                        30, "the resume's pid")
+        wait_for(lambda: _prologs(azrdma), 10, "the prolog waiting")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+        cloud.wait_nodes([node], lambda f: "DOWN" in f, RESUME_TIMEOUT + 30,
+                         "DOWN at ResumeTimeout")
+        assert "ResumeTimeout" in cloud.node(node).get("Reason", "")
+        # The job went back to the queue, and its prolog ended.
+        assert cloud.job(job_id)["JobState"] in ("PENDING", "REQUEUED")
+        wait_for(lambda: not _prologs(azrdma), 10, "no prolog left")
+        assert "the script ran" not in cloud.job_output(job_id)
+        assert not re.search(rf"job {job_id}: nodes up after", azrdma.log_text())
+    finally:
+        cloud.run_ctl("scancel", str(job_id), check=False)
+        cloud.emulator_admin("DELETE", "faults")
+    azrdma.wait_programs_done()
+    cloud.resume_down_node(node)
+    cloud.wait_powered_down([node], timeout=60)
