@@ -763,15 +763,22 @@ static void _nic_address(struct rs_node *n, struct arm_result *res)
 		_vm_queue_flush(n->rs);
 }
 
+/* The node's NIC step failed: it holds the VM creates back no more. */
+static void _nic_step_failed(struct rs_node *n, struct arm_result *res,
+                             const char *what)
+{
+	n->rs->nics_outstanding--;
+	_node_fail_res(n, res, what);
+	_vm_queue_flush(n->rs);
+}
+
 static void _nic_fetched(struct arm_client *c, struct arm_result *res,
                          void *arg)
 {
 	struct rs_node *n = arg;
 
 	if (res->rc != AZ_OK) {
-		n->rs->nics_outstanding--;
-		_node_fail_res(n, res, "NIC lookup failed");
-		_vm_queue_flush(n->rs);
+		_nic_step_failed(n, res, "NIC lookup failed");
 		return;
 	}
 	_nic_address(n, res);
@@ -783,9 +790,7 @@ static void _nic_made(struct arm_client *c, struct arm_result *res, void *arg)
 	char err[AZ_ERRLEN];
 
 	if (res->rc != AZ_OK) {
-		n->rs->nics_outstanding--;
-		_node_fail_res(n, res, "NIC not created");
-		_vm_queue_flush(n->rs);
+		_nic_step_failed(n, res, "NIC not created");
 		return;
 	}
 	/* ARM assigns a dynamic address at once: the PUT's answer has it,
@@ -852,9 +857,7 @@ static void _nic_before_put(struct arm_client *c, struct arm_result *res,
 		return;
 	}
 	if (res->rc != AZ_OK) {
-		n->rs->nics_outstanding--;
-		_node_fail_res(n, res, "NIC lookup failed");
-		_vm_queue_flush(n->rs);
+		_nic_step_failed(n, res, "NIC lookup failed");
 		return;
 	}
 	if (!power_resource_ours(n->rs->conf, res->body, "NIC", n->nic_name,
