@@ -223,7 +223,17 @@ static enum az_rc _nodes_refresh(struct sl_node_watch *w, char *err,
 	return AZ_OK;
 }
 
+/* NodeAddr as azrdma-resume sets it: neither the name nor the address of
+ * a node without a VM. */
+static bool _has_addr(const node_info_t *n)
+{
+	return n->node_addr && *n->node_addr
+	       && strcmp(n->node_addr, SL_NO_HOST_ADDR)
+	       && strcmp(n->node_addr, n->name);
+}
+
 enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
+                       sl_needs_addr_fn needs_addr, void *arg,
                        enum sl_job_boot *out, char *err, size_t errlen)
 {
 	job_info_msg_t *job = NULL;
@@ -269,7 +279,9 @@ enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
 
 			if (!n->name || strcmp(n->name, names[i]))
 				continue;
-			if (_node_up(n))
+			if (_node_up(n)
+			    && (!needs_addr || !needs_addr(n->name, arg)
+			        || _has_addr(n)))
 				up++;
 			break;
 		}

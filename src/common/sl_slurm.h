@@ -112,7 +112,17 @@ struct sl_node_watch {
 	void *msg; /* node_info_msg_t */
 };
 
+/*
+ * A node counts as up once it is registered and answering; one for which
+ * needs_addr(name, arg) holds (a node azrdma-resume gives its address) also
+ * needs its address: slurmctld launches a job at a node's NodeAddr, which
+ * is the name or SL_NO_HOST_ADDR until azrdma-resume has pushed it.
+ * needs_addr may be NULL.
+ */
+typedef bool (*sl_needs_addr_fn)(const char *name, void *arg);
+
 enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
+                       sl_needs_addr_fn needs_addr, void *arg,
                        enum sl_job_boot *out, char *err, size_t errlen);
 void sl_node_watch_free(struct sl_node_watch *w);
 

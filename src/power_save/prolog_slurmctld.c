@@ -8,7 +8,8 @@
  * and launches it at once (prolog_running_decr()).  This program is such a
  * prolog: it runs the site's own PrologSlurmctld first (SitePrologSlurmctld
  * in azrdma.conf; its exit status is ours), then waits until every node of
- * the job is up, and exits 0.
+ * the job is up (registered, and for azrdma's nodes with the address that
+ * azrdma-resume pushes, which slurmctld launches the job at), and exits 0.
  *
  * It never fails a job of its own accord: a job slurmctld stops waiting
  * for (cancelled, requeued at ResumeTimeout) ends the wait, and so does
@@ -150,8 +151,15 @@ static double _wait_limit(uint32_t job_id)
 	return limit;
 }
 
+/* azrdma's nodes get their addresses from azrdma-resume, which may still
+ * be sending them (slurmctld restarted) when slurmd has registered. */
+static bool _azrdma_node(const char *name, void *arg)
+{
+	return domain_for_node(arg, name) != NULL;
+}
+
 /* Until the job's nodes are all up, or the job waits no more. */
-static void _wait_for_nodes(uint32_t job_id)
+static void _wait_for_nodes(const struct azrdma_conf *conf, uint32_t job_id)
 {
 	struct sl_node_watch watch = {0};
 	enum sl_job_boot boot = SL_JOB_BOOTING;
@@ -160,7 +168,8 @@ static void _wait_for_nodes(uint32_t job_id)
 	char err[AZ_ERRLEN];
 
 	for (;;) {
-		if (sl_job_boot(job_id, &watch, &boot, err, sizeof(err))
+		if (sl_job_boot(job_id, &watch, _azrdma_node, (void *)conf,
+		                &boot, err, sizeof(err))
 		    != AZ_OK) {
 			/* slurmctld restarting, or busy: look again. */
 			if (!warned)
@@ -217,7 +226,7 @@ int main(int argc, char **argv)
 		if (status)
 			goto out;
 	}
-	_wait_for_nodes(job_id);
+	_wait_for_nodes(conf, job_id);
 	status = 0;
 out:
 	conf_free(conf);
