@@ -1142,21 +1142,30 @@ static void _vm_list_page(struct arm_client *c, json_object *items, void *arg)
 		_addr_fill(rs);
 }
 
+/*
+ * A list of the resource group ended: a failed one is not a node's failure,
+ * each node (or NIC) is looked up on its own instead.
+ */
+static void _list_end(struct rs *rs, struct arm_result *res, int *state,
+                      const char *what)
+{
+	if (res->rc != AZ_OK) {
+		log_warn("listing the resource group's %s failed (%s); looking "
+		         "each up instead",
+		         what, res->err);
+		*state = LIST_FAILED;
+	} else {
+		*state = LIST_DONE;
+	}
+	_addr_fill(rs);
+}
+
 static void _vm_list_done(struct arm_client *c, struct arm_result *res,
                           void *arg)
 {
 	struct rs *rs = arg;
 
-	if (res->rc != AZ_OK) {
-		/* Not a node's failure: each is looked up on its own. */
-		log_warn("listing the resource group's VMs failed (%s); "
-		         "looking each node up instead",
-		         res->err);
-		rs->vm_list = LIST_FAILED;
-	} else {
-		rs->vm_list = LIST_DONE;
-	}
-	_addr_fill(rs);
+	_list_end(rs, res, &rs->vm_list, "VMs");
 }
 
 /*
@@ -1204,15 +1213,7 @@ static void _nic_list_done(struct arm_client *c, struct arm_result *res,
 {
 	struct rs *rs = arg;
 
-	if (res->rc != AZ_OK) {
-		log_warn("listing the resource group's NICs failed (%s); "
-		         "looking each node's NIC up instead",
-		         res->err);
-		rs->nic_list = LIST_FAILED;
-	} else {
-		rs->nic_list = LIST_DONE;
-	}
-	_addr_fill(rs);
+	_list_end(rs, res, &rs->nic_list, "NICs");
 }
 
 /* The resource group's VMs and NICs, read beside the domains' setup. */

@@ -216,13 +216,9 @@ def _prolog_slurmctld(world):
     azrdma-prolog-slurmctld finds slurm.conf where libslurm looks by default;
     this world's is elsewhere, as at a site that starts slurmctld with
     SLURM_CONF: such a site, like this world, runs it through a wrapper."""
-    wrapper = world.path("bin", "azrdma-prolog-slurmctld")
-    with open(wrapper, "w") as f:
-        f.write("#!/bin/sh\n# generated: PrologSlurmctld of this test world\n"
-                f"SLURM_CONF='{world.slurm_conf_path}' exec "
-                f"'{program('azrdma-prolog-slurmctld')}'\n")
-    os.chmod(wrapper, 0o755)
-    return wrapper
+    return world.write_wrapper("azrdma-prolog-slurmctld",
+                               "PrologSlurmctld of this test world",
+                               "SLURM_CONF", program("azrdma-prolog-slurmctld"))
 
 
 def _power_save_overrides(world, slurm_overrides):

@@ -239,12 +239,18 @@ class World:
             os.chmod(self.path(d), 0o755)
         os.chmod(self.path("jobs"), 0o1777)
         # The boot hook's default slurm.conf (WORLD.md passes no argument).
-        wrapper = self.path("bin", "vm-boot")
+        self.write_wrapper("vm-boot", "the boot hook of this test world",
+                           "AZT_SLURM_CONF", os.path.join(HOOKS, "vm-boot"))
+
+    def write_wrapper(self, name, what, var, program):
+        """bin/<name>: runs program with var set to this world's slurm.conf
+        (and its arguments); returns its path."""
+        wrapper = self.path("bin", name)
         with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\n# generated: the boot hook of this test world\n"
-                    f"AZT_SLURM_CONF='{self.slurm_conf_path}' exec "
-                    f"'{os.path.join(HOOKS, 'vm-boot')}' \"$@\"\n")
+            f.write(f"#!/bin/sh\n# generated: {what}\n"
+                    f"{var}='{self.slurm_conf_path}' exec '{program}' \"$@\"\n")
         os.chmod(wrapper, 0o755)
+        return wrapper
 
     def _env(self, extra=None):
         env = {"PATH": self.slurm.path, "HOME": "/root", "LANG": "C.UTF-8",
