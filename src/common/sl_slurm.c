@@ -193,6 +193,30 @@ enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
 	return AZ_OK;
 }
 
+enum az_rc sl_job_start_time(uint32_t job_id, time_t *out, char *err,
+                             size_t errlen)
+{
+	job_info_msg_t *msg = NULL;
+	char what[64];
+
+	*out = 0;
+	snprintf(what, sizeof(what), "loading job %u", job_id);
+	if (sl_load_job(&msg, job_id, SHOW_ALL) != SLURM_SUCCESS) {
+		if (errno == ESLURM_INVALID_JOB_ID)
+			return az_err(AZ_ENOTFOUND, err, errlen,
+			              "job %u is gone", job_id);
+		return _slurm_err(err, errlen, what);
+	}
+	if (!msg->record_count) {
+		slurm_free_job_info_msg(msg);
+		return az_err(AZ_ENOTFOUND, err, errlen, "job %u is gone",
+		              job_id);
+	}
+	*out = msg->job_array[0].start_time;
+	slurm_free_job_info_msg(msg);
+	return AZ_OK;
+}
+
 /* Up as slurmctld sees it: registered, answering, in service. */
 static bool _node_up(const node_info_t *n)
 {

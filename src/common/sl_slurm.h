@@ -126,6 +126,11 @@ enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
                        enum sl_job_boot *out, char *err, size_t errlen);
 void sl_node_watch_free(struct sl_node_watch *w);
 
+/* When slurmctld gave the job its nodes (its start time until it runs);
+ * AZ_ENOTFOUND for a job slurmctld does not know. */
+enum az_rc sl_job_start_time(uint32_t job_id, time_t *out, char *err,
+                             size_t errlen);
+
 /* "IDLE+CLOUD+POWERED_DOWN", Slurm's own spelling; caller frees. */
 char *sl_state_string(uint32_t state);
 

@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "log.h"
 #include "power.h"
+#include "sl_compat.h"
 #include "sl_slurm.h"
 
 #define PROGRAM "azrdma-prolog-slurmctld"
@@ -128,27 +129,56 @@ static int _run_site_prolog(const char *path, uint32_t job_id)
 }
 
 /* How long the wait may last: short of slurmctld's limit on this prolog,
- * and not beyond ResumeTimeout. */
-static double _wait_limit(uint32_t job_id)
+ * and not beyond ResumeTimeout.  NULL s: slurmctld did not answer. */
+static double _wait_limit(const struct sl_ctl_settings *s)
 {
-	struct sl_ctl_settings s;
-	char err[AZ_ERRLEN];
 	double limit;
 
-	if (sl_ctl_settings(&s, err, sizeof(err)) != AZ_OK) {
-		/* slurmctld is restarting: assume its defaults. */
-		log_warn("job %" PRIu32 ": %s; waiting at most 60 s", job_id,
-		         err);
-		return 60;
-	}
-	limit = (double)s.resume_timeout + PROLOG_RESUME_MARGIN_S;
-	if (s.prolog_timeout) {
-		double cap = (double)s.prolog_timeout - PROLOG_LIMIT_MARGIN_S;
+	if (!s)
+		return 60; /* slurmctld is restarting: its defaults */
+	limit = (double)s->resume_timeout + PROLOG_RESUME_MARGIN_S;
+	if (s->prolog_timeout) {
+		double cap = (double)s->prolog_timeout - PROLOG_LIMIT_MARGIN_S;
 
 		if (cap < limit)
 			limit = cap > 0 ? cap : 0;
 	}
 	return limit;
+}
+
+/*
+ * Before 23.11.4 a job that slurmctld recovered across its restart while
+ * its nodes booted has lost their addresses (sl_compat.h): its steps would
+ * hang on the names.  Such a job (slurmctld runs this prolog again for it)
+ * is requeued, as azrdma-resume does for it without this prolog, instead
+ * of being started the moment its nodes are up.  True if it was.
+ */
+static bool _requeued_after_restart(uint32_t job_id,
+                                    const struct sl_ctl_settings *s)
+{
+	char err[AZ_ERRLEN];
+	time_t start;
+	bool done;
+
+	if (!SL_RESTART_LOSES_JOB_ADDRESSES || !s)
+		return false;
+	if (sl_job_start_time(job_id, &start, err, sizeof(err)) != AZ_OK
+	    || start >= s->boot_time)
+		return false;
+	if (sl_job_requeue_configuring(job_id, &done, err, sizeof(err))
+	    != AZ_OK) {
+		log_error("job %" PRIu32 ": %s", job_id, err);
+		return false;
+	}
+	if (done)
+		log_warn("job %" PRIu32 ": slurmctld restarted while its nodes "
+		         "booted, which loses their addresses for the job on "
+		         "this Slurm: requeued", job_id);
+	else if (err[0])
+		log_error("job %" PRIu32 ": slurmctld restarted while its "
+		          "nodes booted; its steps may not find them by name: "
+		          "%s", job_id, err);
+	return done;
 }
 
 /* azrdma's nodes get their addresses from azrdma-resume, which may still
@@ -163,10 +193,18 @@ static void _wait_for_nodes(const struct azrdma_conf *conf, uint32_t job_id)
 {
 	struct sl_node_watch watch = {0};
 	enum sl_job_boot boot = SL_JOB_BOOTING;
-	double t0 = _now(), limit = _wait_limit(job_id);
-	bool booted = false, warned = false;
+	struct sl_ctl_settings ctl;
+	bool have_ctl, booted = false, warned = false;
+	double t0 = _now(), limit;
 	char err[AZ_ERRLEN];
 
+	have_ctl = sl_ctl_settings(&ctl, err, sizeof(err)) == AZ_OK;
+	if (!have_ctl)
+		log_warn("job %" PRIu32 ": %s; waiting at most 60 s", job_id,
+		         err);
+	limit = _wait_limit(have_ctl ? &ctl : NULL);
+	if (_requeued_after_restart(job_id, have_ctl ? &ctl : NULL))
+		return;
 	for (;;) {
 		if (sl_job_boot(job_id, &watch, _azrdma_node, (void *)conf,
 		                &boot, err, sizeof(err))
