@@ -389,6 +389,10 @@ def test_sync_downs_a_node_whose_vm_went_away_behind_slurms_back(cloud, azrdma):
     job_id = cloud.submit("-N", "1", "-p", "fab3", "-w", ZOMBIE, wrap="sleep 300")
     try:
         cloud.wait_job_running(job_id, timeout=120)
+        # The job runs as the node registers: the resume may still wait
+        # for Azure to say the VM is made, its lock held (sync skips the
+        # node meanwhile).
+        azrdma.wait_programs_done()
         # azrdma-suspend leaves a node a job holds alone (see
         # test_power_save_faults.py): deallocate as a user in the portal.
         _deallocate_behind_slurms_back(cloud, ZOMBIE)
