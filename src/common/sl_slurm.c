@@ -193,25 +193,42 @@ enum az_rc sl_job_requeue_configuring(uint32_t job_id, bool *done, char *err,
 	return AZ_OK;
 }
 
-enum az_rc sl_job_start_time(uint32_t job_id, time_t *out, char *err,
-                             size_t errlen)
+/*
+ * The job as slurmctld has it: *msg holds at least its record (free with
+ * slurm_free_job_info_msg()), or AZ_ENOTFOUND when slurmctld no longer
+ * knows it.
+ */
+static enum az_rc _job_load(uint32_t job_id, job_info_msg_t **msg, char *err,
+                            size_t errlen)
 {
-	job_info_msg_t *msg = NULL;
 	char what[64];
 
-	*out = 0;
+	*msg = NULL;
 	snprintf(what, sizeof(what), "loading job %u", job_id);
-	if (sl_load_job(&msg, job_id, SHOW_ALL) != SLURM_SUCCESS) {
+	if (sl_load_job(msg, job_id, SHOW_ALL) != SLURM_SUCCESS) {
 		if (errno == ESLURM_INVALID_JOB_ID)
 			return az_err(AZ_ENOTFOUND, err, errlen,
 			              "job %u is gone", job_id);
 		return _slurm_err(err, errlen, what);
 	}
-	if (!msg->record_count) {
-		slurm_free_job_info_msg(msg);
+	if (!(*msg)->record_count) {
+		slurm_free_job_info_msg(*msg);
+		*msg = NULL;
 		return az_err(AZ_ENOTFOUND, err, errlen, "job %u is gone",
 		              job_id);
 	}
+	return AZ_OK;
+}
+
+enum az_rc sl_job_start_time(uint32_t job_id, time_t *out, char *err,
+                             size_t errlen)
+{
+	job_info_msg_t *msg;
+	enum az_rc rc = _job_load(job_id, &msg, err, errlen);
+
+	*out = 0;
+	if (rc != AZ_OK)
+		return rc;
 	*out = msg->job_array[0].start_time;
 	slurm_free_job_info_msg(msg);
 	return AZ_OK;
@@ -260,24 +277,19 @@ enum az_rc sl_job_boot(uint32_t job_id, struct sl_node_watch *w,
                        sl_needs_addr_fn needs_addr, void *arg,
                        enum sl_job_boot *out, char *err, size_t errlen)
 {
-	job_info_msg_t *job = NULL;
+	job_info_msg_t *job;
 	node_info_msg_t *nodes;
-	char what[64], **names = NULL;
+	char **names = NULL;
 	size_t count = 0, up = 0;
 	uint32_t state;
 	enum az_rc rc;
 
 	*out = SL_JOB_NOT_WAITING;
-	snprintf(what, sizeof(what), "loading job %u", job_id);
-	if (sl_load_job(&job, job_id, SHOW_ALL) != SLURM_SUCCESS) {
-		if (errno == ESLURM_INVALID_JOB_ID)
-			return AZ_OK; /* gone: nothing waits for it */
-		return _slurm_err(err, errlen, what);
-	}
-	if (!job->record_count) {
-		slurm_free_job_info_msg(job);
-		return AZ_OK;
-	}
+	rc = _job_load(job_id, &job, err, errlen);
+	if (rc == AZ_ENOTFOUND)
+		return AZ_OK; /* gone: nothing waits for it */
+	if (rc != AZ_OK)
+		return rc;
 	state = job->job_array[0].job_state;
 	if ((state & JOB_STATE_BASE) != JOB_RUNNING
 	    || !(state & JOB_CONFIGURING) || !job->job_array[0].nodes) {

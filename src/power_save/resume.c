@@ -1113,6 +1113,17 @@ static void _addr_end(struct rs_node *n)
 
 /* ---- the resource group's VMs ------------------------------------------ */
 
+/* A listed resource's name, or NULL when it has none. */
+static const char *_item_name(json_object *item)
+{
+	json_object *name;
+
+	if (!json_object_object_get_ex(item, "name", &name)
+	    || !json_object_is_type(name, json_type_string))
+		return NULL;
+	return json_object_get_string(name);
+}
+
 /*
  * Which of our nodes have a VM, from one list of the resource group read
  * beside the domains' setup: a new cluster's nodes then go straight to
@@ -1125,13 +1136,10 @@ static void _vm_list_page(struct arm_client *c, json_object *items, void *arg)
 	struct rs *rs = arg;
 
 	for (size_t i = 0; i < json_object_array_length(items); i++) {
-		json_object *vm = json_object_array_get_idx(items, i), *name;
-		const char *s;
+		const char *s = _item_name(json_object_array_get_idx(items, i));
 
-		if (!json_object_object_get_ex(vm, "name", &name)
-		    || !json_object_is_type(name, json_type_string))
+		if (!s)
 			continue;
-		s = json_object_get_string(name);
 		/* Azure's names ignore case: "Node1" is node1's VM. */
 		for (size_t k = 0; k < rs->count; k++)
 			if (!strcasecmp(rs->nodes[k].name, s))
@@ -1179,14 +1187,12 @@ static void _nic_list_page(struct arm_client *c, json_object *items,
 	struct rs *rs = arg;
 
 	for (size_t i = 0; i < json_object_array_length(items); i++) {
-		json_object *nic = json_object_array_get_idx(items, i), *name;
+		json_object *nic = json_object_array_get_idx(items, i);
+		const char *s = _item_name(nic);
 		char why[POWER_REASON_LEN - 20];
-		const char *s;
 
-		if (!json_object_object_get_ex(nic, "name", &name)
-		    || !json_object_is_type(name, json_type_string))
+		if (!s)
 			continue;
-		s = json_object_get_string(name);
 		for (size_t k = 0; k < rs->count; k++) {
 			struct rs_node *n = &rs->nodes[k];
 
